@@ -1,0 +1,67 @@
+"""The pre-norm transformer encoder block (paper eqs. 2 and 3):
+
+    z' = z  + MSA(LN(z))        (2)
+    z  = z' + MLP(LN(z'))       (3)
+
+LayerNorm comes *before* each sub-block and the residual connection adds the sub-block's
+output to its input. In the backward pass a residual splits the gradient in two: the
+upstream gradient flows unchanged into z, and also through the sub-block.
+
+Optional regularization on each residual branch: dropout and stochastic depth (drop-path).
+
+The sub-operations are called through ``minivit.ops.F`` so that a swapped-in implementation
+(a learner's LayerNorm, say) is used inside the block too.
+
+Parameters come in a dict ``p`` with the keys of BLOCK_PARAM_NAMES; the backward returns a
+dict of gradients with the same keys.
+"""
+BLOCK_PARAM_NAMES = (
+    "ln1_gamma", "ln1_beta",                  # LayerNorm before attention
+    "w_qkv", "b_qkv", "w_out", "b_out",       # multi-head self-attention
+    "ln2_gamma", "ln2_beta",                  # LayerNorm before the MLP
+    "w1", "b1", "w2", "b2",                   # MLP
+)
+
+
+def encoder_block_forward(x, p, num_heads, eps=1e-6, approximate="tanh",
+                          dropout=0.0, drop_path=0.0, rng=None, train=False):
+    """x: (B, T, D), p: dict of parameters -> out (B, T, D), cache.
+
+    dropout / drop_path: probabilities applied to each residual branch when ``train`` is True
+    (rng: a Generator of x's array library).
+    """
+    from minivit.ops import F   # imported here: ops itself imports this package
+
+    h, ln1 = F.layernorm_forward(x, p["ln1_gamma"], p["ln1_beta"], eps)
+    a, attn = F.mhsa_forward(h, p["w_qkv"], p["b_qkv"], p["w_out"], p["b_out"], num_heads)
+    a, drop1 = F.dropout_forward(a, dropout, rng, train)
+    a, path1 = F.drop_path_forward(a, drop_path, rng, train)
+    z1 = x + a                                                            # eq. (2)
+
+    h, ln2 = F.layernorm_forward(z1, p["ln2_gamma"], p["ln2_beta"], eps)
+    m, mlp = F.mlp_forward(h, p["w1"], p["b1"], p["w2"], p["b2"], approximate)
+    m, drop2 = F.dropout_forward(m, dropout, rng, train)
+    m, path2 = F.drop_path_forward(m, drop_path, rng, train)
+    out = z1 + m                                                          # eq. (3)
+    return out, (ln1, attn, drop1, path1, ln2, mlp, drop2, path2)
+
+
+def encoder_block_backward(dout, cache):
+    """dout: (B, T, D) -> dx (B, T, D), grads (dict keyed like the parameters)."""
+    from minivit.ops import F
+
+    ln1, attn, drop1, path1, ln2, mlp, drop2, path2 = cache
+    g = {}
+    # eq. (3) backwards: out = z1 + MLP(LN(z1)) -> the gradient reaches z1 by two paths.
+    dm = F.drop_path_backward(dout, path2)
+    dm = F.dropout_backward(dm, drop2)
+    dh, g["w1"], g["b1"], g["w2"], g["b2"] = F.mlp_backward(dm, mlp)
+    dz1, g["ln2_gamma"], g["ln2_beta"] = F.layernorm_backward(dh, ln2)
+    dz1 += dout                                                           # the residual path
+    # eq. (2) backwards: z1 = x + MSA(LN(x)).
+    da = F.drop_path_backward(dz1, path1)
+    da = F.dropout_backward(da, drop1)
+    dh, g["w_qkv"], g["b_qkv"], g["w_out"], g["b_out"] = F.mhsa_backward(da, attn)
+    dx, g["ln1_gamma"], g["ln1_beta"] = F.layernorm_backward(dh, ln1)
+    dx += dz1
+    return dx, g

@@ -1,0 +1,54 @@
+"""Softmax cross-entropy, with optional label smoothing (Szegedy et al. 2016).
+
+For logits s (B, K) and targets t (B, K) (one-hot, smoothed, or mixed soft labels):
+
+    loss = -(1/B) sum_b sum_k t_bk log softmax(s_b)_k
+    dloss/ds = (softmax(s) - t) / B
+
+Label smoothing eps replaces the one-hot target by (1 - eps) * onehot + eps / K.
+"""
+from minivit.backend import get_array_module
+
+
+def cross_entropy_forward(logits, labels, label_smoothing=0.0):
+    """logits: (B, K) float; labels: int (B,) class indices, or float (B, K) soft targets.
+
+    returns: loss (a Python float), cache
+    """
+    xp = get_array_module(logits)
+    if logits.ndim != 2:
+        raise ValueError(f"logits must have shape (B, K), got {tuple(logits.shape)}")
+    if not 0.0 <= label_smoothing < 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+    B, K = logits.shape
+    if labels.ndim == 1:
+        if labels.shape[0] != B:
+            raise ValueError(f"got {labels.shape[0]} labels for {B} logits")
+        if xp.issubdtype(labels.dtype, xp.floating):
+            raise TypeError("class-index labels must be integers; pass soft targets as a (B, K) array")
+        target = xp.zeros((B, K), dtype=logits.dtype)
+        target[xp.arange(B), labels] = 1.0
+    elif labels.shape == (B, K):
+        target = labels.astype(logits.dtype, copy=True)
+    else:
+        raise ValueError(f"labels must be (B,) integers or (B, K) soft targets for logits {tuple(logits.shape)}, "
+                         f"got {tuple(labels.shape)}")
+    if label_smoothing:
+        target *= 1.0 - label_smoothing
+        target += label_smoothing / K
+    # log softmax, stably: s - max - log(sum(exp(s - max)))
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_probs = shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
+    loss = -(target * log_probs).sum() / B
+    return float(loss), (log_probs, target)
+
+
+def cross_entropy_backward(cache, dloss=1.0):
+    """returns dlogits (B, K) = dloss * (softmax(logits) - target) / B."""
+    log_probs, target = cache
+    xp = get_array_module(log_probs)
+    B = log_probs.shape[0]
+    dlogits = xp.exp(log_probs)
+    dlogits -= target
+    dlogits *= dloss / B
+    return dlogits

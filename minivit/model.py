@@ -1,0 +1,213 @@
+"""The Vision Transformer (Dosovitskiy et al., ICLR 2021), equations (1)-(4).
+
+    x (B, H, W, C) --patchify--> (B, N, P*P*C) --E--> (B, N, D)                       eq. (1)
+      --prepend x_class--> (B, N+1, D) --+ E_pos--> z_0
+    z_l = EncoderBlock(z_{l-1}),  l = 1..L                                            eqs. (2), (3)
+    y = LN(z_L)^0  (class token; or the mean over tokens with pool='gap')             eq. (4)
+    logits = y W_head + b_head                                                        (B, K)
+
+``ViT.forward`` runs this top to bottom; ``ViT.backward`` runs it bottom to top, filling
+every parameter's ``.grad``.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from minivit.backend import get_array_module, to_device
+from minivit.layers.patch import check_image_batch
+from minivit.layers.embedding import sincos_2d_position_embedding
+from minivit.modules import EncoderBlock, LayerNorm, Linear, Module, Parameter
+from minivit.ops import F
+
+POOLS = ("cls", "gap")
+POS_EMBEDS = ("learned", "sincos", "none")
+
+
+@dataclass
+class ViTConfig:
+    """Everything that defines a ViT's shape. See ``PRESETS`` for named configurations."""
+
+    image_size: int = 32
+    patch_size: int = 4
+    in_channels: int = 3
+    num_classes: int = 10
+    dim: int = 256            # D, the token width ("hidden size")
+    depth: int = 7            # L, the number of encoder blocks
+    num_heads: int = 4        # h; each head has width D/h
+    mlp_dim: int = 512        # the MLP's hidden width
+    pool: str = "cls"         # 'cls' (class token, the paper's default) or 'gap' (global average pooling)
+    pos_embed: str = "learned"  # 'learned' (1D, the paper's default), 'sincos' (fixed 2D) or 'none'
+    dropout: float = 0.0      # dropout on the embeddings and on each residual branch
+    drop_path: float = 0.0    # stochastic depth, growing linearly to this value at the last block
+    ln_eps: float = 1e-6
+    gelu: str = "tanh"        # 'tanh' (official code) or 'none' (exact erf)
+
+    def __post_init__(self):
+        errors = []
+        if self.image_size % self.patch_size:
+            errors.append(f"image size {self.image_size} is not divisible by the patch size {self.patch_size}")
+        if self.dim % self.num_heads:
+            errors.append(f"width dim={self.dim} is not divisible by the number of heads num_heads={self.num_heads}")
+        if self.pool not in POOLS:
+            errors.append(f"pool must be one of {POOLS}, got {self.pool!r}")
+        if self.pos_embed not in POS_EMBEDS:
+            errors.append(f"pos_embed must be one of {POS_EMBEDS}, got {self.pos_embed!r}")
+        if self.gelu not in ("tanh", "none"):
+            errors.append(f"gelu must be 'tanh' or 'none', got {self.gelu!r}")
+        for name in ("patch_size", "in_channels", "num_classes", "dim", "depth", "num_heads", "mlp_dim"):
+            if int(getattr(self, name)) < 1:
+                errors.append(f"{name} must be positive, got {getattr(self, name)}")
+        if errors:
+            raise ValueError("invalid ViTConfig: " + "; ".join(errors))
+
+    @property
+    def num_patches(self) -> int:
+        """N = HW / P^2."""
+        return (self.image_size // self.patch_size) ** 2
+
+    @property
+    def seq_len(self) -> int:
+        """Tokens per image: N, plus one for the class token."""
+        return self.num_patches + (1 if self.pool == "cls" else 0)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ViTConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown ViTConfig fields: {sorted(unknown)}")
+        return cls(**d)
+
+    @classmethod
+    def preset(cls, name: str, **overrides) -> "ViTConfig":
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+        return cls(**{**PRESETS[name], **overrides})
+
+
+PRESETS = {
+    # A few thousand parameters: unit tests, gradient checks, CPU demos in seconds.
+    "tiny": dict(image_size=32, patch_size=8, dim=32, depth=2, num_heads=2, mlp_dim=64),
+    # ViT-Lite-7/4 (Hassani et al. 2021, "Escaping the Big Data Paradigm with Compact Transformers").
+    "cifar": dict(image_size=32, patch_size=4, dim=256, depth=7, num_heads=4, mlp_dim=512),
+    # The paper's Table 1 models, at 224x224 with a 1000-class head.
+    "B/16": dict(image_size=224, patch_size=16, num_classes=1000, dim=768, depth=12, num_heads=12, mlp_dim=3072),
+    "L/16": dict(image_size=224, patch_size=16, num_classes=1000, dim=1024, depth=24, num_heads=16, mlp_dim=4096),
+    "H/14": dict(image_size=224, patch_size=14, num_classes=1000, dim=1280, depth=32, num_heads=16, mlp_dim=5120),
+}
+
+
+class ViT(Module):
+    """Vision Transformer.   forward: x (B, H, W, C) float -> logits (B, num_classes).
+
+    Initialization follows the official code: Xavier-uniform dense kernels, zero biases,
+    patch embedding LeCun-normal (std 1/sqrt(P*P*C); the official code truncates the normal,
+    minivit does not), position embeddings N(0, 0.02^2), zero class token, zero head.
+    """
+
+    def __init__(self, config: ViTConfig | None = None, seed: int = 0, xp=np, dtype=np.float32):
+        config = config or ViTConfig()
+        self.config = c = config
+        rng = np.random.default_rng(seed)
+        patch_dim = c.patch_size * c.patch_size * c.in_channels
+        self.patch_embed = Linear(patch_dim, c.dim, rng, dtype)
+        self.patch_embed.weight.value = (rng.standard_normal((patch_dim, c.dim)) / np.sqrt(patch_dim)).astype(dtype)
+        if c.pool == "cls":
+            self.cls_token = Parameter(np.zeros((1, 1, c.dim), dtype), decay=False)
+        grid = c.image_size // c.patch_size
+        self.fixed_pos = None
+        if c.pos_embed == "learned":
+            self.pos_embed = Parameter((0.02 * rng.standard_normal((1, c.seq_len, c.dim))).astype(dtype), decay=False)
+        elif c.pos_embed == "sincos":
+            self.fixed_pos = sincos_2d_position_embedding(grid, grid, c.dim, cls_token=c.pool == "cls", dtype=dtype)
+        rates = np.linspace(0.0, c.drop_path, c.depth) if c.depth > 1 else [c.drop_path]
+        self.blocks = [
+            EncoderBlock(c.dim, c.num_heads, c.mlp_dim, rng, c.ln_eps, c.gelu, c.dropout, float(r), dtype)
+            for r in rates
+        ]
+        self.norm = LayerNorm(c.dim, c.ln_eps, dtype)
+        self.head = Linear(c.dim, c.num_classes, rng, dtype, zero_init=True)
+        if xp is not np:
+            self.to(xp)
+
+    def _moved(self, xp, dtype):
+        if self.fixed_pos is not None:
+            if xp is not None:
+                self.fixed_pos = to_device(self.fixed_pos, xp) if xp is np else xp.asarray(self.fixed_pos)
+            if dtype is not None:
+                self.fixed_pos = self.fixed_pos.astype(dtype)
+
+    @property
+    def dtype(self):
+        return self.head.weight.value.dtype
+
+    # ------------------------------------------------------------------------------ forward
+    def forward(self, x, rng=None):
+        """x: (B, H, W, C) float images -> logits (B, num_classes).
+
+        rng: a Generator of x's array library (``backend.make_rng``); needed only in training
+        mode with dropout or drop-path.
+        """
+        c = self.config
+        check_image_batch(x, c.patch_size, c.in_channels)
+        if x.shape[1] != c.image_size or x.shape[2] != c.image_size:
+            raise ValueError(f"this model was built for {c.image_size}x{c.image_size} images, got "
+                             f"{x.shape[1]}x{x.shape[2]} (shape {tuple(x.shape)})")
+        x = x.astype(self.dtype, copy=False)
+        cache = {}
+        patches, cache["patchify"] = F.patchify_forward(x, c.patch_size)          # (B, N, P*P*C)
+        z = self.patch_embed.forward(patches)                                      # (B, N, D)   eq. (1)
+        if c.pool == "cls":
+            z, cache["cls"] = F.cls_token_forward(z, self.cls_token.value)         # (B, N+1, D)
+        if c.pos_embed == "learned":
+            z, cache["pos"] = F.pos_embed_forward(z, self.pos_embed.value)
+        elif c.pos_embed == "sincos":
+            z = z + self.fixed_pos
+        z, cache["drop"] = F.dropout_forward(z, c.dropout, rng, self.training)
+        for block in self.blocks:                                                  # eqs. (2), (3)
+            z = block.forward(z, rng)
+        z = self.norm.forward(z)                                                   # eq. (4)
+        if c.pool == "cls":
+            y, cache["pool"] = F.cls_pool_forward(z)                               # (B, D)
+        else:
+            y, cache["pool"] = F.gap_forward(z)
+        self.cache = cache
+        return self.head.forward(y)                                                # (B, K)
+
+    # ----------------------------------------------------------------------------- backward
+    def backward(self, dlogits):
+        """dlogits: (B, num_classes) -> dx (B, H, W, C); fills every parameter's ``.grad``."""
+        c, cache = self.config, self.cache
+        dy = self.head.backward(dlogits)
+        if c.pool == "cls":
+            dz = F.cls_pool_backward(dy, cache["pool"])
+        else:
+            dz = F.gap_backward(dy, cache["pool"])
+        dz = self.norm.backward(dz)
+        for block in reversed(self.blocks):
+            dz = block.backward(dz)
+        dz = F.dropout_backward(dz, cache["drop"])
+        if c.pos_embed == "learned":
+            dz, self.pos_embed.grad = F.pos_embed_backward(dz, cache["pos"])
+        if c.pool == "cls":
+            dz, self.cls_token.grad = F.cls_token_backward(dz, cache["cls"])
+        dpatches = self.patch_embed.backward(dz)
+        return F.patchify_backward(dpatches, cache["patchify"])
+
+    # ------------------------------------------------------------------------------ helpers
+    def predict(self, x, batch_size=500):
+        """Class predictions (B,) in eval mode, computed in batches (on x's device)."""
+        xp = get_array_module(x)
+        was_training = self.training
+        self.eval()
+        try:
+            out = [xp.argmax(self.forward(x[i:i + batch_size]), axis=1) for i in range(0, len(x), batch_size)]
+        finally:
+            self.train(was_training)
+        return xp.concatenate(out)
