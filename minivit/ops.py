@@ -12,19 +12,26 @@ every module runs, without touching the modules:
 import contextlib
 import types
 
-from minivit import layers
+from minivit import layers, optim
 
-F = types.SimpleNamespace(**{name: getattr(layers, name) for name in layers.FUNCTION_NAMES})
+# The optimizer updates and the schedule go through F too, so the AdamW exercise plugs in as well.
+OPTIM_NAMES = ("sgd_update", "adamw_update", "warmup_cosine")
+FUNCTION_NAMES = layers.FUNCTION_NAMES + OPTIM_NAMES
 
 
 def reference():
     """A fresh namespace with minivit's reference implementations."""
-    return types.SimpleNamespace(**{name: getattr(layers, name) for name in layers.FUNCTION_NAMES})
+    ref = {name: getattr(layers, name) for name in layers.FUNCTION_NAMES}
+    ref.update({name: getattr(optim, name) for name in OPTIM_NAMES})
+    return types.SimpleNamespace(**ref)
+
+
+F = reference()
 
 
 def _functions_of(impl):
-    items = impl.items() if isinstance(impl, dict) else ((n, getattr(impl, n, None)) for n in layers.FUNCTION_NAMES)
-    return {n: f for n, f in items if n in layers.FUNCTION_NAMES and callable(f)}
+    items = impl.items() if isinstance(impl, dict) else ((n, getattr(impl, n, None)) for n in FUNCTION_NAMES)
+    return {n: f for n, f in items if n in FUNCTION_NAMES and callable(f)}
 
 
 def install(impl):
@@ -35,7 +42,8 @@ def install(impl):
 
 def reset():
     """Put minivit's reference implementations back into ``F``."""
-    install(reference().__dict__)
+    F.__dict__.clear()
+    F.__dict__.update(reference().__dict__)
 
 
 @contextlib.contextmanager

@@ -6,7 +6,9 @@
 * ``warmup_cosine``: linear warmup, then cosine decay.
 * ``clip_grad_norm``: rescale all gradients so their global L2 norm is at most ``max_norm``.
 
-Optimizers take ``model.named_parameters()`` and keep their state (momenta) keyed by
+The per-parameter updates are plain functions (``sgd_update``, ``adamw_update``); the optimizer
+classes loop over the parameters and call them through ``minivit.ops.F``, so a learner's version
+can be swapped in like any layer. Optimizers take ``model.named_parameters()`` and keep their state (momenta) keyed by
 parameter name, so it can be saved in a checkpoint and loaded back.
 """
 from __future__ import annotations
@@ -60,42 +62,74 @@ class Optimizer:
         return self
 
 
+def sgd_update(w, g, v, lr, momentum=0.9, weight_decay=0.0, nesterov=False):
+    """One SGD step for one parameter, in place.
+
+    w: parameter, g: its gradient, v: momentum buffer (same shape; updated in place).
+        g' = g + weight_decay * w            (L2 penalty; pass 0 for biases, LayerNorm...)
+        v  = momentum * v + g'
+        w -= lr * v                          (Nesterov: w -= lr * (g' + momentum * v))
+    """
+    if weight_decay:
+        g = g + weight_decay * w
+    if momentum:
+        v *= momentum
+        v += g
+        g = g + momentum * v if nesterov else v
+    w -= lr * g
+
+
+def adamw_update(w, g, m, v, t, lr, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0):
+    """One AdamW step (Loshchilov & Hutter 2019) for one parameter, in place.
+
+    w: parameter, g: gradient, m, v: first/second moment buffers (updated in place),
+    t: the step number, starting at 1.
+
+        m = b1 m + (1 - b1) g              v = b2 v + (1 - b2) g^2
+        m_hat = m / (1 - b1^t)             v_hat = v / (1 - b2^t)
+        w -= lr * (m_hat / (sqrt(v_hat) + eps) + weight_decay * w)
+
+    The decay term acts on the weights directly instead of being added to the gradient: that is
+    what "decoupled" means (with Adam, a penalty added to g would be rescaled by 1/sqrt(v_hat)).
+    """
+    xp = get_array_module(w)
+    m *= b1
+    m += (1.0 - b1) * g
+    v *= b2
+    v += (1.0 - b2) * (g * g)
+    if weight_decay:
+        w *= 1.0 - lr * weight_decay
+    # Fold both bias corrections into one step size (the same math, fewer array operations):
+    # m_hat / (sqrt(v_hat) + eps) = c1 * m / (sqrt(v) + eps * sqrt(1 - b2^t)), c1 = sqrt(1 - b2^t) / (1 - b1^t)
+    step_size = lr * math.sqrt(1.0 - b2 ** t) / (1.0 - b1 ** t)
+    denom = xp.sqrt(v)
+    denom += eps * math.sqrt(1.0 - b2 ** t)
+    w -= step_size * (m / denom)
+
+
 class SGD(Optimizer):
-    """v = momentum * v + g ;  w -= lr * (v + weight_decay * w)   (weight decay only where param.decay)."""
+    """Momentum SGD (the paper's fine-tuning optimizer); weight decay only where ``param.decay``."""
 
     def __init__(self, named_params, lr=0.01, momentum=0.9, weight_decay=0.0, nesterov=False):
         super().__init__(named_params, lr)
         self.momentum, self.weight_decay, self.nesterov = momentum, weight_decay, nesterov
 
     def step(self):
+        from minivit import ops   # here: ops imports this module
+
         self._check_grads()
         self.t += 1
         for name, p in self.params.items():
-            g = p.grad
-            if self.weight_decay and p.decay:
-                g = g + self.weight_decay * p.value
-            if self.momentum:
-                st = self.state.setdefault(name, {})
-                if "v" not in st:
-                    st["v"] = get_array_module(g).zeros_like(p.value)
-                v = st["v"]
-                v *= self.momentum
-                v += g
-                g = g + self.momentum * v if self.nesterov else v
-            p.value -= self.lr * g
+            st = self.state.setdefault(name, {})
+            if "v" not in st:
+                st["v"] = get_array_module(p.value).zeros_like(p.value)
+            ops.F.sgd_update(p.value, p.grad, st["v"], self.lr, self.momentum,
+                       self.weight_decay if p.decay else 0.0, self.nesterov)
 
 
 class AdamW(Optimizer):
-    """Adam with decoupled weight decay.
-
-        m = b1 m + (1 - b1) g              v = b2 v + (1 - b2) g^2
-        m_hat = m / (1 - b1^t)             v_hat = v / (1 - b2^t)
-        w -= lr * (m_hat / (sqrt(v_hat) + eps) + weight_decay * w)
-
-    The decay term is applied to the weights directly, not added to the gradient (that is what
-    "decoupled" means), and only to parameters with ``decay=True`` (not to biases, LayerNorm,
-    position embeddings or the class token).
-    """
+    """Adam with decoupled weight decay; see :func:`adamw_update`. Weight decay applies only to
+    parameters with ``decay=True`` (not to biases, LayerNorm, position embeddings, class token)."""
 
     def __init__(self, named_params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.05):
         super().__init__(named_params, lr)
@@ -103,29 +137,17 @@ class AdamW(Optimizer):
         self.eps, self.weight_decay = eps, weight_decay
 
     def step(self):
+        from minivit import ops   # here: ops imports this module
+
         self._check_grads()
         self.t += 1
-        b1, b2, lr = self.b1, self.b2, self.lr
-        # Fold both bias corrections into one step size (same math, fewer array operations).
-        step_size = lr * math.sqrt(1.0 - b2 ** self.t) / (1.0 - b1 ** self.t)
-        eps_hat = self.eps * math.sqrt(1.0 - b2 ** self.t)
         for name, p in self.params.items():
-            xp = get_array_module(p.value)
-            g = p.grad
             st = self.state.setdefault(name, {})
             if "m" not in st:
-                st["m"] = xp.zeros_like(p.value)
-                st["v"] = xp.zeros_like(p.value)
-            m, v = st["m"], st["v"]
-            m *= b1
-            m += (1.0 - b1) * g
-            v *= b2
-            v += (1.0 - b2) * (g * g)
-            if self.weight_decay and p.decay:
-                p.value *= 1.0 - lr * self.weight_decay
-            denom = xp.sqrt(v)
-            denom += eps_hat
-            p.value -= step_size * (m / denom)
+                xp = get_array_module(p.value)
+                st["m"], st["v"] = xp.zeros_like(p.value), xp.zeros_like(p.value)
+            ops.F.adamw_update(p.value, p.grad, st["m"], st["v"], self.t, self.lr, self.b1, self.b2, self.eps,
+                         self.weight_decay if p.decay else 0.0)
 
 
 def warmup_cosine(step, total_steps, base_lr, warmup_steps=0, min_lr=0.0):

@@ -1,0 +1,348 @@
+"""Training a ViT on CIFAR-10 / CIFAR-100: ``python -m minivit train``.
+
+One training step:
+
+    idx      = this epoch's shuffled order, slice [step*B : (step+1)*B]   (seeded by (seed, epoch))
+    x, t     = augment(x_train[idx])            on the device: crop, flip, RandAugment, mixup...
+    logits   = model.forward(x)
+    loss     = cross_entropy(logits, t, label_smoothing)
+    model.backward(dloss/dlogits)               fills every parameter's .grad
+    clip the global gradient norm, set the learning rate (warmup + cosine), AdamW step
+
+Every random draw derives from (seed, epoch, step), so a run stopped anywhere and resumed with
+``--resume`` produces exactly the numbers an uninterrupted run would have.
+
+Outputs in ``--out``: ``config.json``, ``metrics.csv``, ``curves.png``, ``last.npz``, ``best.npz``.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from minivit.augment import CIFAR10_MEAN, CIFAR10_STD, CIFAR100_MEAN, CIFAR100_STD, AugmentConfig, augment_batch
+from minivit.backend import get_array_module, get_xp, make_rng, resolve_device, synchronize, to_numpy
+from minivit.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from minivit.layers import cross_entropy_backward, cross_entropy_forward
+from minivit.model import ViT, ViTConfig
+from minivit import ops
+from minivit.ops import F
+from minivit.optim import AdamW, clip_grad_norm
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class TrainConfig:
+    """A training recipe. ``model`` holds ViTConfig fields; ``augment`` AugmentConfig fields."""
+
+    model: dict = field(default_factory=lambda: dict(ViTConfig.preset("tiny").to_dict()))
+    dataset: str = "cifar10"
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3
+    min_lr: float = 1e-5
+    warmup_epochs: float = 1.0
+    weight_decay: float = 0.05
+    betas: tuple = (0.9, 0.999)
+    label_smoothing: float = 0.0
+    clip_norm: float = 1.0
+    augment: dict = field(default_factory=dict)
+    subset: int | None = None        # use only this many training images (seeded choice)
+    test_subset: int | None = None   # evaluate on only the first N test images
+    seed: int = 0
+    eval_batch_size: int = 500
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d):
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def _model(preset, **overrides):
+    return ViTConfig.preset(preset, **overrides).to_dict()
+
+
+RECIPES = {
+    # Seconds: a tiny model on a few thousand images. Used by tests and CI.
+    "smoke": TrainConfig(model=_model("tiny"), epochs=2, batch_size=64, lr=2e-3, warmup_epochs=0.5,
+                         subset=2048, test_subset=1000, augment=dict(crop_padding=4, flip=True)),
+    # A 2-core CPU, one hour: a narrow ViT with 4x4 patches, crop + flip, label smoothing.
+    "cpu": TrainConfig(model=_model("cifar", dim=128, depth=6, num_heads=4, mlp_dim=256),
+                       epochs=12, batch_size=128, lr=2e-3, min_lr=1e-5, warmup_epochs=1, weight_decay=0.05,
+                       label_smoothing=0.1, augment=dict(crop_padding=4, flip=True)),
+    # One GPU: ViT-Lite-7/4 with the recipe of Hassani et al. (AdamW 5e-4, wd 3e-2, batch 128,
+    # 5 warmup epochs, cosine, label smoothing 0.1, crop + flip) with RandAugment in place of
+    # AutoAugment, stochastic depth 0.1 and mixup/cutmix.
+    "gpu": TrainConfig(model=_model("cifar", drop_path=0.1), epochs=200, batch_size=128, lr=5e-4, min_lr=1e-6,
+                       warmup_epochs=5, weight_decay=0.03, label_smoothing=0.1,
+                       augment=dict(crop_padding=4, flip=True, randaugment_n=2, randaugment_m=9.0,
+                                    mixup_alpha=0.8, cutmix_alpha=1.0, mix_prob=0.5, erasing_prob=0.25)),
+}
+
+
+def recipe(name: str, **overrides) -> TrainConfig:
+    if name not in RECIPES:
+        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(RECIPES)}")
+    d = RECIPES[name].to_dict()
+    d.update({k: v for k, v in overrides.items() if v is not None})
+    return TrainConfig.from_dict(d)
+
+
+# ------------------------------------------------------------------------------------- data
+def prepare_data(cfg: TrainConfig, xp, data_dir=None, dataset_obj=None):
+    """Load the dataset and put it on the device as uint8. Returns a dict of arrays and names."""
+    if dataset_obj is None:
+        from minivit.data import load_cifar
+
+        dataset_obj = load_cifar(cfg.dataset, data_dir)
+    ds = dataset_obj
+    x_train, y_train = ds.x_train, ds.y_train
+    if cfg.subset:
+        if not 0 < cfg.subset <= len(x_train):
+            raise ValueError(f"--subset must be between 1 and {len(x_train)}, got {cfg.subset}")
+        keep = np.sort(np.random.default_rng([cfg.seed, 12345]).permutation(len(x_train))[:cfg.subset])
+        x_train, y_train = x_train[keep], y_train[keep]
+    x_test, y_test = ds.x_test, ds.y_test
+    if cfg.test_subset:
+        x_test, y_test = x_test[:cfg.test_subset], y_test[:cfg.test_subset]
+    return dict(
+        x_train=xp.asarray(x_train), y_train=xp.asarray(y_train.astype(np.int64)),
+        x_test=xp.asarray(x_test), y_test=xp.asarray(y_test.astype(np.int64)),
+        classes=list(ds.classes), num_classes=len(ds.classes),
+    )
+
+
+def augment_config(cfg: TrainConfig) -> AugmentConfig:
+    mean, std = (CIFAR100_MEAN, CIFAR100_STD) if cfg.dataset == "cifar100" else (CIFAR10_MEAN, CIFAR10_STD)
+    return AugmentConfig(**{"mean": mean, "std": std, **cfg.augment})
+
+
+def evaluate(model, x_uint8, y, aug: AugmentConfig, num_classes, batch_size=500):
+    """Test loss, accuracy and predictions (eval mode, no augmentation). Returns (loss, acc, preds)."""
+    xp = get_array_module(x_uint8)
+    was_training = model.training
+    model.eval()
+    total_loss, preds = 0.0, []
+    try:
+        for i in range(0, len(x_uint8), batch_size):
+            xb, yb = augment_batch(x_uint8[i:i + batch_size], y[i:i + batch_size], None, aug, num_classes, train=False)
+            logits = model.forward(xb)
+            loss, _ = cross_entropy_forward(logits, yb)
+            total_loss += loss * len(xb)
+            preds.append(xp.argmax(logits, axis=1))
+    finally:
+        model.train(was_training)
+    preds = xp.concatenate(preds)
+    acc = float((preds == y).mean())
+    return total_loss / len(x_uint8), acc, preds
+
+
+# ---------------------------------------------------------------------------------- trainer
+METRIC_FIELDS = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "time_s", "images_per_s", "data_frac"]
+
+
+class Trainer:
+    """Runs a TrainConfig; writes metrics, plots and checkpoints into ``out``."""
+
+    def __init__(self, cfg: TrainConfig, out, device=None, data_dir=None, dataset_obj=None, progress=True, impl=None):
+        """impl: optional module/namespace of functional implementations (e.g. a learner's exercises)
+        used in place of minivit's reference ones during ``fit`` (see ``minivit.ops.use``)."""
+        self.cfg = cfg
+        self.impl = impl
+        self.out = Path(out)
+        self.device = resolve_device(device)
+        self.xp = get_xp(self.device)
+        self.progress = progress
+        self.data = prepare_data(cfg, self.xp, data_dir, dataset_obj)
+        model_cfg = dict(cfg.model)
+        model_cfg["num_classes"] = self.data["num_classes"]
+        self.model = ViT(ViTConfig.from_dict(model_cfg), seed=cfg.seed, xp=self.xp)
+        self.opt = AdamW(self.model.named_parameters(), lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
+        self.aug = augment_config(cfg)
+        n = len(self.data["x_train"])
+        if n < cfg.batch_size:
+            raise ValueError(f"batch size {cfg.batch_size} is larger than the training set ({n} images)")
+        self.steps_per_epoch = n // cfg.batch_size            # the last partial batch is dropped
+        self.total_steps = self.steps_per_epoch * cfg.epochs
+        self.warmup_steps = int(round(cfg.warmup_epochs * self.steps_per_epoch))
+        # Training position and history (all saved in checkpoints).
+        self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
+        self.partial = dict(loss_sum=0.0, correct=0, seen=0, time_s=0.0, data_s=0.0)
+        self.history: list[dict] = []
+        self.best_acc = -1.0
+        self.elapsed = 0.0
+
+    # -- checkpoints ---------------------------------------------------------------------
+    def _meta(self):
+        return dict(train_config=self.cfg.to_dict(), epoch=self.epoch, step_in_epoch=self.step_in_epoch,
+                    global_step=self.global_step, partial=self.partial, history=self.history,
+                    best_acc=self.best_acc, elapsed=self.elapsed, classes=self.data["classes"],
+                    dataset=self.cfg.dataset)
+
+    def save(self, name="last.npz"):
+        return save_checkpoint(self.out / name, self.model, self.opt, self._meta())
+
+    def resume(self, path=None):
+        path = Path(path) if path else self.out / "last.npz"
+        params, optim, meta = load_checkpoint(path)
+        saved = TrainConfig.from_dict(meta["train_config"])
+        if saved.to_dict() != self.cfg.to_dict():
+            diff = {k: (v, self.cfg.to_dict()[k]) for k, v in saved.to_dict().items() if self.cfg.to_dict()[k] != v}
+            raise CheckpointError(f"{path} was trained with a different configuration {diff} (saved, now); "
+                                  "resume with the same options, or start a new --out folder")
+        self.model.load_state_dict(params)
+        self.opt.load_state_dict(optim)
+        self.epoch, self.step_in_epoch = meta["epoch"], meta["step_in_epoch"]
+        self.global_step, self.partial = meta["global_step"], meta["partial"]
+        self.history, self.best_acc, self.elapsed = meta["history"], meta["best_acc"], meta["elapsed"]
+        return self
+
+    # -- the loop --------------------------------------------------------------------------
+    def epoch_order(self, epoch):
+        """The shuffled order of epoch ``epoch``, a function of (seed, epoch) only."""
+        perm = np.random.default_rng([self.cfg.seed, epoch]).permutation(len(self.data["x_train"]))
+        return self.xp.asarray(perm)
+
+    def train_step(self, epoch, step, order):
+        """One optimization step. Returns (loss, number correct, data time)."""
+        cfg, xp, B = self.cfg, self.xp, self.cfg.batch_size
+        t0 = time.perf_counter()
+        idx = order[step * B:(step + 1) * B]
+        x, targets = augment_batch(self.data["x_train"][idx], self.data["y_train"][idx],
+                                   make_rng(cfg.seed, epoch, step), self.aug, self.data["num_classes"], train=True)
+        synchronize(xp)
+        t_data = time.perf_counter() - t0
+        self.opt.lr = F.warmup_cosine(self.global_step, self.total_steps, cfg.lr, self.warmup_steps, cfg.min_lr)
+        logits = self.model.forward(x, make_rng(cfg.seed, epoch, step, 1, xp=xp))
+        loss, cache = cross_entropy_forward(logits, targets, cfg.label_smoothing)
+        if not math.isfinite(loss):
+            raise TrainingDiverged(
+                f"the loss became {loss} at epoch {epoch + 1}, step {step + 1} (lr {self.opt.lr:.3g}); "
+                f"the last good checkpoint is {self.out / 'last.npz'}. Try a lower --lr or a smaller clip norm.")
+        self.model.backward(cross_entropy_backward(cache))
+        if cfg.clip_norm:
+            clip_grad_norm(self.model.parameters(), cfg.clip_norm)
+        self.opt.step()
+        hard = targets if targets.ndim == 1 else xp.argmax(targets, axis=1)
+        correct = int((xp.argmax(logits, axis=1) == hard).sum())
+        return loss, correct, t_data
+
+    def fit(self):
+        """Train until ``cfg.epochs``; returns the metrics history. Ctrl-C saves last.npz and re-raises."""
+        from tqdm.auto import tqdm
+
+        cfg = self.cfg
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "config.json").write_text(json.dumps(
+            dict(train=cfg.to_dict(), model=self.model.config.to_dict(), device=self.device), indent=2))
+        print(f"minivit: {self.model.num_parameters():,} parameters on {self.device}; "
+              f"{len(self.data['x_train'])} training images, {self.steps_per_epoch} steps/epoch, "
+              f"{cfg.epochs} epochs -> {self.out}")
+        try:
+            with ops.use(self.impl or {}):
+                while self.epoch < cfg.epochs:
+                    self._run_epoch(tqdm)
+        except KeyboardInterrupt:
+            self.save("last.npz")
+            print(f"\ninterrupted: saved {self.out / 'last.npz'} (resume with --resume --out {self.out})")
+            raise
+        return self.history
+
+    def _run_epoch(self, tqdm):
+        cfg, xp = self.cfg, self.xp
+        epoch = self.epoch
+        order = self.epoch_order(epoch)
+        bar = tqdm(total=self.steps_per_epoch, initial=self.step_in_epoch, disable=not self.progress,
+                   desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step", leave=True, dynamic_ncols=True,
+                   mininterval=0.5 if sys.stderr.isatty() else 30.0)
+        p = self.partial
+        while self.step_in_epoch < self.steps_per_epoch:
+            t0 = time.perf_counter()
+            loss, correct, t_data = self.train_step(epoch, self.step_in_epoch, order)
+            synchronize(xp)
+            dt = time.perf_counter() - t0
+            p["loss_sum"] += loss * cfg.batch_size
+            p["correct"] += correct
+            p["seen"] += cfg.batch_size
+            p["time_s"] += dt
+            p["data_s"] += t_data
+            self.step_in_epoch += 1
+            self.global_step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{p['loss_sum'] / p['seen']:.3f}", acc=f"{p['correct'] / p['seen']:.3f}",
+                            lr=f"{self.opt.lr:.2e}", img_s=f"{p['seen'] / p['time_s']:.0f}")
+        bar.close()
+        t_eval = time.perf_counter()
+        test_loss, test_acc, _ = evaluate(self.model, self.data["x_test"], self.data["y_test"], self.aug,
+                                          self.data["num_classes"], cfg.eval_batch_size)
+        self.elapsed += p["time_s"] + (time.perf_counter() - t_eval)
+        row = dict(epoch=epoch + 1, train_loss=p["loss_sum"] / p["seen"], train_acc=p["correct"] / p["seen"],
+                   test_loss=test_loss, test_acc=test_acc, lr=self.opt.lr, time_s=self.elapsed,
+                   images_per_s=p["seen"] / p["time_s"], data_frac=p["data_s"] / p["time_s"])
+        self.history.append(row)
+        print(f"epoch {epoch + 1:3d}: train loss {row['train_loss']:.4f} acc {100 * row['train_acc']:.2f}% | "
+              f"test loss {test_loss:.4f} acc {100 * test_acc:.2f}% | {row['images_per_s']:.0f} img/s, "
+              f"data pipeline {100 * row['data_frac']:.1f}% of step time | {self.elapsed / 60:.1f} min")
+        self.epoch += 1
+        self.step_in_epoch = 0
+        self.partial = dict(loss_sum=0.0, correct=0, seen=0, time_s=0.0, data_s=0.0)
+        if test_acc > self.best_acc:
+            self.best_acc = test_acc
+            self.save("best.npz")
+        self.save("last.npz")
+        self.write_metrics()
+
+    def write_metrics(self):
+        with open(self.out / "metrics.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=METRIC_FIELDS)
+            w.writeheader()
+            for r in self.history:
+                w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+        try:
+            from minivit.plots import plot_curves
+
+            plot_curves(self.history, self.out / "curves.png",
+                        title=f"{self.cfg.dataset}: best test accuracy {100 * max(r['test_acc'] for r in self.history):.2f}%")
+        except Exception as e:  # a plotting problem must never lose a training run
+            print(f"warning: could not draw curves.png ({e})")
+
+
+# ------------------------------------------------------------------------------------- eval
+def evaluate_checkpoint(path, data_dir=None, device=None, out=None, batch_size=500):
+    """Test accuracy, per-class accuracy and confusion matrix of a checkpoint. Returns a dict."""
+    from minivit.checkpoint import model_from_checkpoint
+    from minivit.data import load_cifar
+
+    xp = get_xp(device)
+    model, meta = model_from_checkpoint(path, xp=xp)
+    cfg = TrainConfig.from_dict(meta.get("train_config", {}))
+    ds = load_cifar(cfg.dataset, data_dir)
+    x, y = xp.asarray(ds.x_test), xp.asarray(ds.y_test.astype(np.int64))
+    loss, acc, preds = evaluate(model, x, y, augment_config(cfg), len(ds.classes), batch_size)
+    K = len(ds.classes)
+    cm = np.zeros((K, K), dtype=np.int64)
+    np.add.at(cm, (to_numpy(y), to_numpy(preds)), 1)
+    per_class = cm.diagonal() / np.maximum(1, cm.sum(axis=1))
+    result = dict(checkpoint=str(path), dataset=cfg.dataset, test_loss=loss, test_acc=acc,
+                  per_class={c: float(a) for c, a in zip(ds.classes, per_class)}, confusion=cm.tolist())
+    if out is not None:
+        from minivit.plots import plot_confusion
+
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        result["confusion_png"] = str(plot_confusion(cm, ds.classes, out / "confusion.png",
+                                                     title=f"{Path(path).name}: test accuracy {100 * acc:.2f}%"))
+    return result
