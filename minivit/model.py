@@ -137,11 +137,12 @@ class ViT(Module):
             self.to(xp)
 
     def _moved(self, xp, dtype):
-        if self.fixed_pos is not None:
-            if xp is not None:
-                self.fixed_pos = to_device(self.fixed_pos, xp) if xp is np else xp.asarray(self.fixed_pos)
-            if dtype is not None:
-                self.fixed_pos = self.fixed_pos.astype(dtype)
+        if self.fixed_pos is not None:   # recompute (not cast) so a float64 model gets exact values
+            c = self.config
+            grid = c.image_size // c.patch_size
+            table = sincos_2d_position_embedding(grid, grid, c.dim, cls_token=c.pool == "cls",
+                                                 dtype=dtype or self.fixed_pos.dtype)
+            self.fixed_pos = to_device(table, xp or get_array_module(self.fixed_pos))
 
     @property
     def dtype(self):

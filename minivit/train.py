@@ -198,9 +198,10 @@ class Trainer:
     def resume(self, path=None):
         path = Path(path) if path else self.out / "last.npz"
         params, optim, meta = load_checkpoint(path)
-        saved = TrainConfig.from_dict(meta["train_config"])
-        if saved.to_dict() != self.cfg.to_dict():
-            diff = {k: (v, self.cfg.to_dict()[k]) for k, v in saved.to_dict().items() if self.cfg.to_dict()[k] != v}
+        saved = meta["train_config"]
+        now = json.loads(json.dumps(self.cfg.to_dict()))      # as JSON stores it (tuples -> lists)
+        if saved != now:
+            diff = {k: (saved.get(k), v) for k, v in now.items() if saved.get(k) != v}
             raise CheckpointError(f"{path} was trained with a different configuration {diff} (saved, now); "
                                   "resume with the same options, or start a new --out folder")
         self.model.load_state_dict(params)
@@ -282,7 +283,7 @@ class Trainer:
             self.step_in_epoch += 1
             self.global_step += 1
             bar.update(1)
-            bar.set_postfix(loss=f"{p['loss_sum'] / p['seen']:.3f}", acc=f"{p['correct'] / p['seen']:.3f}",
+            bar.set_postfix(refresh=False, loss=f"{p['loss_sum'] / p['seen']:.3f}", acc=f"{p['correct'] / p['seen']:.3f}",
                             lr=f"{self.opt.lr:.2e}", img_s=f"{p['seen'] / p['time_s']:.0f}")
         bar.close()
         t_eval = time.perf_counter()

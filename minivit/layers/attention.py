@@ -5,13 +5,15 @@
     SA(z) = A v
     MSA(z) = [SA_1(z); ...; SA_h(z)] U_msa   U_msa: (D, D)
 
+Composite operations call their pieces through ``minivit.ops.F`` so that a swapped-in piece
+(a learner's softmax, say) is used inside attention and MSA too.
+
 Dividing by sqrt(d) keeps the dot products' spread independent of the head width; without it
 softmax saturates (one weight ~1, the rest ~0) and its gradients vanish.
 """
 import math
 
 from minivit.backend import get_array_module
-from minivit.layers.linear import linear_backward, linear_forward
 
 
 # ----------------------------------------------------------------------------------- softmax
@@ -49,7 +51,9 @@ def attention_forward(q, k, v):
     scale = 1.0 / math.sqrt(d)
     scores = q @ k.swapaxes(-1, -2)          # (..., T, T)
     scores *= scale
-    A, _ = softmax_forward(scores, axis=-1)
+    from minivit.ops import F   # imported here: ops itself imports this package
+
+    A, _ = F.softmax_forward(scores, axis=-1)
     out = A @ v
     return out, (q, k, v, A, scale)
 
@@ -61,10 +65,12 @@ def attention_backward(dout, cache):
     A = softmax(S)      =>  dS = A * (dA - rowsum(dA * A))
     S = scale * q k^T   =>  dq = scale * dS k,     dk = scale * dS^T q
     """
+    from minivit.ops import F
+
     q, k, v, A, scale = cache
     dv = A.swapaxes(-1, -2) @ dout
     dA = dout @ v.swapaxes(-1, -2)
-    dS = softmax_backward(dA, (A, -1))
+    dS = F.softmax_backward(dA, (A, -1))
     dS *= scale
     dq = dS @ k
     dk = dS.swapaxes(-1, -2) @ q
@@ -105,28 +111,32 @@ def mhsa_forward(x, w_qkv, b_qkv, w_out, b_out, num_heads):
     b_qkv: (3D,)   w_out: (D, D)   b_out: (D,)
     returns: out (B, T, D), cache
     """
+    from minivit.ops import F
+
     B, T, D = x.shape
     if D % num_heads:
         raise ValueError(f"width {D} is not divisible by the number of heads {num_heads}")
     d = D // num_heads
-    qkv, qkv_cache = linear_forward(x, w_qkv, b_qkv)              # (B, T, 3D), one fused GEMM
+    qkv, qkv_cache = F.linear_forward(x, w_qkv, b_qkv)            # (B, T, 3D), one fused GEMM
     # (B, T, 3, h, d) -> (3, B, h, T, d): q, k, v each (B, h, T, d)
     qkv = qkv.reshape(B, T, 3, num_heads, d).transpose(2, 0, 3, 1, 4)
-    heads, attn_cache = attention_forward(qkv[0], qkv[1], qkv[2])  # (B, h, T, d)
-    merged = merge_heads(heads)                                   # (B, T, D)
-    out, out_cache = linear_forward(merged, w_out, b_out)
+    heads, attn_cache = F.attention_forward(qkv[0], qkv[1], qkv[2])  # (B, h, T, d)
+    merged = F.merge_heads(heads)                                 # (B, T, D)
+    out, out_cache = F.linear_forward(merged, w_out, b_out)
     return out, (qkv_cache, attn_cache, out_cache, num_heads)
 
 
 def mhsa_backward(dout, cache):
     """dout: (B, T, D) -> dx (B, T, D), dw_qkv, db_qkv, dw_out, db_out."""
+    from minivit.ops import F
+
     qkv_cache, attn_cache, out_cache, num_heads = cache
-    dmerged, dw_out, db_out = linear_backward(dout, out_cache)
-    dheads = merge_heads_backward(dmerged, num_heads)             # (B, h, T, d)
-    dq, dk, dv = attention_backward(dheads, attn_cache)
+    dmerged, dw_out, db_out = F.linear_backward(dout, out_cache)
+    dheads = F.merge_heads_backward(dmerged, num_heads)           # (B, h, T, d)
+    dq, dk, dv = F.attention_backward(dheads, attn_cache)
     xp = get_array_module(dout)
     B, h, T, d = dq.shape
     dqkv = xp.stack([dq, dk, dv])                                 # (3, B, h, T, d)
     dqkv = dqkv.transpose(1, 3, 0, 2, 4).reshape(B, T, 3 * h * d)  # back to (B, T, 3D)
-    dx, dw_qkv, db_qkv = linear_backward(dqkv, qkv_cache)
+    dx, dw_qkv, db_qkv = F.linear_backward(dqkv, qkv_cache)
     return dx, dw_qkv, db_qkv, dw_out, db_out

@@ -1,23 +1,28 @@
 """The transformer's MLP block: two linear layers with a GELU between them (eq. 3).
 
     MLP(x) = GELU(x W1 + b1) W2 + b2      W1: (D, D_mlp), W2: (D_mlp, D)
+
+The pieces are called through ``minivit.ops.F``, so a swapped-in linear or GELU (a learner's,
+say) is used inside the MLP too.
 """
-from minivit.layers.activation import gelu_backward, gelu_forward
-from minivit.layers.linear import linear_backward, linear_forward
 
 
 def mlp_forward(x, w1, b1, w2, b2, approximate="tanh"):
     """x: (B, T, D) -> out (B, T, D), cache."""
-    h, fc1_cache = linear_forward(x, w1, b1)          # (B, T, D_mlp)
-    a, gelu_cache = gelu_forward(h, approximate)
-    out, fc2_cache = linear_forward(a, w2, b2)
+    from minivit.ops import F   # imported here: ops itself imports this package
+
+    h, fc1_cache = F.linear_forward(x, w1, b1)        # (B, T, D_mlp)
+    a, gelu_cache = F.gelu_forward(h, approximate)
+    out, fc2_cache = F.linear_forward(a, w2, b2)
     return out, (fc1_cache, gelu_cache, fc2_cache)
 
 
 def mlp_backward(dout, cache):
     """dout: (B, T, D) -> dx (B, T, D), dw1, db1, dw2, db2."""
+    from minivit.ops import F
+
     fc1_cache, gelu_cache, fc2_cache = cache
-    da, dw2, db2 = linear_backward(dout, fc2_cache)
-    dh = gelu_backward(da, gelu_cache)
-    dx, dw1, db1 = linear_backward(dh, fc1_cache)
+    da, dw2, db2 = F.linear_backward(dout, fc2_cache)
+    dh = F.gelu_backward(da, gelu_cache)
+    dx, dw1, db1 = F.linear_backward(dh, fc1_cache)
     return dx, dw1, db1, dw2, db2
