@@ -1,0 +1,227 @@
+"""minivit vs PyTorch: the same ViT, the same weights, the same batch, timed side by side.
+
+Builds a minivit ``ViT`` and a PyTorch twin (``TorchViT`` from ``tests/torch_reference.py``:
+plain torch ops, minivit's parameter names, weights copied from the minivit model), then
+times a full training step in each — forward, cross-entropy, backward, AdamW update — in the
+same process, alternating the two frameworks every round (and which one goes first) so that
+both see the same machine conditions. Prints the median step time, images/s and the ratio
+minivit / PyTorch images/s.
+
+Example:
+
+    python benchmarks/torch_vs_minivit.py --preset cifar --batch-size 128 --steps 10 --warmup 3
+
+Threads: by default both libraries use every core (``os.cpu_count()``); ``--threads N`` sets
+both to N. NumPy's BLAS thread count can only be fixed before NumPy is first imported, so this
+script sets ``OPENBLAS_NUM_THREADS`` / ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` before importing
+it (and uses threadpoolctl, when installed, to set and report it); torch gets
+``torch.set_num_threads``. What was actually used is printed.
+
+PyTorch is a development-only dependency of minivit: this script and the tests are the only
+places that import it. CPU only.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", default="cifar", help="ViTConfig preset (default: cifar)")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--steps", type=int, default=10, help="timed rounds (one step of each framework per round)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed rounds first")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads for NumPy's BLAS and for torch (default: all cores, os.cpu_count())")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--weight-decay", type=float, default=0.05)
+    p.add_argument("--label-smoothing", type=float, default=0.1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--torch-sdpa", action="store_true",
+                   help="let torch use its fused F.scaled_dot_product_attention (default: the explicit "
+                        "softmax(q k^T / sqrt(d)) v, the same computation minivit does)")
+    p.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    return p.parse_args(argv)
+
+
+def set_blas_threads_env(n: int) -> None:
+    """Fix NumPy's BLAS pool size; effective only before NumPy's first import."""
+    if "numpy" in sys.modules:
+        print("warning: numpy was imported before the thread count could be set", file=sys.stderr)
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(n)
+
+
+def numpy_blas_threads(requested: int):
+    """(thread count NumPy's BLAS uses, how we know)."""
+    try:
+        import threadpoolctl
+
+        threadpoolctl.threadpool_limits(requested, user_api="blas")
+        infos = [i for i in threadpoolctl.threadpool_info() if i.get("user_api") == "blas"]
+        if infos:
+            return infos[0]["num_threads"], f"threadpoolctl ({infos[0].get('internal_api')})"
+    except ImportError:
+        pass
+    return requested, "OPENBLAS_NUM_THREADS/OMP_NUM_THREADS/MKL_NUM_THREADS set before importing numpy"
+
+
+def load_torch_reference():
+    """Import tests/torch_reference.py by path (tests/ is not an installed package)."""
+    spec = importlib.util.spec_from_file_location("minivit_torch_reference", ROOT / "tests" / "torch_reference.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    threads = args.threads or os.cpu_count() or 1
+    set_blas_threads_env(threads)
+
+    # Everything numeric is imported only now, after the thread settings.
+    sys.path.insert(0, str(ROOT))
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    import minivit
+    from minivit.backend import make_rng
+    from minivit.layers import cross_entropy_backward, cross_entropy_forward
+    from minivit.model import ViT, ViTConfig
+
+    try:
+        from minivit.optim import AdamW
+    except ImportError:          # the optimizer not written yet: time forward + backward only
+        AdamW = None
+
+    tr = load_torch_reference()
+    np_threads, np_threads_how = numpy_blas_threads(threads)
+    torch.set_num_threads(threads)
+
+    # ------------------------------------------------------------------- the two models
+    config = ViTConfig.preset(args.preset)
+    np_dtype = np.dtype(args.dtype)
+    torch_dtype = {"float32": torch.float32, "float64": torch.float64}[args.dtype]
+    model = ViT(config, seed=args.seed).to(dtype=np_dtype)
+    model.train()            # the presets have no dropout, so train and eval compute the same thing
+    tmodel = tr.TorchViT(model.state_dict(), config, dtype=torch_dtype, use_sdpa=args.torch_sdpa)
+    tmodel.train()
+
+    rng = np.random.default_rng(args.seed)
+    x = rng.standard_normal((args.batch_size, config.image_size, config.image_size, config.in_channels)).astype(np_dtype)
+    y = rng.integers(0, config.num_classes, args.batch_size)
+    tx, ty = torch.from_numpy(x.copy()), torch.from_numpy(y.copy())
+    ls = args.label_smoothing
+
+    if AdamW is not None:
+        opt = AdamW(model.named_parameters(), lr=args.lr, weight_decay=args.weight_decay)
+        decay = {n for n, p in model.named_parameters() if p.decay}
+        named = list(tmodel.named_parameters())
+        topt = torch.optim.AdamW(
+            [{"params": [p for n, p in named if n in decay], "weight_decay": args.weight_decay},
+             {"params": [p for n, p in named if n not in decay], "weight_decay": 0.0}],
+            lr=args.lr, betas=(opt.b1, opt.b2), eps=opt.eps)
+        what = "training step: forward + cross-entropy + backward + AdamW"
+    else:
+        opt = topt = None
+        what = "forward + cross-entropy + backward ONLY (minivit.optim.AdamW not importable: no optimizer update)"
+
+    def minivit_fwd_bwd(i):
+        logits = model.forward(x, make_rng(args.seed, i))
+        loss, cache = cross_entropy_forward(logits, y, label_smoothing=ls)
+        model.backward(cross_entropy_backward(cache))
+        return loss
+
+    def torch_fwd_bwd():
+        tmodel.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(tmodel(tx), ty, label_smoothing=ls)
+        loss.backward()
+        return loss.item()
+
+    def minivit_step(i):
+        minivit_fwd_bwd(i)
+        if opt is not None:
+            opt.step()
+
+    def torch_step(i):
+        torch_fwd_bwd()
+        if topt is not None:
+            topt.step()
+
+    # -------------------------------------------- sanity check: same loss and gradients
+    loss_np = minivit_fwd_bwd(0)
+    loss_t = torch_fwd_bwd()
+    tgrads = {n: p.grad.numpy() for n, p in tmodel.named_parameters()}
+    grad_err = max(float(np.abs(p.grad - tgrads[n]).max()) / max(float(np.abs(tgrads[n]).max()), 1e-30)
+                   for n, p in model.named_parameters())
+
+    # ----------------------------------------------------------------------- timing
+    fns = {"minivit": minivit_step, "PyTorch": torch_step}
+    times = {"minivit": [], "PyTorch": []}
+    load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
+    for r in range(args.warmup + args.steps):
+        order = ("minivit", "PyTorch") if r % 2 == 0 else ("PyTorch", "minivit")
+        for name in order:
+            t0 = time.perf_counter()
+            fns[name](r + 1)
+            dt = time.perf_counter() - t0
+            if r >= args.warmup:
+                times[name].append(dt)
+    load_after = os.getloadavg() if hasattr(os, "getloadavg") else None
+
+    B = args.batch_size
+    res = {name: {"median_step_s": statistics.median(ts), "min_step_s": min(ts), "max_step_s": max(ts),
+                  "images_per_s": B / statistics.median(ts)} for name, ts in times.items()}
+    ratio = res["minivit"]["images_per_s"] / res["PyTorch"]["images_per_s"]
+    report = {
+        "what": what, "preset": args.preset, "config": config.to_dict(), "params": model.num_parameters(),
+        "batch_size": B, "dtype": args.dtype, "steps": args.steps, "warmup": args.warmup,
+        "numpy_blas_threads": np_threads, "numpy_blas_threads_source": np_threads_how,
+        "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "torch_sdpa": args.torch_sdpa,
+        "versions": {"python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
+                     "minivit": minivit.__version__},
+        "machine": platform.platform(), "processor": platform.processor() or platform.machine(),
+        "loadavg_before": load_before, "loadavg_after": load_after,
+        "check_first_loss": {"minivit": loss_np, "PyTorch": loss_t},
+        "check_first_step_grad_max_rel_diff": grad_err,
+        "results": res, "ratio_minivit_over_torch_images_per_s": ratio,
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return report
+
+    print(f"minivit vs PyTorch — {what}")
+    print(f"preset {args.preset} ({model.num_parameters():,} parameters), batch {B}, {args.dtype}, "
+          f"{args.warmup} warmup + {args.steps} timed rounds, frameworks alternating each round")
+    print(f"threads: numpy BLAS {np_threads} [{np_threads_how}], torch {torch.get_num_threads()}; "
+          f"os.cpu_count() = {os.cpu_count()}")
+    print(f"versions: numpy {np.__version__}, torch {torch.__version__}, python {platform.python_version()}; "
+          f"torch attention: {'fused SDPA' if args.torch_sdpa else 'explicit softmax(qk^T/sqrt(d))v'}")
+    if load_before is not None:
+        print(f"load average (1 min) before / after: {load_before[0]:.2f} / {load_after[0]:.2f}")
+    print(f"check: first-step loss minivit {loss_np:.6f} vs torch {loss_t:.6f}; "
+          f"max relative gradient difference {grad_err:.1e}")
+    print()
+    print(f"{'framework':<10} {'median step':>12} {'min':>10} {'max':>10} {'images/s':>10}")
+    for name, r in res.items():
+        print(f"{name:<10} {r['median_step_s'] * 1e3:>9.1f} ms {r['min_step_s'] * 1e3:>7.1f} ms "
+              f"{r['max_step_s'] * 1e3:>7.1f} ms {r['images_per_s']:>10.1f}")
+    print(f"\nminivit / PyTorch images/s: {ratio:.2f}")
+    return report
+
+
+if __name__ == "__main__":
+    main()
