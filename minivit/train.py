@@ -130,7 +130,7 @@ def augment_config(cfg: TrainConfig) -> AugmentConfig:
     return AugmentConfig(**{"mean": mean, "std": std, **cfg.augment})
 
 
-def evaluate(model, x_uint8, y, aug: AugmentConfig, num_classes, batch_size=500):
+def evaluate(model, x_uint8, y, aug: AugmentConfig, num_classes, batch_size=500, batch_transform=None):
     """Test loss, accuracy and predictions (eval mode, no augmentation). Returns (loss, acc, preds)."""
     xp = get_array_module(x_uint8)
     was_training = model.training
@@ -139,6 +139,8 @@ def evaluate(model, x_uint8, y, aug: AugmentConfig, num_classes, batch_size=500)
     try:
         for i in range(0, len(x_uint8), batch_size):
             xb, yb = augment_batch(x_uint8[i:i + batch_size], y[i:i + batch_size], None, aug, num_classes, train=False)
+            if batch_transform is not None:
+                xb = batch_transform(xb)
             logits = model.forward(xb)
             loss, _ = cross_entropy_forward(logits, yb)
             total_loss += loss * len(xb)
@@ -157,19 +159,26 @@ METRIC_FIELDS = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "l
 class Trainer:
     """Runs a TrainConfig; writes metrics, plots and checkpoints into ``out``."""
 
-    def __init__(self, cfg: TrainConfig, out, device=None, data_dir=None, dataset_obj=None, progress=True, impl=None):
+    def __init__(self, cfg: TrainConfig, out, device=None, data_dir=None, dataset_obj=None, progress=True, impl=None,
+                 model=None, batch_transform=None):
         """impl: optional module/namespace of functional implementations (e.g. a learner's exercises)
-        used in place of minivit's reference ones during ``fit`` (see ``minivit.ops.use``)."""
+        used in place of minivit's reference ones during ``fit`` (see ``minivit.ops.use``).
+        model: start from this ViT (e.g. pre-trained weights) instead of a fresh one built from cfg.model.
+        batch_transform: optional function applied to every normalized float batch (B, H, W, C) before
+        the model, in training and evaluation (e.g. resizing to a pre-trained model's resolution)."""
         self.cfg = cfg
         self.impl = impl
+        self.batch_transform = batch_transform
         self.out = Path(out)
         self.device = resolve_device(device)
         self.xp = get_xp(self.device)
         self.progress = progress
         self.data = prepare_data(cfg, self.xp, data_dir, dataset_obj)
-        model_cfg = dict(cfg.model)
-        model_cfg["num_classes"] = self.data["num_classes"]
-        self.model = ViT(ViTConfig.from_dict(model_cfg), seed=cfg.seed, xp=self.xp)
+        if model is None:
+            model_cfg = dict(cfg.model)
+            model_cfg["num_classes"] = self.data["num_classes"]
+            model = ViT(ViTConfig.from_dict(model_cfg), seed=cfg.seed, xp=self.xp)
+        self.model = model
         self.opt = AdamW(self.model.named_parameters(), lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
         self.aug = augment_config(cfg)
         n = len(self.data["x_train"])
@@ -224,6 +233,8 @@ class Trainer:
         idx = order[step * B:(step + 1) * B]
         x, targets = augment_batch(self.data["x_train"][idx], self.data["y_train"][idx],
                                    make_rng(cfg.seed, epoch, step), self.aug, self.data["num_classes"], train=True)
+        if self.batch_transform is not None:
+            x = self.batch_transform(x)
         synchronize(xp)
         t_data = time.perf_counter() - t0
         self.opt.lr = F.warmup_cosine(self.global_step, self.total_steps, cfg.lr, self.warmup_steps, cfg.min_lr)
@@ -288,7 +299,7 @@ class Trainer:
         bar.close()
         t_eval = time.perf_counter()
         test_loss, test_acc, _ = evaluate(self.model, self.data["x_test"], self.data["y_test"], self.aug,
-                                          self.data["num_classes"], cfg.eval_batch_size)
+                                          self.data["num_classes"], cfg.eval_batch_size, self.batch_transform)
         self.elapsed += p["time_s"] + (time.perf_counter() - t_eval)
         row = dict(epoch=epoch + 1, train_loss=p["loss_sum"] / p["seen"], train_acc=p["correct"] / p["seen"],
                    test_loss=test_loss, test_acc=test_acc, lr=self.opt.lr, time_s=self.elapsed,
