@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from minivit import layers
 from minivit.backend import make_rng
 
 COMPONENT_TOL = 1e-7
@@ -109,9 +108,17 @@ def _block_params(rng, D, M):
 def component_checks(F=None, seed=0):
     """Yield (component, {gradient name: relative error}) for every operation in the functional core.
 
-    F: the namespace of functions to check (default: minivit's reference ``layers``).
+    F: a namespace (or dict) of functions to check; missing ones are minivit's reference. It is
+    installed in ``ops.F`` while checking, so composite operations (MSA, MLP, the block) use its
+    pieces too.
     """
-    F = F or layers
+    from minivit import ops
+
+    with ops.use(F or {}):
+        yield from _component_checks(ops.F, seed)
+
+
+def _component_checks(F, seed):
     rng = np.random.default_rng(seed)
     r = rng.standard_normal
     B, T, D, H, M = 2, 5, 8, 2, 12

@@ -47,6 +47,11 @@ class ViTConfig:
 
     def __post_init__(self):
         errors = []
+        for name in ("image_size", "patch_size", "in_channels", "num_classes", "dim", "depth", "num_heads", "mlp_dim"):
+            if not isinstance(getattr(self, name), (int, np.integer)) or getattr(self, name) < 1:
+                errors.append(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if errors:
+            raise ValueError("invalid ViTConfig: " + "; ".join(errors))
         if self.image_size % self.patch_size:
             errors.append(f"image size {self.image_size} is not divisible by the patch size {self.patch_size}")
         if self.dim % self.num_heads:
@@ -57,9 +62,6 @@ class ViTConfig:
             errors.append(f"pos_embed must be one of {POS_EMBEDS}, got {self.pos_embed!r}")
         if self.gelu not in ("tanh", "none"):
             errors.append(f"gelu must be 'tanh' or 'none', got {self.gelu!r}")
-        for name in ("patch_size", "in_channels", "num_classes", "dim", "depth", "num_heads", "mlp_dim"):
-            if int(getattr(self, name)) < 1:
-                errors.append(f"{name} must be positive, got {getattr(self, name)}")
         if errors:
             raise ValueError("invalid ViTConfig: " + "; ".join(errors))
 

@@ -42,7 +42,7 @@ class Optimizer:
         out = {"t": np.array(self.t), "lr": np.array(self.lr)}
         for name, st in self.state.items():
             for k, v in st.items():
-                out[f"{name}/{k}"] = to_numpy(v)
+                out[f"{name}/{k}"] = to_numpy(v).copy()       # a snapshot, not the live buffer
         return out
 
     def load_state_dict(self, d: dict):
@@ -58,7 +58,8 @@ class Optimizer:
             p = self.params[name].value
             if value.shape != p.shape:
                 raise ValueError(f"optimizer state {key}: shape {value.shape}, parameter has {tuple(p.shape)}")
-            self.state.setdefault(name, {})[k] = to_device(np.asarray(value, dtype=p.dtype), get_array_module(p))
+            value = np.array(to_numpy(value), dtype=p.dtype, copy=True)   # own buffers, never shared
+            self.state.setdefault(name, {})[k] = to_device(value, get_array_module(p))
         return self
 
 
@@ -161,12 +162,13 @@ def warmup_cosine(step, total_steps, base_lr, warmup_steps=0, min_lr=0.0):
 
 
 def global_grad_norm(params) -> float:
-    """sqrt(sum over all parameters of sum(grad^2))."""
-    total = 0.0
+    """sqrt(sum over all parameters of sum(grad^2)), accumulated on the device in float64."""
+    params = list(params)
+    xp = get_array_module(params[0].grad)
+    total = xp.zeros((), dtype=np.float64)
     for p in params:
-        g = p.grad
-        total += float((g * g).sum())
-    return math.sqrt(total)
+        total += xp.vdot(p.grad, p.grad)      # sum of squares without a temporary array
+    return math.sqrt(float(total))            # one device-to-host transfer
 
 
 def clip_grad_norm(params, max_norm: float) -> float:

@@ -26,6 +26,9 @@ def cross_entropy_forward(logits, labels, label_smoothing=0.0):
             raise ValueError(f"got {labels.shape[0]} labels for {B} logits")
         if xp.issubdtype(labels.dtype, xp.floating):
             raise TypeError("class-index labels must be integers; pass soft targets as a (B, K) array")
+        if B and (int(labels.min()) < 0 or int(labels.max()) >= K):
+            raise ValueError(f"class labels must be in [0, {K - 1}] for {K} logits, got values from "
+                             f"{int(labels.min())} to {int(labels.max())}")
         target = xp.zeros((B, K), dtype=logits.dtype)
         target[xp.arange(B), labels] = 1.0
     elif labels.shape == (B, K):
