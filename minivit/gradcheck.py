@@ -127,6 +127,9 @@ def _component_checks(F, seed):
     yield "linear", check_pair(F.linear_forward, F.linear_backward, [r((B, T, 6)), r((6, D)), r(D)], [0, 1, 2], ["dx", "dw", "db"])
     yield "cls_token", check_pair(F.cls_token_forward, F.cls_token_backward, [r((B, T, D)), r((1, 1, D))], [0, 1], ["dx", "dcls"])
     yield "pos_embed", check_pair(F.pos_embed_forward, F.pos_embed_backward, [r((B, T, D)), r((1, T, D))], [0, 1], ["dx", "dpos"])
+    yield "learned_2d_pos", check_pair(lambda row, col: F.learned_2d_pos_forward(row, col, True),
+                                       F.learned_2d_pos_backward, [r((3, D // 2)), r((4, D // 2))], [0, 1],
+                                       ["drow", "dcol"])
     yield "softmax", check_pair(F.softmax_forward, F.softmax_backward, [r((B, T, 7))], [0], ["dx"])
     yield "attention", check_pair(F.attention_forward, F.attention_backward,
                                   [r((B, H, T, 4)), r((B, H, T, 4)), r((B, H, T, 4))], [0, 1, 2], ["dq", "dk", "dv"])
@@ -151,6 +154,7 @@ def _component_checks(F, seed):
     yield "drop_path", check_pair(lambda x: F.drop_path_forward(x, 0.5, make_rng(seed, 2), True), F.drop_path_backward,
                                   [r((4, T, D))], [0], ["dx"])
     yield "cls_pool", check_pair(F.cls_pool_forward, F.cls_pool_backward, [r((B, T, D))], [0], ["dx"])
+    yield "tanh (pre-logits)", check_pair(F.tanh_forward, F.tanh_backward, [r((B, D))], [0], ["dx"])
     yield "gap", check_pair(F.gap_forward, F.gap_backward, [r((B, T, D))], [0], ["dx"])
 
     # The encoder block: gradients of the input and of all twelve parameters.

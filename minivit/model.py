@@ -8,6 +8,16 @@
 
 ``ViT.forward`` runs this top to bottom; ``ViT.backward`` runs it bottom to top, filling
 every parameter's ``.grad``.
+
+Options from the paper (all in ``ViTConfig``):
+
+* ``pool``: class token (default) or global average pooling (Appendix D.3).
+* ``pos_embed``: 'learned' (1D, default), 'learned2d' (row + column tables, Appendix D.4),
+  'sincos' (fixed 2D) or 'none'.
+* ``representation_size``: the pre-training head's hidden tanh layer (``pre_logits``);
+  ``ViT.replace_head`` swaps it for the fine-tuning head, a zero-initialized linear layer.
+* ``ViT.resize``: fine-tune at another resolution; learned position embeddings are
+  interpolated in 2D (Section 3.2, :func:`minivit.interpolate.interpolate_pos_embed`).
 """
 from __future__ import annotations
 
@@ -19,16 +29,29 @@ import numpy as np
 from minivit.backend import get_array_module, to_device
 from minivit.layers.patch import check_image_batch
 from minivit.layers.embedding import sincos_2d_position_embedding
+from minivit.interpolate import interpolate_pos_embed, resize_table_1d  # noqa: F401  (re-exported)
 from minivit.modules import EncoderBlock, LayerNorm, Linear, Module, Parameter
 from minivit.ops import F
 
 POOLS = ("cls", "gap")
-POS_EMBEDS = ("learned", "sincos", "none")
+POS_EMBEDS = ("learned", "sincos", "none", "learned2d")
 
 
 @dataclass
 class ViTConfig:
-    """Everything that defines a ViT's shape. See ``PRESETS`` for named configurations."""
+    """Everything that defines a ViT's shape. See ``PRESETS`` for named configurations.
+
+    pool: 'cls' or 'gap'. The paper (Appendix D.3, Fig. 9) finds both reach the same accuracy
+        *with different learning rates*: a GAP model trained with the class-token model's
+        learning rate performs poorly; GAP needs its own (there: larger) rate. So when you
+        switch ``pool``, re-tune ``--lr`` instead of reusing the class-token recipe's.
+    pos_embed: 'learned' (1D, one vector per token, the paper's default), 'learned2d' (a row
+        and a column table of width D/2 each, concatenated; Appendix D.4), 'sincos' (fixed 2D
+        sine-cosine, no parameters) or 'none' (the model then sees a bag of patches: any
+        permutation of the patches gives the same output).
+    representation_size: None (a single linear head) or R: the paper's pre-training head,
+        Linear(D, R) + tanh before the classifier (the official code's ``pre_logits``).
+    """
 
     image_size: int = 32
     patch_size: int = 4
@@ -44,6 +67,7 @@ class ViTConfig:
     drop_path: float = 0.0    # stochastic depth, growing linearly to this value at the last block
     ln_eps: float = 1e-6
     gelu: str = "tanh"        # 'tanh' (official code) or 'none' (exact erf)
+    representation_size: int | None = None  # pre-training head: Linear(D, R) + tanh before the classifier
 
     def __post_init__(self):
         errors = []
@@ -60,6 +84,10 @@ class ViTConfig:
             errors.append(f"pool must be one of {POOLS}, got {self.pool!r}")
         if self.pos_embed not in POS_EMBEDS:
             errors.append(f"pos_embed must be one of {POS_EMBEDS}, got {self.pos_embed!r}")
+        if self.pos_embed == "learned2d" and self.dim % 2:
+            errors.append(f"pos_embed='learned2d' needs an even width (two halves), got dim={self.dim}")
+        if self.representation_size is not None and int(self.representation_size) < 1:
+            errors.append(f"representation_size must be None or positive, got {self.representation_size}")
         if self.gelu not in ("tanh", "none"):
             errors.append(f"gelu must be 'tanh' or 'none', got {self.gelu!r}")
         if errors:
@@ -74,6 +102,11 @@ class ViTConfig:
     def seq_len(self) -> int:
         """Tokens per image: N, plus one for the class token."""
         return self.num_patches + (1 if self.pool == "cls" else 0)
+
+    @property
+    def grid_size(self) -> int:
+        """Patches per side, H/P."""
+        return self.image_size // self.patch_size
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -128,13 +161,19 @@ class ViT(Module):
             self.pos_embed = Parameter((0.02 * rng.standard_normal((1, c.seq_len, c.dim))).astype(dtype), decay=False)
         elif c.pos_embed == "sincos":
             self.fixed_pos = sincos_2d_position_embedding(grid, grid, c.dim, cls_token=c.pool == "cls", dtype=dtype)
+        elif c.pos_embed == "learned2d":   # Appendix D.4: a row and a column table, D/2 wide each
+            self.pos_embed_row = Parameter((0.02 * rng.standard_normal((grid, c.dim // 2))).astype(dtype), decay=False)
+            self.pos_embed_col = Parameter((0.02 * rng.standard_normal((grid, c.dim // 2))).astype(dtype), decay=False)
         rates = np.linspace(0.0, c.drop_path, c.depth) if c.depth > 1 else [c.drop_path]
         self.blocks = [
             EncoderBlock(c.dim, c.num_heads, c.mlp_dim, rng, c.ln_eps, c.gelu, c.dropout, float(r), dtype)
             for r in rates
         ]
         self.norm = LayerNorm(c.dim, c.ln_eps, dtype)
-        self.head = Linear(c.dim, c.num_classes, rng, dtype, zero_init=True)
+        self.pre_logits = None            # the pre-training head's hidden layer (+ tanh), if any
+        if c.representation_size:
+            self.pre_logits = Linear(c.dim, c.representation_size, rng, dtype)
+        self.head = Linear(c.representation_size or c.dim, c.num_classes, rng, dtype, zero_init=True)
         if xp is not np:
             self.to(xp)
 
@@ -172,6 +211,10 @@ class ViT(Module):
             z, cache["pos"] = F.pos_embed_forward(z, self.pos_embed.value)
         elif c.pos_embed == "sincos":
             z = z + self.fixed_pos
+        elif c.pos_embed == "learned2d":
+            table, cache["pos2d"] = F.learned_2d_pos_forward(self.pos_embed_row.value, self.pos_embed_col.value,
+                                                           cls_token=c.pool == "cls")
+            z, cache["pos"] = F.pos_embed_forward(z, table)
         z, cache["drop"] = F.dropout_forward(z, c.dropout, rng, self.training)
         for block in self.blocks:                                                  # eqs. (2), (3)
             z = block.forward(z, rng)
@@ -180,6 +223,8 @@ class ViT(Module):
             y, cache["pool"] = F.cls_pool_forward(z)                               # (B, D)
         else:
             y, cache["pool"] = F.gap_forward(z)
+        if self.pre_logits is not None:                                            # pre-training head
+            y, cache["tanh"] = F.tanh_forward(self.pre_logits.forward(y))            # (B, R)
         self.cache = cache
         return self.head.forward(y)                                                # (B, K)
 
@@ -188,6 +233,8 @@ class ViT(Module):
         """dlogits: (B, num_classes) -> dx (B, H, W, C); fills every parameter's ``.grad``."""
         c, cache = self.config, self.cache
         dy = self.head.backward(dlogits)
+        if self.pre_logits is not None:
+            dy = self.pre_logits.backward(F.tanh_backward(dy, cache["tanh"]))
         if c.pool == "cls":
             dz = F.cls_pool_backward(dy, cache["pool"])
         else:
@@ -198,6 +245,9 @@ class ViT(Module):
         dz = F.dropout_backward(dz, cache["drop"])
         if c.pos_embed == "learned":
             dz, self.pos_embed.grad = F.pos_embed_backward(dz, cache["pos"])
+        elif c.pos_embed == "learned2d":
+            dz, dtable = F.pos_embed_backward(dz, cache["pos"])
+            self.pos_embed_row.grad, self.pos_embed_col.grad = F.learned_2d_pos_backward(dtable, cache["pos2d"])
         if c.pool == "cls":
             dz, self.cls_token.grad = F.cls_token_backward(dz, cache["cls"])
         dpatches = self.patch_embed.backward(dz)
@@ -214,3 +264,60 @@ class ViT(Module):
         finally:
             self.train(was_training)
         return xp.concatenate(out)
+
+    # ------------------------------------------------------------- fine-tuning (Section 3.2)
+    def position_table(self):
+        """The position embeddings the forward adds, (1, T, D) on the model's device, or None
+        for pos_embed='none'. (For 'learned2d' the table built from the row and column tables.)"""
+        c = self.config
+        if c.pos_embed == "learned":
+            return self.pos_embed.value
+        if c.pos_embed == "sincos":
+            return self.fixed_pos
+        if c.pos_embed == "learned2d":
+            return F.learned_2d_pos_forward(self.pos_embed_row.value, self.pos_embed_col.value, c.pool == "cls")[0]
+        return None
+
+    def replace_head(self, num_classes: int, seed: int = 0):
+        """Swap the head for fine-tuning: a single zero-initialized Linear(D, num_classes).
+
+        As in the paper (Section 3.2), the pre-training head is removed, including its hidden
+        tanh layer (``pre_logits``) when there is one. Returns the model. Call it *before*
+        creating an optimizer: the new head is a new pair of Parameters.
+        """
+        if int(num_classes) < 1:
+            raise ValueError(f"num_classes must be positive, got {num_classes}")
+        xp = get_array_module(self.head.weight.value)
+        self.pre_logits = None
+        self.head = Linear(self.config.dim, int(num_classes), np.random.default_rng(seed), self.dtype, zero_init=True)
+        if xp is not np:
+            self.head.to(xp)
+        self.config = dataclasses.replace(self.config, num_classes=int(num_classes), representation_size=None)
+        self.train(self.training)
+        return self
+
+    def resize(self, image_size: int, align_corners: bool = False):
+        """Change the input resolution, keeping the patch size (paper Section 3.2).
+
+        The sequence gets longer (or shorter). Learned 1D position embeddings are laid out on
+        their (H/P, W/P) grid and interpolated bilinearly to the new grid, the class token's row
+        kept as is (:func:`interpolate_pos_embed`); 2D learned row/column tables are
+        interpolated linearly; fixed sin-cos tables are recomputed. Returns the model. Call it
+        before creating an optimizer (parameter shapes change).
+        """
+        c = self.config
+        if image_size % c.patch_size:
+            raise ValueError(f"image size {image_size} is not divisible by the patch size {c.patch_size}")
+        old, new = c.grid_size, image_size // c.patch_size
+        self.config = dataclasses.replace(c, image_size=int(image_size))
+        if c.pos_embed == "learned":
+            self.pos_embed.value = interpolate_pos_embed(self.pos_embed.value, new, new, old, old,
+                                                         cls_token=c.pool == "cls", align_corners=align_corners)
+            self.pos_embed.grad = None
+        elif c.pos_embed == "learned2d":
+            for p in (self.pos_embed_row, self.pos_embed_col):
+                p.value = resize_table_1d(p.value, new, align_corners)
+                p.grad = None
+        elif c.pos_embed == "sincos":
+            self._moved(None, None)          # recomputes the fixed table for the new grid
+        return self

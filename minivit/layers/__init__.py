@@ -10,6 +10,8 @@ from minivit.layers.attention import (
 )
 from minivit.layers.block import BLOCK_PARAM_NAMES, encoder_block_backward, encoder_block_forward
 from minivit.layers.dropout import drop_path_backward, drop_path_forward, dropout_backward, dropout_forward
+from minivit.layers.head import tanh_backward, tanh_forward
+from minivit.layers.pos2d import learned_2d_pos_backward, learned_2d_pos_forward
 from minivit.layers.embedding import (
     cls_token_backward, cls_token_forward, pos_embed_backward, pos_embed_forward,
     sincos_2d_position_embedding,
@@ -27,6 +29,7 @@ FUNCTION_NAMES = (
     "linear_forward", "linear_backward",
     "cls_token_forward", "cls_token_backward",
     "pos_embed_forward", "pos_embed_backward",
+    "learned_2d_pos_forward", "learned_2d_pos_backward",
     "softmax_forward", "softmax_backward",
     "attention_forward", "attention_backward",
     "split_heads", "merge_heads", "split_heads_backward", "merge_heads_backward",
@@ -39,5 +42,6 @@ FUNCTION_NAMES = (
     "encoder_block_forward", "encoder_block_backward",
     "cls_pool_forward", "cls_pool_backward",
     "gap_forward", "gap_backward",
+    "tanh_forward", "tanh_backward",
     "cross_entropy_forward", "cross_entropy_backward",
 )
