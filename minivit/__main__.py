@@ -22,10 +22,23 @@ def cmd_gradcheck(args):
     return 0 if ok else 1
 
 
+def cmd_grade(args):
+    from minivit.grading import TOPICS, format_report, grade
+
+    if args.list:
+        for t in TOPICS:
+            print(f"{t.name:<10} {t.file:<24} {t.title}")
+        return 0
+    report = grade(args.topics or None, path=args.path)
+    print(json.dumps(report) if args.json else format_report(report, verbose=args.verbose))
+    return 0                                  # whatever the score: grading is feedback, not a test
+
+
 def cmd_bench(args):
     from minivit.bench import bench, format_report
 
-    r = bench(preset=args.preset, batch_size=args.batch_size, device=args.device, steps=args.steps, warmup=args.warmup)
+    r = bench(preset=args.preset, batch_size=args.batch_size, device=args.device, steps=args.steps, warmup=args.warmup,
+              stages=not args.no_stages)
     print(json.dumps(r) if args.json else format_report(r))
     return 0
 
@@ -36,7 +49,14 @@ def cmd_train(args):
     cfg = recipe(args.preset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, dataset=args.dataset,
                  subset=args.subset, seed=args.seed)
     out = args.out or f"runs/{args.preset}-{cfg.dataset}"
-    trainer = Trainer(cfg, out, device=args.device, data_dir=args.data_dir)
+    impl = None
+    if args.impl == "exercises":              # the learner's functions (checked before loading any data)
+        from minivit.grading import default_path, exercises_impl
+
+        path = args.exercises_path or default_path()
+        impl = exercises_impl(path)
+        print(f"training with your exercise implementations from {path}")
+    trainer = Trainer(cfg, out, device=args.device, data_dir=args.data_dir, impl=impl)
     if args.resume:
         if not (trainer.out / "last.npz").exists():
             raise FileNotFoundError(f"--resume: no checkpoint {trainer.out / 'last.npz'} to resume from")
@@ -66,6 +86,29 @@ def cmd_eval(args):
     return 0
 
 
+def cmd_inspect(args):
+    from minivit.inspect import inspect_checkpoint
+
+    r = inspect_checkpoint(args.checkpoint, args.out, data_dir=args.data_dir, num_images=args.images,
+                           device=args.device, dataset=args.dataset)
+    for key in ("filters_png", "position_png", "distance_png", "maps_png", "npz"):
+        if key in r:
+            print(f"wrote {r[key]}")
+    return 0
+
+
+def cmd_finetune(args):
+    from minivit.finetune import finetune
+
+    tuner = finetune(args.checkpoint, preset=args.preset, out=args.out, device=args.device, data_dir=args.data_dir,
+                     image_size=args.image_size, resume=args.resume, epochs=args.epochs, batch_size=args.batch_size,
+                     lr=args.lr, dataset=args.dataset, subset=args.subset, seed=args.seed)
+    if tuner.history:
+        best = max(tuner.history, key=lambda r: r["test_acc"])
+        print(f"done: best test accuracy {100 * best['test_acc']:.2f}% (epoch {best['epoch']}); outputs in {tuner.out}")
+    return 0
+
+
 def build_parser():
     from minivit.model import PRESETS
 
@@ -80,6 +123,17 @@ def build_parser():
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=cmd_gradcheck)
 
+    from minivit.grading import TOPIC_NAMES
+
+    s = sub.add_parser("grade", help="grade your exercises (exercises/): points and feedback per topic")
+    s.add_argument("topics", nargs="*", metavar="TOPIC",
+                   help=f"topics to grade (default: all): {', '.join(TOPIC_NAMES)}")
+    s.add_argument("--path", default=None, help="the exercises folder (default: ./exercises)")
+    s.add_argument("--json", action="store_true", help="print one JSON object (per-topic and total points)")
+    s.add_argument("--list", action="store_true", help="list the topics and their files")
+    s.add_argument("-v", "--verbose", action="store_true", help="list passed checks' details too")
+    s.set_defaults(func=cmd_grade)
+
     s = sub.add_parser("bench", help="time a training step (forward + backward + AdamW)")
     s.add_argument("--preset", default="cifar", choices=sorted(PRESETS))
     s.add_argument("--batch-size", type=int, default=128)
@@ -87,6 +141,7 @@ def build_parser():
     s.add_argument("--steps", type=int, default=10)
     s.add_argument("--warmup", type=int, default=2)
     s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.add_argument("--no-stages", action="store_true", help="skip the per-stage breakdown")
     s.set_defaults(func=cmd_bench)
 
     from minivit.train import RECIPES
@@ -103,6 +158,9 @@ def build_parser():
     s.add_argument("--out", default=None, help="output folder (default: runs/PRESET-DATASET)")
     s.add_argument("--resume", action="store_true", help="continue from OUT/last.npz")
     s.add_argument("--seed", type=int, default=None)
+    s.add_argument("--impl", default="reference", choices=["reference", "exercises"],
+                   help="run minivit's functions or your exercise implementations (see exercises/README.md)")
+    s.add_argument("--exercises-path", default=None, help="the exercises folder for --impl exercises")
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("eval", help="test accuracy, per-class table and confusion matrix of a checkpoint")
@@ -112,6 +170,36 @@ def build_parser():
     s.add_argument("--out", default=None, help="folder for confusion.png (default: next to the checkpoint)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_eval)
+    s = sub.add_parser("inspect", help="analyses of a checkpoint: embedding filters, position similarity, "
+                                       "attention distance, attention maps (PNGs)")
+    s.add_argument("checkpoint", help="a minivit checkpoint or an official ViT .npz")
+    s.add_argument("--out", required=True, help="folder for the PNGs")
+    s.add_argument("--data-dir", default=None)
+    s.add_argument("--dataset", default=None, choices=["cifar10", "cifar100"],
+                   help="test images to use (default: the checkpoint's dataset, else cifar10)")
+    s.add_argument("--images", type=_positive_int, default=8, help="number of test images for the attention maps")
+    s.add_argument("--device", default=None, choices=["auto", "cpu", "gpu"])
+    s.set_defaults(func=cmd_inspect)
+
+    from minivit.finetune import FINETUNE_RECIPES
+
+    s = sub.add_parser("finetune", help="fine-tune a pre-trained checkpoint (official ViT .npz or minivit) on CIFAR",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    s.add_argument("--from", dest="checkpoint", required=True, help="checkpoint to start from")
+    s.add_argument("--preset", default="gpu", choices=sorted(FINETUNE_RECIPES), help="fine-tuning recipe")
+    s.add_argument("--epochs", type=_positive_int, default=None)
+    s.add_argument("--batch-size", type=_positive_int, default=None)
+    s.add_argument("--lr", type=_positive_float, default=None, help="peak learning rate (SGD, momentum 0.9)")
+    s.add_argument("--image-size", type=_positive_int, default=None,
+                   help="fine-tuning resolution (default: the checkpoint's; position embeddings are interpolated)")
+    s.add_argument("--device", default=None, choices=["auto", "cpu", "gpu"])
+    s.add_argument("--data-dir", default=None)
+    s.add_argument("--dataset", default=None, choices=["cifar10", "cifar100"])
+    s.add_argument("--subset", type=_positive_int, default=None, help="train on only N images")
+    s.add_argument("--out", default=None, help="output folder (default: runs/finetune-NAME-DATASET)")
+    s.add_argument("--resume", action="store_true", help="continue from OUT/last.npz")
+    s.add_argument("--seed", type=int, default=None)
+    s.set_defaults(func=cmd_finetune)
     return p
 
 

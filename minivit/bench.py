@@ -6,11 +6,14 @@ with PyTorch lives in ``benchmarks/torch_vs_minivit.py`` (PyTorch is a dev-only 
 """
 from __future__ import annotations
 
+import resource
 import statistics
+import sys
 import time
 
 import numpy as np
 
+from minivit import ops
 from minivit.backend import get_xp, make_rng, resolve_device, synchronize
 from minivit.layers import cross_entropy_backward, cross_entropy_forward
 from minivit.model import ViT, ViTConfig
@@ -26,7 +29,60 @@ def model_flops_per_image(config: ViTConfig) -> int:
     return patch + c.depth * per_block + 2 * D * c.num_classes
 
 
-def bench(preset="cifar", batch_size=128, device=None, steps=10, warmup=2, seed=0, dtype="float32"):
+# Which stage a functional call belongs to: the innermost stage-defining function on the call stack
+# decides (a linear layer inside MSA counts as attention, inside the MLP as MLP; outside both, it
+# is the patch embedding or the head).
+STAGE_OF = {
+    "mhsa_forward": "attention", "mhsa_backward": "attention",
+    "attention_forward": "attention", "attention_backward": "attention",
+    "softmax_forward": "attention", "softmax_backward": "attention",
+    "mlp_forward": "MLP", "mlp_backward": "MLP", "gelu_forward": "MLP", "gelu_backward": "MLP",
+    "layernorm_forward": "LayerNorm", "layernorm_backward": "LayerNorm",
+    "patchify_forward": "patch embedding", "patchify_backward": "patch embedding",
+    "cls_token_forward": "patch embedding", "cls_token_backward": "patch embedding",
+    "pos_embed_forward": "patch embedding", "pos_embed_backward": "patch embedding",
+    "cross_entropy_forward": "loss", "cross_entropy_backward": "loss",
+    "adamw_update": "optimizer", "sgd_update": "optimizer",
+    "dropout_forward": "dropout / residual", "dropout_backward": "dropout / residual",
+    "drop_path_forward": "dropout / residual", "drop_path_backward": "dropout / residual",
+    "encoder_block_forward": "dropout / residual", "encoder_block_backward": "dropout / residual",
+}
+
+
+class StageTimer:
+    """Wraps every function in ``ops.F`` with a timer (synchronizing the GPU around each call) and
+    adds each call's *exclusive* time (its own, minus the timed calls it made) to a stage. Only for
+    measurement: the extra synchronization slows a GPU down a little."""
+
+    def __init__(self, xp):
+        self.xp, self.stack, self.totals = xp, [], {}
+
+    def stage(self, name):
+        names = [n for n, _ in self.stack] + [name]
+        return next((STAGE_OF[n] for n in reversed(names) if n in STAGE_OF), "patch embedding / head")
+
+    def wrap(self, name, fn):
+        def timed(*args, **kwargs):
+            synchronize(self.xp)
+            self.stack.append([name, 0.0])          # [function, time spent in timed children]
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                synchronize(self.xp)
+                dt = time.perf_counter() - t0
+                _, children = self.stack.pop()
+                stage = self.stage(name)
+                self.totals[stage] = self.totals.get(stage, 0.0) + dt - children
+                if self.stack:
+                    self.stack[-1][1] += dt
+        return timed
+
+    def namespace(self):
+        return {n: self.wrap(n, getattr(ops.F, n)) for n in ops.FUNCTION_NAMES}
+
+
+def bench(preset="cifar", batch_size=128, device=None, steps=10, warmup=2, seed=0, dtype="float32", stages=True):
     """Time training steps and inference. Returns a dict (what ``--json`` prints)."""
     dev = resolve_device(device)
     xp = get_xp(dev)
@@ -61,6 +117,26 @@ def bench(preset="cifar", batch_size=128, device=None, steps=10, warmup=2, seed=
     t_train = statistics.median(train_times)
     t_infer = statistics.median(infer_times)
     flops = model_flops_per_image(config)
+
+    # The data pipeline on its own: gather + crop + flip + normalize of a batch of uint8 images.
+    from minivit.augment import AugmentConfig, augment_batch
+
+    images = xp.asarray(rng.integers(0, 256, (4 * batch_size, config.image_size, config.image_size,
+                                              config.in_channels), dtype=np.uint8))
+    labels = xp.asarray(rng.integers(0, config.num_classes, 4 * batch_size))
+    aug = AugmentConfig()
+    data_times = timed(lambda i: augment_batch(images[(i % 4) * batch_size:(i % 4 + 1) * batch_size],
+                                               labels[:batch_size], make_rng(seed, i), aug, config.num_classes), steps)
+    t_data = statistics.median(data_times)
+
+    breakdown = {}
+    if stages:
+        model.train()
+        timer = StageTimer(xp)
+        with ops.use(timer.namespace()):
+            timed(train_step, max(2, steps // 2))
+        total = sum(timer.totals.values())
+        breakdown = {k: v / total for k, v in sorted(timer.totals.items(), key=lambda kv: -kv[1])}
     return {
         "preset": preset,
         "batch_size": batch_size,
@@ -72,13 +148,34 @@ def bench(preset="cifar", batch_size=128, device=None, steps=10, warmup=2, seed=
         "inference_images_per_s": batch_size / t_infer,
         "train_gflop_per_s": 3 * flops * batch_size / t_train / 1e9,
         "params": model.num_parameters(),
+        "data_pipeline_s": t_data,
+        "data_pipeline_share": t_data / (t_data + t_train),
+        "stage_share": breakdown,
+        "peak_host_memory_mb": peak_memory_mb(),
+        **({"peak_gpu_memory_mb": xp.get_default_memory_pool().total_bytes() / 2**20} if xp is not np else {}),
     }
 
 
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process (MiB), as the OS reports it."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+
+
 def format_report(r: dict) -> str:
-    return (f"preset {r['preset']}  batch {r['batch_size']}  device {r['device']}  {r['dtype']}  ({r['params']:,} parameters)\n"
-            f"  training step (fwd + bwd + AdamW): {r['train_step_s'] * 1e3:8.1f} ms  "
-            f"{r['train_images_per_s']:8.1f} images/s  ~{r['train_gflop_per_s']:.1f} GFLOP/s\n"
-            f"  inference:                         {r['batch_size'] / r['inference_images_per_s'] * 1e3:8.1f} ms  "
-            f"{r['inference_images_per_s']:8.1f} images/s\n"
-            f"  (median of {r['steps']} steps)")
+    lines = [
+        f"preset {r['preset']}  batch {r['batch_size']}  device {r['device']}  {r['dtype']}  ({r['params']:,} parameters)",
+        f"  training step (fwd + bwd + AdamW): {r['train_step_s'] * 1e3:8.1f} ms  "
+        f"{r['train_images_per_s']:8.1f} images/s  ~{r['train_gflop_per_s']:.1f} GFLOP/s",
+        f"  inference:                         {r['batch_size'] / r['inference_images_per_s'] * 1e3:8.1f} ms  "
+        f"{r['inference_images_per_s']:8.1f} images/s",
+        f"  data pipeline (crop+flip+normalize): {r['data_pipeline_s'] * 1e3:6.1f} ms per batch "
+        f"({100 * r['data_pipeline_share']:.1f}% of a step)",
+        f"  peak host memory: {r['peak_host_memory_mb']:.0f} MiB"
+        + (f", GPU memory pool: {r['peak_gpu_memory_mb']:.0f} MiB" if "peak_gpu_memory_mb" in r else ""),
+        f"  (median of {r['steps']} steps)",
+    ]
+    if r.get("stage_share"):
+        lines.append("  share of training-step time by stage (timed op by op, so slightly slower overall):")
+        lines += [f"    {k:<24} {100 * v:5.1f}%" for k, v in r["stage_share"].items()]
+    return "\n".join(lines)

@@ -30,7 +30,6 @@ import numpy as np
 from minivit.augment import CIFAR10_MEAN, CIFAR10_STD, CIFAR100_MEAN, CIFAR100_STD, AugmentConfig, augment_batch
 from minivit.backend import get_array_module, get_xp, make_rng, resolve_device, synchronize, to_numpy
 from minivit.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from minivit.layers import cross_entropy_backward, cross_entropy_forward
 from minivit.model import ViT, ViTConfig
 from minivit import ops
 from minivit.ops import F
@@ -142,7 +141,7 @@ def evaluate(model, x_uint8, y, aug: AugmentConfig, num_classes, batch_size=500,
             if batch_transform is not None:
                 xb = batch_transform(xb)
             logits = model.forward(xb)
-            loss, _ = cross_entropy_forward(logits, yb)
+            loss, _ = F.cross_entropy_forward(logits, yb)
             total_loss += loss * len(xb)
             preds.append(xp.argmax(logits, axis=1))
     finally:
@@ -239,12 +238,12 @@ class Trainer:
         t_data = time.perf_counter() - t0
         self.opt.lr = F.warmup_cosine(self.global_step, self.total_steps, cfg.lr, self.warmup_steps, cfg.min_lr)
         logits = self.model.forward(x, make_rng(cfg.seed, epoch, step, 1, xp=xp))
-        loss, cache = cross_entropy_forward(logits, targets, cfg.label_smoothing)
+        loss, cache = F.cross_entropy_forward(logits, targets, cfg.label_smoothing)
         if not math.isfinite(loss):
             raise TrainingDiverged(
                 f"the loss became {loss} at epoch {epoch + 1}, step {step + 1} (lr {self.opt.lr:.3g}); "
                 f"the last good checkpoint is {self.out / 'last.npz'}. Try a lower --lr or a smaller clip norm.")
-        self.model.backward(cross_entropy_backward(cache))
+        self.model.backward(F.cross_entropy_backward(cache))
         if cfg.clip_norm:
             clip_grad_norm(self.model.parameters(), cfg.clip_norm)
         self.opt.step()
@@ -254,8 +253,10 @@ class Trainer:
 
     def fit(self):
         """Train until ``cfg.epochs``; returns the metrics history. Ctrl-C saves last.npz and re-raises."""
-        from tqdm.auto import tqdm
-
+        if self.progress:
+            from tqdm.auto import tqdm      # a widget in notebooks, a text bar in a terminal
+        else:
+            tqdm = _no_progress_bar
         cfg = self.cfg
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "config.json").write_text(json.dumps(
@@ -332,6 +333,22 @@ class Trainer:
             print(f"warning: could not draw curves.png ({e})")
 
 
+class _no_progress_bar:
+    """Stands in for tqdm when progress=False (and keeps tqdm's notebook warning away)."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def update(self, n=1):
+        pass
+
+    def set_postfix(self, *args, **kwargs):
+        pass
+
+    def close(self):
+        pass
+
+
 # ------------------------------------------------------------------------------------- eval
 def evaluate_checkpoint(path, data_dir=None, device=None, out=None, batch_size=500):
     """Test accuracy, per-class accuracy and confusion matrix of a checkpoint. Returns a dict."""
@@ -343,7 +360,12 @@ def evaluate_checkpoint(path, data_dir=None, device=None, out=None, batch_size=5
     cfg = TrainConfig.from_dict(meta.get("train_config", {}))
     ds = load_cifar(cfg.dataset, data_dir)
     x, y = xp.asarray(ds.x_test), xp.asarray(ds.y_test.astype(np.int64))
-    loss, acc, preds = evaluate(model, x, y, augment_config(cfg), len(ds.classes), batch_size)
+    transform = None
+    if model.config.image_size != ds.x_test.shape[1]:       # a model fine-tuned at another resolution
+        from minivit.finetune import resize_batches
+
+        transform = resize_batches(model.config.image_size)
+    loss, acc, preds = evaluate(model, x, y, augment_config(cfg), len(ds.classes), batch_size, transform)
     K = len(ds.classes)
     cm = np.zeros((K, K), dtype=np.int64)
     np.add.at(cm, (to_numpy(y), to_numpy(preds)), 1)
