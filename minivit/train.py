@@ -78,9 +78,10 @@ RECIPES = {
     # Seconds: a tiny model on a few thousand images. Used by tests and CI.
     "smoke": TrainConfig(model=_model("tiny"), epochs=2, batch_size=64, lr=2e-3, warmup_epochs=0.5,
                          subset=2048, test_subset=1000, augment=dict(crop_padding=4, flip=True)),
-    # A 2-core CPU, one hour: a narrow ViT with 4x4 patches, crop + flip, label smoothing.
-    "cpu": TrainConfig(model=_model("cifar", dim=128, depth=6, num_heads=4, mlp_dim=256),
-                       epochs=12, batch_size=128, lr=2e-3, min_lr=1e-5, warmup_epochs=1, weight_decay=0.05,
+    # A 2-core CPU, one hour: a narrow ViT with 4x4 patches (65 tokens), crop + flip, label smoothing.
+    # Two heads instead of four: the same FLOPs, but half the softmax work, ~10% faster in NumPy.
+    "cpu": TrainConfig(model=_model("cifar", dim=128, depth=6, num_heads=2, mlp_dim=256),
+                       epochs=15, batch_size=128, lr=2e-3, min_lr=1e-5, warmup_epochs=1, weight_decay=0.05,
                        label_smoothing=0.1, augment=dict(crop_padding=4, flip=True)),
     # One GPU: ViT-Lite-7/4 with the recipe of Hassani et al. (AdamW 5e-4, wd 3e-2, batch 128,
     # 5 warmup epochs, cosine, label smoothing 0.1, crop + flip) with RandAugment in place of
