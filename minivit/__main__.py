@@ -47,7 +47,7 @@ def cmd_train(args):
     from minivit.train import Trainer, recipe
 
     cfg = recipe(args.preset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, dataset=args.dataset,
-                 subset=args.subset, seed=args.seed)
+                 subset=args.subset, seed=args.seed, threads=args.threads)
     out = args.out or f"runs/{args.preset}-{cfg.dataset}"
     impl = None
     if args.impl == "exercises":              # the learner's functions (checked before loading any data)
@@ -158,6 +158,8 @@ def build_parser():
     s.add_argument("--out", default=None, help="output folder (default: runs/PRESET-DATASET)")
     s.add_argument("--resume", action="store_true", help="continue from OUT/last.npz")
     s.add_argument("--seed", type=int, default=None)
+    s.add_argument("--threads", type=_positive_int, default=None,
+                   help="CPU: split each batch over this many threads (data parallel; see minivit/parallel.py)")
     s.add_argument("--impl", default="reference", choices=["reference", "exercises"],
                    help="run minivit's functions or your exercise implementations (see exercises/README.md)")
     s.add_argument("--exercises-path", default=None, help="the exercises folder for --impl exercises")

@@ -60,6 +60,7 @@ class TrainConfig:
     test_subset: int | None = None   # evaluate on only the first N test images
     seed: int = 0
     eval_batch_size: int = 500
+    threads: int = 1                 # CPU only: >1 splits each batch over threads (minivit.parallel)
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -130,8 +131,11 @@ def augment_config(cfg: TrainConfig) -> AugmentConfig:
     return AugmentConfig(**{"mean": mean, "std": std, **cfg.augment})
 
 
-def evaluate(model, x_uint8, y, aug: AugmentConfig, num_classes, batch_size=500, batch_transform=None):
-    """Test loss, accuracy and predictions (eval mode, no augmentation). Returns (loss, acc, preds)."""
+def evaluate(model, x_uint8, y, aug: AugmentConfig, num_classes, batch_size=500, batch_transform=None, forward=None):
+    """Test loss, accuracy and predictions (eval mode, no augmentation). Returns (loss, acc, preds).
+
+    forward: optional replacement for ``model.forward`` (e.g. ``DataParallel.forward``)."""
+    forward = forward or model.forward
     xp = get_array_module(x_uint8)
     was_training = model.training
     model.eval()
@@ -141,7 +145,7 @@ def evaluate(model, x_uint8, y, aug: AugmentConfig, num_classes, batch_size=500,
             xb, yb = augment_batch(x_uint8[i:i + batch_size], y[i:i + batch_size], None, aug, num_classes, train=False)
             if batch_transform is not None:
                 xb = batch_transform(xb)
-            logits = model.forward(xb)
+            logits = forward(xb)
             loss, _ = F.cross_entropy_forward(logits, yb)
             total_loss += loss * len(xb)
             preds.append(xp.argmax(logits, axis=1))
@@ -179,6 +183,11 @@ class Trainer:
             model_cfg["num_classes"] = self.data["num_classes"]
             model = ViT(ViTConfig.from_dict(model_cfg), seed=cfg.seed, xp=self.xp)
         self.model = model
+        self.parallel = None
+        if cfg.threads > 1 and self.xp is np:
+            from minivit.parallel import DataParallel
+
+            self.parallel = DataParallel(model, cfg.threads)
         self.opt = AdamW(self.model.named_parameters(), lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
         self.aug = augment_config(cfg)
         n = len(self.data["x_train"])
@@ -238,13 +247,18 @@ class Trainer:
         synchronize(xp)
         t_data = time.perf_counter() - t0
         self.opt.lr = F.warmup_cosine(self.global_step, self.total_steps, cfg.lr, self.warmup_steps, cfg.min_lr)
-        logits = self.model.forward(x, make_rng(cfg.seed, epoch, step, 1, xp=xp))
-        loss, cache = F.cross_entropy_forward(logits, targets, cfg.label_smoothing)
+        if self.parallel is None:
+            logits = self.model.forward(x, make_rng(cfg.seed, epoch, step, 1, xp=xp))
+            loss, cache = F.cross_entropy_forward(logits, targets, cfg.label_smoothing)
+        else:   # the same step, with the batch split over CPU threads (minivit/parallel.py)
+            rngs = [make_rng(cfg.seed, epoch, step, 1, i) for i in range(cfg.threads)]
+            loss, logits = self.parallel.forward_backward(x, targets, cfg.label_smoothing, rngs)
         if not math.isfinite(loss):
             raise TrainingDiverged(
                 f"the loss became {loss} at epoch {epoch + 1}, step {step + 1} (lr {self.opt.lr:.3g}); "
                 f"the last good checkpoint is {self.out / 'last.npz'}. Try a lower --lr or a smaller clip norm.")
-        self.model.backward(F.cross_entropy_backward(cache))
+        if self.parallel is None:
+            self.model.backward(F.cross_entropy_backward(cache))
         if cfg.clip_norm:
             clip_grad_norm(self.model.parameters(), cfg.clip_norm)
         self.opt.step()
@@ -301,7 +315,8 @@ class Trainer:
         bar.close()
         t_eval = time.perf_counter()
         test_loss, test_acc, _ = evaluate(self.model, self.data["x_test"], self.data["y_test"], self.aug,
-                                          self.data["num_classes"], cfg.eval_batch_size, self.batch_transform)
+                                          self.data["num_classes"], cfg.eval_batch_size, self.batch_transform,
+                                          forward=self.parallel.forward if self.parallel else None)
         self.elapsed += p["time_s"] + (time.perf_counter() - t_eval)
         row = dict(epoch=epoch + 1, train_loss=p["loss_sum"] / p["seen"], train_acc=p["correct"] / p["seen"],
                    test_loss=test_loss, test_acc=test_acc, lr=self.opt.lr, time_s=self.elapsed,
