@@ -44,6 +44,9 @@ def parse_args(argv=None):
     p.add_argument("--warmup", type=int, default=3, help="untimed rounds first")
     p.add_argument("--threads", type=int, default=None,
                    help="threads for NumPy's BLAS and for torch (default: all cores, os.cpu_count())")
+    p.add_argument("--minivit-threads", type=int, default=1,
+                   help="minivit only: split each batch over this many threads (minivit.parallel.DataParallel, "
+                        "single-threaded BLAS per shard); 1 = the plain single-process step")
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--weight-decay", type=float, default=0.05)
@@ -139,7 +142,16 @@ def main(argv=None):
         opt = topt = None
         what = "forward + cross-entropy + backward ONLY (minivit.optim.AdamW not importable: no optimizer update)"
 
+    parallel = None
+    if args.minivit_threads > 1:
+        from minivit.parallel import DataParallel
+
+        parallel = DataParallel(model, args.minivit_threads)
+
     def minivit_fwd_bwd(i):
+        if parallel is not None:
+            rngs = [make_rng(args.seed, i, k) for k in range(args.minivit_threads)]
+            return parallel.forward_backward(x, y, ls, rngs)[0]
         logits = model.forward(x, make_rng(args.seed, i))
         loss, cache = cross_entropy_forward(logits, y, label_smoothing=ls)
         model.backward(cross_entropy_backward(cache))
@@ -191,6 +203,7 @@ def main(argv=None):
         "batch_size": B, "dtype": args.dtype, "steps": args.steps, "warmup": args.warmup,
         "numpy_blas_threads": np_threads, "numpy_blas_threads_source": np_threads_how,
         "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "torch_sdpa": args.torch_sdpa,
+        "minivit_threads": args.minivit_threads,
         "versions": {"python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
                      "minivit": minivit.__version__},
         "machine": platform.platform(), "processor": platform.processor() or platform.machine(),
