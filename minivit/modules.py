@@ -110,7 +110,7 @@ class Module:
         for p in self.parameters():
             v = p.value
             if xp is not None:
-                v = to_device(to_numpy(v), xp) if xp is np else xp.asarray(v)
+                v = to_device(v, xp)          # handles both directions (host <-> GPU)
             if dtype is not None:
                 v = v.astype(dtype)
             p.value = v

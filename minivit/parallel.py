@@ -59,9 +59,7 @@ class DataParallel:
         so an optimizer or ``load_state_dict`` that replaced an array is picked up)."""
         main = self.model.parameters()
         for replica in self.replicas[1:]:
-            replica.training = self.model.training
-            for m in replica.modules():
-                m.training = self.model.training
+            replica.train(self.model.training)
             for p, q in zip(main, replica.parameters()):
                 q.value = p.value
 
