@@ -5,7 +5,9 @@ dL/dx for L = sum(out * dout). Finite differences estimate the same thing one en
 
     dL/dx_i  ~  sum( (f(x + h e_i) - f(x - h e_i)) * dout ) / (2h)
 
-(subtracting the two outputs *before* summing keeps round-off small). Errors are reported as
+minivit uses the fourth-order version of this centered difference (see
+:func:`numerical_gradient`), whose truncation error is O(h^4) instead of O(h^2); subtracting
+the outputs *before* summing keeps round-off small. Errors are reported as
 the CS231n relative error  max_i |a_i - n_i| / max(|a_i| + |n_i|, 1e-8)  in float64.
 
 ``python -m minivit gradcheck`` runs :func:`run_all` and prints one row per gradient.

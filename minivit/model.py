@@ -127,7 +127,7 @@ class ViTConfig:
 
 
 PRESETS = {
-    # A few thousand parameters: unit tests, gradient checks, CPU demos in seconds.
+    # About 24k parameters: unit tests, gradient checks, CPU demos in seconds.
     "tiny": dict(image_size=32, patch_size=8, dim=32, depth=2, num_heads=2, mlp_dim=64),
     # ViT-Lite-7/4 (Hassani et al. 2021, "Escaping the Big Data Paradigm with Compact Transformers").
     "cifar": dict(image_size=32, patch_size=4, dim=256, depth=7, num_heads=4, mlp_dim=512),
