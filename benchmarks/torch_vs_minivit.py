@@ -47,6 +47,9 @@ def parse_args(argv=None):
     p.add_argument("--minivit-threads", type=int, default=1,
                    help="minivit only: split each batch over this many threads (minivit.parallel.DataParallel, "
                         "single-threaded BLAS per shard); 1 = the plain single-process step")
+    p.add_argument("--impl", default="both", choices=["reference", "fast", "both"],
+                   help="minivit's plain functions (minivit/layers), its fast paths (minivit/fast.py), or both "
+                        "side by side (default)")
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--weight-decay", type=float, default=0.05)
@@ -101,6 +104,7 @@ def main(argv=None):
     import torch.nn.functional as F
 
     import minivit
+    from minivit import fast, ops
     from minivit.backend import make_rng
     from minivit.layers import cross_entropy_backward, cross_entropy_forward
     from minivit.model import ViT, ViTConfig
@@ -168,6 +172,12 @@ def main(argv=None):
         if opt is not None:
             opt.step()
 
+    def with_impl(impl, fn):
+        def run(i):
+            with ops.use(impl):
+                return fn(i)
+        return run
+
     def torch_step(i):
         torch_fwd_bwd()
         if topt is not None:
@@ -181,11 +191,16 @@ def main(argv=None):
                    for n, p in model.named_parameters())
 
     # ----------------------------------------------------------------------- timing
-    fns = {"minivit": minivit_step, "PyTorch": torch_step}
-    times = {"minivit": [], "PyTorch": []}
+    fns = {}
+    if args.impl in ("reference", "both"):
+        fns["minivit"] = minivit_step
+    if args.impl in ("fast", "both"):
+        fns["minivit fast"] = with_impl(fast.FUNCTIONS, minivit_step)
+    fns["PyTorch"] = torch_step
+    times = {name: [] for name in fns}
     load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
     for r in range(args.warmup + args.steps):
-        order = ("minivit", "PyTorch") if r % 2 == 0 else ("PyTorch", "minivit")
+        order = list(fns) if r % 2 == 0 else list(fns)[::-1]
         for name in order:
             t0 = time.perf_counter()
             fns[name](r + 1)
@@ -197,7 +212,8 @@ def main(argv=None):
     B = args.batch_size
     res = {name: {"median_step_s": statistics.median(ts), "min_step_s": min(ts), "max_step_s": max(ts),
                   "images_per_s": B / statistics.median(ts)} for name, ts in times.items()}
-    ratio = res["minivit"]["images_per_s"] / res["PyTorch"]["images_per_s"]
+    ratios = {name: res[name]["images_per_s"] / res["PyTorch"]["images_per_s"] for name in fns if name != "PyTorch"}
+    ratio = max(ratios.values())
     report = {
         "what": what, "preset": args.preset, "config": config.to_dict(), "params": model.num_parameters(),
         "batch_size": B, "dtype": args.dtype, "steps": args.steps, "warmup": args.warmup,
@@ -210,7 +226,7 @@ def main(argv=None):
         "loadavg_before": load_before, "loadavg_after": load_after,
         "check_first_loss": {"minivit": loss_np, "PyTorch": loss_t},
         "check_first_step_grad_max_rel_diff": grad_err,
-        "results": res, "ratio_minivit_over_torch_images_per_s": ratio,
+        "results": res, "ratios_over_torch_images_per_s": ratios, "ratio_minivit_over_torch_images_per_s": ratio,
     }
     if args.json:
         print(json.dumps(report, indent=2))
@@ -228,11 +244,13 @@ def main(argv=None):
     print(f"check: first-step loss minivit {loss_np:.6f} vs torch {loss_t:.6f}; "
           f"max relative gradient difference {grad_err:.1e}")
     print()
-    print(f"{'framework':<10} {'median step':>12} {'min':>10} {'max':>10} {'images/s':>10}")
+    print(f"{'framework':<13} {'median step':>12} {'min':>10} {'max':>10} {'images/s':>10}")
     for name, r in res.items():
-        print(f"{name:<10} {r['median_step_s'] * 1e3:>9.1f} ms {r['min_step_s'] * 1e3:>7.1f} ms "
+        print(f"{name:<13} {r['median_step_s'] * 1e3:>9.1f} ms {r['min_step_s'] * 1e3:>7.1f} ms "
               f"{r['max_step_s'] * 1e3:>7.1f} ms {r['images_per_s']:>10.1f}")
-    print(f"\nminivit / PyTorch images/s: {ratio:.2f}")
+    print()
+    for name, r in ratios.items():
+        print(f"{name} / PyTorch images/s: {r:.2f}")
     return report
 
 

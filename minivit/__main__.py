@@ -38,7 +38,7 @@ def cmd_bench(args):
     from minivit.bench import bench, format_report
 
     r = bench(preset=args.preset, batch_size=args.batch_size, device=args.device, steps=args.steps, warmup=args.warmup,
-              stages=not args.no_stages)
+              stages=not args.no_stages, impl=args.impl)
     print(json.dumps(r) if args.json else format_report(r))
     return 0
 
@@ -56,6 +56,12 @@ def cmd_train(args):
         path = args.exercises_path or default_path()
         impl = exercises_impl(path)
         print(f"training with your exercise implementations from {path}")
+    elif args.impl == "fast":                 # minivit/fast.py: the same math with fewer passes (CPU)
+        from minivit import fast
+
+        impl = fast.functions()
+        print("training with the fast paths (minivit/fast.py)" if impl else
+              f"{fast.ENV_VAR}=0: fast paths off, training with the reference functions")
     trainer = Trainer(cfg, out, device=args.device, data_dir=args.data_dir, impl=impl)
     if args.resume:
         if not (trainer.out / "last.npz").exists():
@@ -142,6 +148,8 @@ def build_parser():
     s.add_argument("--warmup", type=int, default=2)
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.add_argument("--no-stages", action="store_true", help="skip the per-stage breakdown")
+    s.add_argument("--impl", default="reference", choices=["reference", "fast"],
+                   help="time minivit's reference functions or the fast paths of minivit/fast.py")
     s.set_defaults(func=cmd_bench)
 
     from minivit.train import RECIPES
@@ -160,8 +168,9 @@ def build_parser():
     s.add_argument("--seed", type=int, default=None)
     s.add_argument("--threads", type=_positive_int, default=None,
                    help="CPU: split each batch over this many threads (data parallel; see minivit/parallel.py)")
-    s.add_argument("--impl", default="reference", choices=["reference", "exercises"],
-                   help="run minivit's functions or your exercise implementations (see exercises/README.md)")
+    s.add_argument("--impl", default="reference", choices=["reference", "exercises", "fast"],
+                   help="run minivit's functions, your exercise implementations (see exercises/README.md), "
+                        "or the fast paths of minivit/fast.py (off when MINIVIT_FAST_PATHS=0)")
     s.add_argument("--exercises-path", default=None, help="the exercises folder for --impl exercises")
     s.set_defaults(func=cmd_train)
 

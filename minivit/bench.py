@@ -82,8 +82,25 @@ class StageTimer:
         return {n: self.wrap(n, getattr(ops.F, n)) for n in ops.FUNCTION_NAMES}
 
 
-def bench(preset="cifar", batch_size=128, device=None, steps=10, warmup=2, seed=0, dtype="float32", stages=True):
-    """Time training steps and inference. Returns a dict (what ``--json`` prints)."""
+def bench(preset="cifar", batch_size=128, device=None, steps=10, warmup=2, seed=0, dtype="float32", stages=True,
+          impl="reference"):
+    """Time training steps and inference. Returns a dict (what ``--json`` prints).
+
+    impl: 'reference' (minivit/layers) or 'fast' (the fast paths of minivit/fast.py, unless
+    MINIVIT_FAST_PATHS=0)."""
+    if impl not in ("reference", "fast"):
+        raise ValueError(f"impl must be 'reference' or 'fast', got {impl!r}")
+    functions = {}
+    if impl == "fast":
+        from minivit import fast
+
+        functions = fast.functions()
+    with ops.use(functions):
+        r = _bench(preset, batch_size, device, steps, warmup, seed, dtype, stages)
+    return {**r, "impl": "fast" if functions else "reference"}
+
+
+def _bench(preset, batch_size, device, steps, warmup, seed, dtype, stages):
     dev = resolve_device(device)
     xp = get_xp(dev)
     config = ViTConfig.preset(preset)
@@ -164,7 +181,8 @@ def peak_memory_mb() -> float:
 
 def format_report(r: dict) -> str:
     lines = [
-        f"preset {r['preset']}  batch {r['batch_size']}  device {r['device']}  {r['dtype']}  ({r['params']:,} parameters)",
+        f"preset {r['preset']}  batch {r['batch_size']}  device {r['device']}  {r['dtype']}  ({r['params']:,} parameters)"
+        + (f"  impl {r['impl']}" if r.get("impl", "reference") != "reference" else ""),
         f"  training step (fwd + bwd + AdamW): {r['train_step_s'] * 1e3:8.1f} ms  "
         f"{r['train_images_per_s']:8.1f} images/s  ~{r['train_gflop_per_s']:.1f} GFLOP/s",
         f"  inference:                         {r['batch_size'] / r['inference_images_per_s'] * 1e3:8.1f} ms  "
