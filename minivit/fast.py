@@ -39,6 +39,7 @@ import numpy as np
 
 from minivit import layers, ops, optim
 from minivit.layers.activation import _C, _K
+from minivit.parallel import SHARD_THREAD_PREFIX
 
 ENV_VAR = "MINIVIT_FAST_PATHS"
 
@@ -54,14 +55,19 @@ def _numpy(*arrays) -> bool:
 
 
 # ----------------------------------------------------------------------------------- softmax
-def _softmax_last_axis_(s):
-    """Softmax over the last axis of ``s``, in place (s must be an array the caller owns)."""
-    s -= s.max(axis=-1, keepdims=True)
-    np.exp(s, out=s)
-    total = s.sum(axis=-1, keepdims=True)
+def _exp_normalize_(e, axis=-1):
+    """exp(e) / sum(exp(e)) along ``axis``, in place; e holds scores already shifted by their max."""
+    np.exp(e, out=e)
+    total = e.sum(axis=axis, keepdims=True)
     np.reciprocal(total, out=total)
-    s *= total                     # one division per row, then a multiply per element
-    return s
+    e *= total                     # one division per row, then a multiply per element
+    return e
+
+
+def _softmax_(s, axis=-1):
+    """Softmax along ``axis`` of ``s``, in place (s must be an array the caller owns)."""
+    s -= s.max(axis=axis, keepdims=True)
+    return _exp_normalize_(s, axis)
 
 
 def _softmax_backward_(dA, A):
@@ -78,11 +84,7 @@ def softmax_forward(x, axis=-1):
     """Same as ``layers.softmax_forward``; multiplies by 1/rowsum instead of dividing."""
     if not _numpy(x):
         return layers.softmax_forward(x, axis)
-    e = x - x.max(axis=axis, keepdims=True)
-    np.exp(e, out=e)
-    total = e.sum(axis=axis, keepdims=True)
-    np.reciprocal(total, out=total)
-    e *= total
+    e = _exp_normalize_(x - x.max(axis=axis, keepdims=True), axis)   # the shifted copy is ours
     return e, (e, axis)
 
 
@@ -98,13 +100,14 @@ def softmax_backward(dout, cache):
 
 
 # ---------------------------------------------------------------- scaled dot-product attention
-def _attention(q, k, v, out=None):
+def _attention(q, k, v, out=None, A=None):
     """softmax(q k^T / sqrt(d)) v, scaling q (T x d) rather than the scores (T x T) and taking the
-    softmax in place on the freshly allocated scores. ``out``: optional array (any blasable view)
-    to write the result into. Returns (out, cache) with the reference's cache layout."""
+    softmax in place on the freshly allocated scores. ``out``, ``A``: optional arrays (any
+    blasable views) to write the result and the attention weights into. Returns (out, cache)
+    with the reference's cache layout."""
     scale = 1.0 / math.sqrt(q.shape[-1])
-    A = np.matmul(q * scale, k.swapaxes(-1, -2))       # (..., T, T), ours to overwrite
-    _softmax_last_axis_(A)
+    A = np.matmul(q * scale, k.swapaxes(-1, -2), out=A)  # (..., T, T), ours to overwrite
+    _softmax_(A)
     out = np.matmul(A, v, out=out)
     return out, (q, k, v, A, scale)
 
@@ -146,6 +149,7 @@ def attention_backward(dout, cache):
 # releases the GIL in its loops and BLAS calls, so the two halves really run in parallel.
 _POOL = None
 _BLAS = None
+_THREAD_PREFIX = "minivit-fast"
 
 
 def _two_halves(fn, n):
@@ -160,9 +164,9 @@ def _two_halves(fn, n):
 
         from threadpoolctl import ThreadpoolController
 
-        _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="minivit-fast")
+        _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix=_THREAD_PREFIX)
         _BLAS = ThreadpoolController()
-    if threading.current_thread().name.startswith(("minivit-shard", "minivit-fast")):
+    if threading.current_thread().name.startswith((SHARD_THREAD_PREFIX, _THREAD_PREFIX)):
         fn(slice(0, n))               # already inside a data-parallel shard: don't nest threads
         return
     h = n // 2
@@ -176,15 +180,8 @@ def _attention_two_cores(q, k, v, out):
     """:func:`_attention` over the batch axis (0) in two threads; writes into ``out``.
     Returns the cache with the full attention weights A."""
     A = np.empty(q.shape[:-1] + (k.shape[-2],), dtype=np.result_type(q, k, v))
-    scale = 1.0 / math.sqrt(q.shape[-1])
-
-    def half(sl):
-        a = np.matmul(q[sl] * scale, k[sl].swapaxes(-1, -2), out=A[sl])
-        _softmax_last_axis_(a)
-        np.matmul(a, v[sl], out=out[sl])
-
-    _two_halves(half, q.shape[0])
-    return out, (q, k, v, A, scale)
+    _two_halves(lambda sl: _attention(q[sl], k[sl], v[sl], out=out[sl], A=A[sl]), q.shape[0])
+    return out, (q, k, v, A, 1.0 / math.sqrt(q.shape[-1]))
 
 
 def _attention_backward_two_cores(dout, cache, dq, dk, dv):

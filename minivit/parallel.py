@@ -25,6 +25,8 @@ import numpy as np
 
 from minivit.ops import F
 
+SHARD_THREAD_PREFIX = "minivit-shard"   # names of the shard threads (minivit.fast does not nest threads in them)
+
 
 def blas_single_threaded():
     """Context manager limiting BLAS to one thread (a no-op when threadpoolctl is unavailable)."""
@@ -52,7 +54,7 @@ class DataParallel:
             replica = ViT(model.config, xp=np, dtype=model.dtype)
             replica.train(model.training)
             self.replicas.append(replica)
-        self.pool = ThreadPoolExecutor(max_workers=num_threads, thread_name_prefix="minivit-shard")
+        self.pool = ThreadPoolExecutor(max_workers=num_threads, thread_name_prefix=SHARD_THREAD_PREFIX)
 
     def share_parameters(self):
         """Point every replica's parameters at the main model's arrays (cheap; done every step,
