@@ -84,14 +84,14 @@ class DataParallel:
         def work(i):
             lo, hi = shards[i]
             model = self.replicas[i]
-            with blas_single_threaded():
-                logits = model.forward(x[lo:hi], rngs[i])
-                loss, cache = F.cross_entropy_forward(logits, targets[lo:hi], label_smoothing)
-                # Each shard's loss is a mean over its own images: weigh it by its share of the batch.
-                model.backward(F.cross_entropy_backward(cache, dloss=(hi - lo) / B))
+            logits = model.forward(x[lo:hi], rngs[i])
+            loss, cache = F.cross_entropy_forward(logits, targets[lo:hi], label_smoothing)
+            # Each shard's loss is a mean over its own images: weigh it by its share of the batch.
+            model.backward(F.cross_entropy_backward(cache, dloss=(hi - lo) / B))
             return loss * (hi - lo) / B, logits
 
-        results = list(self.pool.map(work, range(len(shards))))
+        with blas_single_threaded():     # set once, here: the BLAS thread count is process-wide
+            results = list(self.pool.map(work, range(len(shards))))
         for params in zip(*(r.parameters() for r in self.replicas)):
             params[0].grad = sum((p.grad for p in params[1:]), params[0].grad)
         loss = sum(r[0] for r in results)
@@ -105,10 +105,10 @@ class DataParallel:
 
         def work(i):
             lo, hi = shards[i]
-            with blas_single_threaded():
-                return self.replicas[i].forward(x[lo:hi])
+            return self.replicas[i].forward(x[lo:hi])
 
-        return np.concatenate(list(self.pool.map(work, range(len(shards)))))
+        with blas_single_threaded():
+            return np.concatenate(list(self.pool.map(work, range(len(shards)))))
 
     def close(self):
         self.pool.shutdown()

@@ -95,3 +95,53 @@ def test_threaded_and_single_threaded_training_agree_closely(tmp_path):
 def test_needs_two_threads():
     with pytest.raises(ValueError, match="at least 2"):
         DataParallel(randomized_model(), 1)
+
+
+def _blas_threads():
+    from threadpoolctl import threadpool_info
+
+    return max(i["num_threads"] for i in threadpool_info() if i.get("user_api") == "blas")
+
+
+@pytest.mark.parametrize("method", ["forward", "forward_backward"])
+def test_blas_stays_single_threaded_until_every_shard_is_done(method):
+    """The BLAS thread count is process-wide. Limiting it inside each shard thread was a race:
+    the shard that finished first restored the old count while the other was still computing
+    (two shards then ran two BLAS threads each on two cores: 1.8x slower for the cifar preset).
+    Here shard 1 checks the count only after shard 0 has returned."""
+    pytest.importorskip("threadpoolctl")
+    from threadpoolctl import threadpool_limits
+
+    import threading
+
+    model = randomized_model()
+    with threadpool_limits(limits=2, user_api="blas"):
+        if _blas_threads() < 2:
+            pytest.skip("this BLAS cannot run two threads")
+        dp = DataParallel(model, 2)
+        shard0_done, seen = threading.Event(), {}
+        for i, replica in enumerate(dp.replicas):
+            def forward(x, rng=None, i=i):
+                if i == 1:
+                    assert shard0_done.wait(10)
+                    seen["blas"] = _blas_threads()
+                return np.zeros((len(x), 5))
+            replica.forward = forward
+            def backward(dlogits, replica=replica):
+                for p in replica.parameters():
+                    p.grad = np.zeros_like(p.value)
+            replica.backward = backward
+        # shard 0 signals when its thread's work has returned (pool.map runs it before shard 1 checks)
+        original_submit = dp.pool.submit
+
+        def submit(fn, *args):
+            future = original_submit(fn, *args)
+            if args == (0,):
+                future.add_done_callback(lambda f: shard0_done.set())
+            return future
+        dp.pool.submit = submit
+        x, y = np.zeros((4, 16, 16, 3)), np.zeros(4, dtype=int)
+        dp.forward(x) if method == "forward" else dp.forward_backward(x, y)
+        dp.close()
+        assert seen["blas"] == 1, f"shard 1 ran with {seen['blas']} BLAS threads after shard 0 finished"
+        assert _blas_threads() == 2                  # and the count is restored afterwards
