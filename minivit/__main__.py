@@ -38,7 +38,7 @@ def cmd_bench(args):
     from minivit.bench import bench, format_report
 
     r = bench(preset=args.preset, batch_size=args.batch_size, device=args.device, steps=args.steps, warmup=args.warmup,
-              stages=not args.no_stages, impl=args.impl)
+              stages=not args.no_stages, impl=args.impl, threads=args.threads)
     print(json.dumps(r) if args.json else format_report(r))
     return 0
 
@@ -150,6 +150,8 @@ def build_parser():
     s.add_argument("--no-stages", action="store_true", help="skip the per-stage breakdown")
     s.add_argument("--impl", default="reference", choices=["reference", "fast"],
                    help="time minivit's reference functions or the fast paths of minivit/fast.py")
+    s.add_argument("--threads", type=int, default=1,
+                   help="CPU: split each batch over this many threads, one model replica each (as train --threads)")
     s.set_defaults(func=cmd_bench)
 
     from minivit.train import RECIPES

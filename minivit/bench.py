@@ -83,24 +83,29 @@ class StageTimer:
 
 
 def bench(preset="cifar", batch_size=128, device=None, steps=10, warmup=2, seed=0, dtype="float32", stages=True,
-          impl="reference"):
+          impl="reference", threads=1):
     """Time training steps and inference. Returns a dict (what ``--json`` prints).
 
     impl: 'reference' (minivit/layers) or 'fast' (the fast paths of minivit/fast.py, unless
-    MINIVIT_FAST_PATHS=0)."""
+    MINIVIT_FAST_PATHS=0).
+    threads: CPU only; > 1 splits each batch over that many threads, one model replica each
+    (``minivit.parallel.DataParallel``, what ``train --threads`` does). The per-stage breakdown
+    is always timed on one thread."""
     if impl not in ("reference", "fast"):
         raise ValueError(f"impl must be 'reference' or 'fast', got {impl!r}")
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
     functions = {}
     if impl == "fast":
         from minivit import fast
 
         functions = fast.functions()
     with ops.use(functions):
-        r = _bench(preset, batch_size, device, steps, warmup, seed, dtype, stages)
+        r = _bench(preset, batch_size, device, steps, warmup, seed, dtype, stages, threads)
     return {**r, "impl": "fast" if functions else "reference"}
 
 
-def _bench(preset, batch_size, device, steps, warmup, seed, dtype, stages):
+def _bench(preset, batch_size, device, steps, warmup, seed, dtype, stages, threads):
     dev = resolve_device(device)
     xp = get_xp(dev)
     config = ViTConfig.preset(preset)
@@ -111,7 +116,24 @@ def _bench(preset, batch_size, device, steps, warmup, seed, dtype, stages):
     x = xp.asarray(rng.standard_normal((batch_size, config.image_size, config.image_size, config.in_channels)).astype(dtype))
     y = xp.asarray(rng.integers(0, config.num_classes, batch_size))
 
+    parallel = None
+    if threads > 1 and xp is np:
+        from minivit.parallel import DataParallel
+
+        parallel = DataParallel(model, threads)
+    else:
+        threads = 1                              # (a GPU runs one model)
+
     def train_step(i):
+        if parallel is not None:
+            parallel.forward_backward(x, y, rngs=[make_rng(seed, i, k) for k in range(threads)])
+        else:
+            logits = model.forward(x, make_rng(seed, i, xp=xp))
+            loss, cache = cross_entropy_forward(logits, y)
+            model.backward(cross_entropy_backward(cache))
+        opt.step()
+
+    def single_step(i):                          # the op-by-op stage timer needs one thread
         logits = model.forward(x, make_rng(seed, i, xp=xp))
         loss, cache = cross_entropy_forward(logits, y)
         model.backward(cross_entropy_backward(cache))
@@ -130,7 +152,7 @@ def _bench(preset, batch_size, device, steps, warmup, seed, dtype, stages):
     timed(train_step, warmup)
     train_times = timed(train_step, steps)
     model.eval()
-    infer_times = timed(lambda i: model.forward(x), steps)
+    infer_times = timed(lambda i: (parallel or model).forward(x), steps)
     t_train = statistics.median(train_times)
     t_infer = statistics.median(infer_times)
     flops = model_flops_per_image(config)
@@ -151,14 +173,17 @@ def _bench(preset, batch_size, device, steps, warmup, seed, dtype, stages):
         model.train()
         timer = StageTimer(xp)
         with ops.use(timer.namespace()):
-            timed(train_step, max(2, steps // 2))
+            timed(single_step, max(2, steps // 2))
         total = sum(timer.totals.values())
         breakdown = {k: v / total for k, v in sorted(timer.totals.items(), key=lambda kv: -kv[1])}
+    if parallel is not None:
+        parallel.close()
     return {
         "preset": preset,
         "batch_size": batch_size,
         "device": dev,
         "dtype": dtype,
+        "threads": threads,
         "steps": steps,
         "train_step_s": t_train,
         "train_images_per_s": batch_size / t_train,
@@ -182,7 +207,8 @@ def peak_memory_mb() -> float:
 def format_report(r: dict) -> str:
     lines = [
         f"preset {r['preset']}  batch {r['batch_size']}  device {r['device']}  {r['dtype']}  ({r['params']:,} parameters)"
-        + (f"  impl {r['impl']}" if r.get("impl", "reference") != "reference" else ""),
+        + (f"  impl {r['impl']}" if r.get("impl", "reference") != "reference" else "")
+        + (f"  {r['threads']} threads (data parallel)" if r.get("threads", 1) > 1 else ""),
         f"  training step (fwd + bwd + AdamW): {r['train_step_s'] * 1e3:8.1f} ms  "
         f"{r['train_images_per_s']:8.1f} images/s  ~{r['train_gflop_per_s']:.1f} GFLOP/s",
         f"  inference:                         {r['batch_size'] / r['inference_images_per_s'] * 1e3:8.1f} ms  "
@@ -194,6 +220,6 @@ def format_report(r: dict) -> str:
         f"  (median of {r['steps']} steps)",
     ]
     if r.get("stage_share"):
-        lines.append("  share of training-step time by stage (timed op by op, so slightly slower overall):")
+        lines.append("  share of training-step time by stage (timed op by op on one thread, so slightly slower overall):")
         lines += [f"    {k:<24} {100 * v:5.1f}%" for k, v in r["stage_share"].items()]
     return "\n".join(lines)

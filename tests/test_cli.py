@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from minivit import __main__ as cli
 from minivit import layers, ops
 from minivit.gradcheck import COMPONENT_TOL, component_checks
@@ -40,6 +42,21 @@ def test_bench_json():
     assert {"train_images_per_s", "preset", "batch_size", "device"} <= set(result)
     assert result["preset"] == "tiny" and result["batch_size"] == 8 and result["device"] == "cpu"
     assert result["train_images_per_s"] > 0 and math.isfinite(result["train_images_per_s"])
+
+
+def test_bench_threads_json():
+    r = minivit("bench", "--preset", "tiny", "--batch-size", "8", "--steps", "2", "--warmup", "1", "--json",
+                "--device", "cpu", "--threads", "2", "--no-stages")
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout.strip().splitlines()[-1])
+    assert result["threads"] == 2 and result["train_images_per_s"] > 0
+
+
+def test_bench_rejects_zero_threads():
+    from minivit.bench import bench
+
+    with pytest.raises(ValueError, match="threads"):
+        bench(preset="tiny", batch_size=4, device="cpu", steps=1, warmup=0, stages=False, threads=0)
 
 
 def test_bench_unknown_preset():
