@@ -12,7 +12,10 @@ Example:
     python benchmarks/torch_vs_minivit.py --preset cifar --batch-size 128 --steps 10 --warmup 3
 
 Threads: by default both libraries use every core (``os.cpu_count()``); ``--threads N`` sets
-both to N. NumPy's BLAS thread count can only be fixed before NumPy is first imported, so this
+both to N. minivit uses them the way its trainer does on a CPU (``train --threads``): each batch
+is split over that many threads, one model replica each, BLAS single-threaded in each
+(``minivit.parallel.DataParallel``); ``--minivit-threads 1`` times the plain one-model step with
+a multi-threaded BLAS instead. NumPy's BLAS thread count can only be fixed before NumPy is first imported, so this
 script sets ``OPENBLAS_NUM_THREADS`` / ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` before importing
 it (and uses threadpoolctl, when installed, to set and report it); torch gets
 ``torch.set_num_threads``. What was actually used is printed.
@@ -44,9 +47,10 @@ def parse_args(argv=None):
     p.add_argument("--warmup", type=int, default=3, help="untimed rounds first")
     p.add_argument("--threads", type=int, default=None,
                    help="threads for NumPy's BLAS and for torch (default: all cores, os.cpu_count())")
-    p.add_argument("--minivit-threads", type=int, default=1,
+    p.add_argument("--minivit-threads", type=int, default=None,
                    help="minivit only: split each batch over this many threads (minivit.parallel.DataParallel, "
-                        "single-threaded BLAS per shard); 1 = the plain single-process step")
+                        "single-threaded BLAS per shard; default: the same as --threads); "
+                        "1 = the plain one-model step on a multi-threaded BLAS")
     p.add_argument("--impl", default="both", choices=["reference", "fast", "both"],
                    help="minivit's plain functions (minivit/layers), its fast paths (minivit/fast.py), or both "
                         "side by side (default)")
@@ -95,6 +99,8 @@ def load_torch_reference():
 def main(argv=None):
     args = parse_args(argv)
     threads = args.threads or os.cpu_count() or 1
+    if args.minivit_threads is None:
+        args.minivit_threads = threads
     set_blas_threads_env(threads)
 
     # Everything numeric is imported only now, after the thread settings.
@@ -236,7 +242,9 @@ def main(argv=None):
     print(f"preset {args.preset} ({model.num_parameters():,} parameters), batch {B}, {args.dtype}, "
           f"{args.warmup} warmup + {args.steps} timed rounds, frameworks alternating each round")
     print(f"threads: numpy BLAS {np_threads} [{np_threads_how}], torch {torch.get_num_threads()}; "
-          f"os.cpu_count() = {os.cpu_count()}")
+          f"os.cpu_count() = {os.cpu_count()}; minivit: "
+          + (f"batch split over {args.minivit_threads} threads (DataParallel, BLAS 1 thread each)"
+             if args.minivit_threads > 1 else "one model, multi-threaded BLAS"))
     print(f"versions: numpy {np.__version__}, torch {torch.__version__}, python {platform.python_version()}; "
           f"torch attention: {'fused SDPA' if args.torch_sdpa else 'explicit softmax(qk^T/sqrt(d))v'}")
     if load_before is not None:
