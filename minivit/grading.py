@@ -785,46 +785,45 @@ ATTENTION = Pair(
 )
 
 
+def _edge_case_check(ns, rng, op, args, grad_names, forward_what, backward_what, nonfinite_mistake):
+    """Run the student's ``{op}_forward`` and ``{op}_backward`` on one edge-case input (huge scores,
+    a zero-variance row...) and compare them with minivit's. ``forward_what`` / ``backward_what``
+    describe the input in the failure message; a non-finite forward output is reported as the
+    known mistake ``nonfinite_mistake`` (see ``MISTAKES``)."""
+    out, cache = _call_forward(ns, f"{op}_forward", args)
+    want, ref_cache = getattr(REF, f"{op}_forward")(*_copy(args))
+    problem = _mismatch("the output", out, want)
+    if problem:
+        where = f"{op}_forward {forward_what}: {problem}."
+        if not np.all(np.isfinite(np.asarray(out, dtype=np.float64))):
+            _fail_with(where, nonfinite_mistake)
+        raise Fail(where)
+    dout = rng.standard_normal(want.shape)
+    grads = _grads_tuple(f"{op}_backward", ns[f"{op}_backward"](dout.copy(), cache), grad_names)
+    refs = getattr(REF, f"{op}_backward")(dout, ref_cache)
+    refs = refs if isinstance(refs, tuple) else (refs,)
+    for name, g, r in zip(grad_names, grads, refs):
+        problem = _mismatch(name, g, r)
+        if problem:
+            raise Fail(f"{op}_backward {backward_what}: {problem}.")
+
+
 def _large_softmax_check(ns):
     rng = _rng("softmax-large")
     cases = [(rng.uniform(-1e4, 1e4, (3, 6)), -1), (1e3 + rng.standard_normal((2, 4, 5)) * 10, -1),
              (rng.uniform(-5e3, 5e3, (4, 3)), 0)]
     for args in cases:
-        out, cache = _call_forward(ns, "softmax_forward", args)
-        want, ref_cache = REF.softmax_forward(*_copy(args))
-        problem = _mismatch("the output", out, want)
-        if problem:
-            where = f"softmax_forward with scores up to {np.abs(args[0]).max():.0f}: {problem}."
-            if not np.all(np.isfinite(np.asarray(out, dtype=np.float64))):
-                _fail_with(where, "no_max_subtraction")
-            raise Fail(where)
-        dout = rng.standard_normal(want.shape)
-        dx = _grads_tuple("softmax_backward", ns["softmax_backward"](dout.copy(), cache), ("dx",))[0]
-        problem = _mismatch("dx", dx, REF.softmax_backward(dout, ref_cache))
-        if problem:
-            raise Fail(f"softmax_backward after large scores: {problem}.")
+        _edge_case_check(ns, rng, "softmax", args, ("dx",), f"with scores up to {np.abs(args[0]).max():.0f}",
+                         "after large scores", "no_max_subtraction")
 
 
 def _large_attention_check(ns):
     rng = _rng("attention-large")
     r = rng.standard_normal
     q, k, v = 60 * r((2, 2, 4, 8)), 60 * r((2, 2, 4, 8)), r((2, 2, 4, 8))
-    args = (q, k, v)
-    out, cache = _call_forward(ns, "attention_forward", args)
-    want, ref_cache = REF.attention_forward(*_copy(args))
-    problem = _mismatch("the output", out, want)
-    if problem:
-        top = np.abs(q @ k.swapaxes(-1, -2)).max() / math.sqrt(8)
-        where = f"attention_forward with scores q.k/sqrt(d) up to ~{top:.0f}: {problem}."
-        if not np.all(np.isfinite(np.asarray(out, dtype=np.float64))):
-            _fail_with(where, "no_max_subtraction")
-        raise Fail(where)
-    dout = rng.standard_normal(want.shape)
-    grads = _grads_tuple("attention_backward", ns["attention_backward"](dout.copy(), cache), ("dq", "dk", "dv"))
-    for name, g, r in zip(("dq", "dk", "dv"), grads, REF.attention_backward(dout, ref_cache)):
-        problem = _mismatch(name, g, r)
-        if problem:
-            raise Fail(f"attention_backward after large scores: {problem}.")
+    top = np.abs(q @ k.swapaxes(-1, -2)).max() / math.sqrt(8)
+    _edge_case_check(ns, rng, "attention", (q, k, v), ("dq", "dk", "dv"),
+                     f"with scores q.k/sqrt(d) up to ~{top:.0f}", "after large scores", "no_max_subtraction")
 
 
 # -- heads ----------------------------------------------------------------------------------------
@@ -1030,20 +1029,9 @@ def _layernorm_zero_variance_check(ns):
     x[0, 1] = 0.7                         # one token whose features are all equal: var = 0
     x[1, 2] = 0.0
     args = (x, 1 + 0.3 * rng.standard_normal(6), 0.3 * rng.standard_normal(6), 1e-6)
-    out, cache = _call_forward(ns, "layernorm_forward", args)
-    want, ref_cache = REF.layernorm_forward(*_copy(args))
-    problem = _mismatch("the output", out, want)
-    if problem:
-        where = f"layernorm_forward with a token whose features are all equal (variance 0): {problem}."
-        if not np.all(np.isfinite(np.asarray(out, dtype=np.float64))):
-            _fail_with(where, "missing_eps")
-        raise Fail(where)
-    dout = rng.standard_normal(x.shape)
-    grads = _grads_tuple("layernorm_backward", ns["layernorm_backward"](dout.copy(), cache), ("dx", "dgamma", "dbeta"))
-    for name, g, r in zip(("dx", "dgamma", "dbeta"), grads, REF.layernorm_backward(dout, ref_cache)):
-        problem = _mismatch(name, g, r)
-        if problem:
-            raise Fail(f"layernorm_backward with a zero-variance token: {problem}.")
+    _edge_case_check(ns, rng, "layernorm", args, ("dx", "dgamma", "dbeta"),
+                     "with a token whose features are all equal (variance 0)", "with a zero-variance token",
+                     "missing_eps")
 
 
 # -- gelu and mlp -----------------------------------------------------------------------------------

@@ -182,6 +182,13 @@ PLANTED = {
             xhat = (x - mu) * rstd
             return xhat * gamma + beta, (xhat, rstd, gamma)
     """),
+    "missing_eps": ("layernorm", """
+        def layernorm_forward(x, gamma, beta, eps=1e-6):
+            mu = x.mean(axis=-1, keepdims=True)
+            rstd = 1.0 / np.sqrt(x.var(axis=-1, keepdims=True))
+            xhat = (x - mu) * rstd
+            return xhat * gamma + beta, (xhat, rstd, gamma)
+    """),
     "eps_outside_sqrt": ("layernorm", """
         def layernorm_forward(x, gamma, beta, eps=1e-6):
             mu = x.mean(axis=-1, keepdims=True)
