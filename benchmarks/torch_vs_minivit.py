@@ -20,8 +20,14 @@ script sets ``OPENBLAS_NUM_THREADS`` / ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS``
 it (and uses threadpoolctl, when installed, to set and report it); torch gets
 ``torch.set_num_threads``. What was actually used is printed.
 
+GPU: ``--device gpu`` runs minivit on CuPy and the twin on CUDA, synchronizing the device around
+every timed step. ``--tf32`` lets both use TF32 tensor cores for float32 matrix products
+(``CUPY_TF32=1``, set before CuPy is imported, and ``torch.backends.cuda.matmul.allow_tf32``);
+without it both compute in full float32. The report adds the achieved TFLOP/s, and the model FLOP
+utilisation when ``--peak-tflops`` gives the GPU's peak for that precision.
+
 PyTorch is a development-only dependency of minivit: this script and the tests are the only
-places that import it. CPU only.
+places that import it.
 """
 from __future__ import annotations
 
@@ -62,6 +68,12 @@ def parse_args(argv=None):
     p.add_argument("--torch-sdpa", action="store_true",
                    help="let torch use its fused F.scaled_dot_product_attention (default: the explicit "
                         "softmax(q k^T / sqrt(d)) v, the same computation minivit does)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "gpu"],
+                   help="cpu (NumPy vs torch CPU) or gpu (CuPy vs torch CUDA, the same GPU)")
+    p.add_argument("--tf32", action="store_true",
+                   help="GPU only: allow TF32 tensor cores for float32 matrix products in both frameworks")
+    p.add_argument("--peak-tflops", type=float, default=None,
+                   help="the device's peak TFLOP/s for the dtype used, to report model FLOP utilisation (MFU)")
     p.add_argument("--json", action="store_true", help="print the results as one JSON object")
     return p.parse_args(argv)
 
@@ -100,7 +112,13 @@ def main(argv=None):
     args = parse_args(argv)
     threads = args.threads or os.cpu_count() or 1
     if args.minivit_threads is None:
-        args.minivit_threads = threads
+        args.minivit_threads = threads if args.device == "cpu" else 1
+    if args.device == "gpu":
+        if args.minivit_threads > 1:
+            raise SystemExit("--minivit-threads > 1 is CPU only (on a GPU minivit runs one model)")
+        os.environ["CUPY_TF32"] = "1" if args.tf32 else "0"      # read when CuPy is imported
+    elif args.tf32:
+        raise SystemExit("--tf32 is for --device gpu (CPUs have no TF32)")
     set_blas_threads_env(threads)
 
     # Everything numeric is imported only now, after the thread settings.
@@ -111,7 +129,8 @@ def main(argv=None):
 
     import minivit
     from minivit import fast, ops
-    from minivit.backend import make_rng
+    from minivit.backend import get_xp, make_rng, synchronize, to_numpy
+    from minivit.bench import model_flops_per_image
     from minivit.layers import cross_entropy_backward, cross_entropy_forward
     from minivit.model import ViT, ViTConfig
 
@@ -123,20 +142,39 @@ def main(argv=None):
     tr = load_torch_reference()
     np_threads, np_threads_how = numpy_blas_threads(threads)
     torch.set_num_threads(threads)
+    if args.device == "gpu":
+        try:
+            xp = get_xp("gpu")                   # raises with a clear message without CuPy or a GPU
+        except Exception as err:                 # noqa: BLE001 - report and stop
+            raise SystemExit(f"--device gpu: {err}") from err
+        if not torch.cuda.is_available():
+            raise SystemExit("--device gpu: this torch build sees no CUDA device")
+        tdev = torch.device("cuda")
+        torch.backends.cuda.matmul.allow_tf32 = args.tf32
+        torch.backends.cudnn.allow_tf32 = args.tf32
+    else:
+        xp, tdev = np, torch.device("cpu")
+
+    def sync():
+        synchronize(xp)
+        if tdev.type == "cuda":
+            torch.cuda.synchronize()
 
     # ------------------------------------------------------------------- the two models
     config = ViTConfig.preset(args.preset)
     np_dtype = np.dtype(args.dtype)
     torch_dtype = {"float32": torch.float32, "float64": torch.float64}[args.dtype]
     model = ViT(config, seed=args.seed).to(dtype=np_dtype)
+    tmodel = tr.TorchViT(model.state_dict(), config, dtype=torch_dtype, device=tdev, use_sdpa=args.torch_sdpa)
+    model.to(xp=xp)
     model.train()            # the presets have no dropout, so train and eval compute the same thing
-    tmodel = tr.TorchViT(model.state_dict(), config, dtype=torch_dtype, use_sdpa=args.torch_sdpa)
     tmodel.train()
 
     rng = np.random.default_rng(args.seed)
     x = rng.standard_normal((args.batch_size, config.image_size, config.image_size, config.in_channels)).astype(np_dtype)
     y = rng.integers(0, config.num_classes, args.batch_size)
-    tx, ty = torch.from_numpy(x.copy()), torch.from_numpy(y.copy())
+    tx, ty = torch.from_numpy(x.copy()).to(tdev), torch.from_numpy(y.copy()).to(tdev)
+    x, y = xp.asarray(x), xp.asarray(y)
     ls = args.label_smoothing
 
     if AdamW is not None:
@@ -162,7 +200,7 @@ def main(argv=None):
         if parallel is not None:
             rngs = [make_rng(args.seed, i, k) for k in range(args.minivit_threads)]
             return parallel.forward_backward(x, y, ls, rngs)[0]
-        logits = model.forward(x, make_rng(args.seed, i))
+        logits = model.forward(x, make_rng(args.seed, i, xp=xp))
         loss, cache = cross_entropy_forward(logits, y, label_smoothing=ls)
         model.backward(cross_entropy_backward(cache))
         return loss
@@ -192,24 +230,28 @@ def main(argv=None):
     # -------------------------------------------- sanity check: same loss and gradients
     loss_np = minivit_fwd_bwd(0)
     loss_t = torch_fwd_bwd()
-    tgrads = {n: p.grad.numpy() for n, p in tmodel.named_parameters()}
-    grad_err = max(float(np.abs(p.grad - tgrads[n]).max()) / max(float(np.abs(tgrads[n]).max()), 1e-30)
+    tgrads = {n: p.grad.detach().cpu().numpy() for n, p in tmodel.named_parameters()}
+    grad_err = max(float(np.abs(to_numpy(p.grad) - tgrads[n]).max()) / max(float(np.abs(tgrads[n]).max()), 1e-30)
                    for n, p in model.named_parameters())
 
     # ----------------------------------------------------------------------- timing
     fns = {}
     if args.impl in ("reference", "both"):
         fns["minivit"] = minivit_step
-    if args.impl in ("fast", "both"):
+    if args.impl in ("fast", "both") and args.device == "cpu":      # (the fast paths are CPU paths)
         fns["minivit fast"] = with_impl(fast.FUNCTIONS, minivit_step)
+    if not fns:
+        fns["minivit"] = minivit_step
     fns["PyTorch"] = torch_step
     times = {name: [] for name in fns}
     load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
     for r in range(args.warmup + args.steps):
         order = list(fns) if r % 2 == 0 else list(fns)[::-1]
         for name in order:
+            sync()
             t0 = time.perf_counter()
             fns[name](r + 1)
+            sync()
             dt = time.perf_counter() - t0
             if r >= args.warmup:
                 times[name].append(dt)
@@ -220,12 +262,22 @@ def main(argv=None):
                   "images_per_s": B / statistics.median(ts)} for name, ts in times.items()}
     ratios = {name: res[name]["images_per_s"] / res["PyTorch"]["images_per_s"] for name in fns if name != "PyTorch"}
     ratio = max(ratios.values())
+    train_flops = 3 * model_flops_per_image(config) * B          # backward ~ twice the forward
+    for r in res.values():
+        r["tflop_per_s"] = train_flops / r["median_step_s"] / 1e12
+        if args.peak_tflops:
+            r["mfu"] = r["tflop_per_s"] / args.peak_tflops
+    gpu = {}
+    if tdev.type == "cuda":
+        gpu = {"gpu": torch.cuda.get_device_name(), "tf32": args.tf32,
+               "peak_memory_mb": {"minivit (CuPy pool)": xp.get_default_memory_pool().total_bytes() / 2**20,
+                                  "PyTorch": torch.cuda.max_memory_allocated() / 2**20}}
     report = {
         "what": what, "preset": args.preset, "config": config.to_dict(), "params": model.num_parameters(),
         "batch_size": B, "dtype": args.dtype, "steps": args.steps, "warmup": args.warmup,
         "numpy_blas_threads": np_threads, "numpy_blas_threads_source": np_threads_how,
         "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "torch_sdpa": args.torch_sdpa,
-        "minivit_threads": args.minivit_threads,
+        "minivit_threads": args.minivit_threads, "device": args.device, **gpu,
         "versions": {"python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
                      "minivit": minivit.__version__},
         "machine": platform.platform(), "processor": platform.processor() or platform.machine(),
@@ -245,6 +297,9 @@ def main(argv=None):
           f"os.cpu_count() = {os.cpu_count()}; minivit: "
           + (f"batch split over {args.minivit_threads} threads (DataParallel, BLAS 1 thread each)"
              if args.minivit_threads > 1 else "one model, multi-threaded BLAS"))
+    if gpu:
+        print(f"GPU: {gpu['gpu']}, TF32 {'on' if args.tf32 else 'off'} in both; peak memory: "
+              + ", ".join(f"{k} {v:.0f} MiB" for k, v in gpu["peak_memory_mb"].items()))
     print(f"versions: numpy {np.__version__}, torch {torch.__version__}, python {platform.python_version()}; "
           f"torch attention: {'fused SDPA' if args.torch_sdpa else 'explicit softmax(qk^T/sqrt(d))v'}")
     if load_before is not None:
@@ -252,10 +307,12 @@ def main(argv=None):
     print(f"check: first-step loss minivit {loss_np:.6f} vs torch {loss_t:.6f}; "
           f"max relative gradient difference {grad_err:.1e}")
     print()
-    print(f"{'framework':<13} {'median step':>12} {'min':>10} {'max':>10} {'images/s':>10}")
+    print(f"{'framework':<13} {'median step':>12} {'min':>10} {'max':>10} {'images/s':>10} {'TFLOP/s':>8}"
+          + (f" {'MFU':>6}" if args.peak_tflops else ""))
     for name, r in res.items():
         print(f"{name:<13} {r['median_step_s'] * 1e3:>9.1f} ms {r['min_step_s'] * 1e3:>7.1f} ms "
-              f"{r['max_step_s'] * 1e3:>7.1f} ms {r['images_per_s']:>10.1f}")
+              f"{r['max_step_s'] * 1e3:>7.1f} ms {r['images_per_s']:>10.1f} {r['tflop_per_s']:>8.3f}"
+              + (f" {100 * r['mfu']:>5.1f}%" if args.peak_tflops else ""))
     print()
     for name, r in ratios.items():
         print(f"{name} / PyTorch images/s: {r:.2f}")
