@@ -130,7 +130,7 @@ def main(argv=None):
     import minivit
     from minivit import fast, ops
     from minivit.backend import get_xp, make_rng, synchronize, to_numpy
-    from minivit.bench import model_flops_per_image
+    from minivit.bench import training_flops_per_image
     from minivit.layers import cross_entropy_backward, cross_entropy_forward
     from minivit.model import ViT, ViTConfig
 
@@ -262,7 +262,7 @@ def main(argv=None):
                   "images_per_s": B / statistics.median(ts)} for name, ts in times.items()}
     ratios = {name: res[name]["images_per_s"] / res["PyTorch"]["images_per_s"] for name in fns if name != "PyTorch"}
     ratio = max(ratios.values())
-    train_flops = 3 * model_flops_per_image(config) * B          # backward ~ twice the forward
+    train_flops = training_flops_per_image(config) * B
     for r in res.values():
         r["tflop_per_s"] = train_flops / r["median_step_s"] / 1e12
         if args.peak_tflops:

@@ -29,6 +29,12 @@ def model_flops_per_image(config: ViTConfig) -> int:
     return patch + c.depth * per_block + 2 * D * c.num_classes
 
 
+def training_flops_per_image(config: ViTConfig) -> int:
+    """FLOPs of one training step per image: forward + backward, the backward counted as twice
+    the forward (a gradient for the input and one for the weights of every matrix product)."""
+    return 3 * model_flops_per_image(config)
+
+
 # Which stage a functional call belongs to: the innermost stage-defining function on the call stack
 # decides (a linear layer inside MSA counts as attention, inside the MLP as MLP; outside both, it
 # is the patch embedding or the head).
@@ -124,19 +130,16 @@ def _bench(preset, batch_size, device, steps, warmup, seed, dtype, stages, threa
     else:
         threads = 1                              # (a GPU runs one model)
 
-    def train_step(i):
-        if parallel is not None:
-            parallel.forward_backward(x, y, rngs=[make_rng(seed, i, k) for k in range(threads)])
-        else:
-            logits = model.forward(x, make_rng(seed, i, xp=xp))
-            loss, cache = cross_entropy_forward(logits, y)
-            model.backward(cross_entropy_backward(cache))
-        opt.step()
-
-    def single_step(i):                          # the op-by-op stage timer needs one thread
+    def single_step(i):                          # one model (the op-by-op stage timer needs one thread)
         logits = model.forward(x, make_rng(seed, i, xp=xp))
         loss, cache = cross_entropy_forward(logits, y)
         model.backward(cross_entropy_backward(cache))
+        opt.step()
+
+    def train_step(i):
+        if parallel is None:
+            return single_step(i)
+        parallel.forward_backward(x, y, rngs=[make_rng(seed, i, k) for k in range(threads)])
         opt.step()
 
     def timed(fn, n):
@@ -155,7 +158,6 @@ def _bench(preset, batch_size, device, steps, warmup, seed, dtype, stages, threa
     infer_times = timed(lambda i: (parallel or model).forward(x), steps)
     t_train = statistics.median(train_times)
     t_infer = statistics.median(infer_times)
-    flops = model_flops_per_image(config)
 
     # The data pipeline on its own: gather + crop + flip + normalize of a batch of uint8 images.
     from minivit.augment import AugmentConfig, augment_batch
@@ -188,7 +190,7 @@ def _bench(preset, batch_size, device, steps, warmup, seed, dtype, stages, threa
         "train_step_s": t_train,
         "train_images_per_s": batch_size / t_train,
         "inference_images_per_s": batch_size / t_infer,
-        "train_gflop_per_s": 3 * flops * batch_size / t_train / 1e9,
+        "train_gflop_per_s": training_flops_per_image(config) * batch_size / t_train / 1e9,
         "params": model.num_parameters(),
         "data_pipeline_s": t_data,
         "data_pipeline_share": t_data / (t_data + t_train),
