@@ -260,11 +260,17 @@ def render_function(name):
     return f'{header}\n{_docstring(doc, HINTS[name])}\n    raise NotImplementedError("{name}: your code here")\n'
 
 
+def _package_relative(source_file):
+    """'layers/norm.py' for .../minivit/layers/norm.py, wherever the clone lives (even in a folder
+    that is itself called minivit: the path is taken relative to the package, not split on a name)."""
+    package_dir = Path(__file__).resolve().parent
+    return Path(source_file).resolve().relative_to(package_dir).as_posix()
+
+
 def render_topic(topic_name):
     topic = TOPIC_BY_NAME[topic_name]
     number = [t.name for t in TOPICS].index(topic_name) + 1
-    sources = sorted({inspect.getsourcefile(_reference(f)).replace("\\", "/").split("/minivit/")[-1]
-                      for f in topic.functions})
+    sources = sorted({_package_relative(inspect.getsourcefile(_reference(f))) for f in topic.functions})
     head = HEADER.format(number=number, title=topic.title, topic=topic.name, intro=INTROS[topic.name],
                          sources=", ".join("minivit/" + s for s in sources))
     parts = [head + IMPORTS[topic.name]]
