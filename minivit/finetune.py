@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minivit.interpolate import resize_bilinear
+from minivit.interpolate import resize_batches  # noqa: F401 (re-exported: part of the fine-tuning API)
 from minivit.optim import SGD
 from minivit.train import TrainConfig, Trainer
 
@@ -65,19 +65,6 @@ class FineTuner(Trainer):
         super().__init__(cfg, out, **kw)
         self.opt = SGD(self.model.named_parameters(), lr=cfg.lr, momentum=self.momentum,
                        weight_decay=cfg.weight_decay)
-
-
-def resize_batches(size: int):
-    """A ``batch_transform`` that resizes every normalized float batch (B, H, W, C) to size x size
-    (bilinear, on the batch's device; the identity when the size already matches)."""
-
-    def transform(x):
-        if x.shape[1] == size and x.shape[2] == size:
-            return x
-        return resize_bilinear(x, size, size)
-
-    transform.size = size
-    return transform
 
 
 def prepare_model(path, num_classes: int, image_size: int | None = None, xp=np, seed: int = 0):

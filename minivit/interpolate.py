@@ -114,3 +114,16 @@ def interpolate_pos_embed(pos, new_gh: int, new_gw: int | None = None, old_gh: i
     if cls_token:
         grid = xp.concatenate([pos[:, :1], grid], axis=1)              # the class token's row, unchanged
     return grid.astype(pos.dtype, copy=False)
+
+
+def resize_batches(size: int):
+    """A ``batch_transform`` that resizes every normalized float batch (B, H, W, C) to size x size
+    (bilinear, on the batch's device; the identity when the size already matches)."""
+
+    def transform(x):
+        if x.shape[1] == size and x.shape[2] == size:
+            return x
+        return resize_bilinear(x, size, size)
+
+    transform.size = size
+    return transform

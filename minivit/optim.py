@@ -7,7 +7,7 @@
 * ``clip_grad_norm``: rescale all gradients so their global L2 norm is at most ``max_norm``.
 
 The per-parameter updates are plain functions (``sgd_update``, ``adamw_update``); the optimizer
-classes loop over the parameters and call them through ``minivit.ops.F``, so a learner's version
+classes loop over the parameters and call them through ``F`` (``minivit.dispatch``, filled by ``minivit.ops``), so a learner's version
 can be swapped in like any layer. Optimizers take ``model.named_parameters()`` and keep their state (momenta) keyed by
 parameter name, so it can be saved in a checkpoint and loaded back.
 """
@@ -18,6 +18,7 @@ import math
 import numpy as np
 
 from minivit.backend import get_array_module, to_device, to_numpy
+from minivit.dispatch import F
 
 
 class Optimizer:
@@ -116,16 +117,14 @@ class SGD(Optimizer):
         self.momentum, self.weight_decay, self.nesterov = momentum, weight_decay, nesterov
 
     def step(self):
-        from minivit import ops   # here: ops imports this module
-
         self._check_grads()
         self.t += 1
         for name, p in self.params.items():
             st = self.state.setdefault(name, {})
             if "v" not in st:
                 st["v"] = get_array_module(p.value).zeros_like(p.value)
-            ops.F.sgd_update(p.value, p.grad, st["v"], self.lr, self.momentum,
-                       self.weight_decay if p.decay else 0.0, self.nesterov)
+            F.sgd_update(p.value, p.grad, st["v"], self.lr, self.momentum,
+                         self.weight_decay if p.decay else 0.0, self.nesterov)
 
 
 class AdamW(Optimizer):
@@ -138,8 +137,6 @@ class AdamW(Optimizer):
         self.eps, self.weight_decay = eps, weight_decay
 
     def step(self):
-        from minivit import ops   # here: ops imports this module
-
         self._check_grads()
         self.t += 1
         for name, p in self.params.items():
@@ -147,8 +144,8 @@ class AdamW(Optimizer):
             if "m" not in st:
                 xp = get_array_module(p.value)
                 st["m"], st["v"] = xp.zeros_like(p.value), xp.zeros_like(p.value)
-            ops.F.adamw_update(p.value, p.grad, st["m"], st["v"], self.t, self.lr, self.b1, self.b2, self.eps,
-                         self.weight_decay if p.decay else 0.0)
+            F.adamw_update(p.value, p.grad, st["m"], st["v"], self.t, self.lr, self.b1, self.b2, self.eps,
+                           self.weight_decay if p.decay else 0.0)
 
 
 def warmup_cosine(step, total_steps, base_lr, warmup_steps=0, min_lr=0.0):

@@ -380,7 +380,7 @@ def evaluate_checkpoint(path, data_dir=None, device=None, out=None, batch_size=5
     x, y = xp.asarray(ds.x_test), xp.asarray(ds.y_test.astype(np.int64))
     transform = None
     if model.config.image_size != ds.x_test.shape[1]:       # a model fine-tuned at another resolution
-        from minivit.finetune import resize_batches
+        from minivit.interpolate import resize_batches
 
         transform = resize_batches(model.config.image_size)
     loss, acc, preds = evaluate(model, x, y, augment_config(cfg), len(ds.classes), batch_size, transform)

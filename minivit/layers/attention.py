@@ -5,8 +5,9 @@
     SA(z) = A v
     MSA(z) = [SA_1(z); ...; SA_h(z)] U_msa   U_msa: (D, D)
 
-Composite operations call their pieces through ``minivit.ops.F`` so that a swapped-in piece
-(a learner's softmax, say) is used inside attention and MSA too.
+Composite operations call their pieces through ``F`` (``minivit.dispatch``, filled by
+``minivit.ops``) so that a swapped-in piece (a learner's softmax, say) is used inside attention
+and MSA too.
 
 Dividing by sqrt(d) keeps the dot products' spread independent of the head width; without it
 softmax saturates (one weight ~1, the rest ~0) and its gradients vanish.
@@ -14,6 +15,7 @@ softmax saturates (one weight ~1, the rest ~0) and its gradients vanish.
 import math
 
 from minivit.backend import get_array_module
+from minivit.dispatch import F
 
 
 # ----------------------------------------------------------------------------------- softmax
@@ -51,8 +53,6 @@ def attention_forward(q, k, v):
     scale = 1.0 / math.sqrt(d)
     scores = q @ k.swapaxes(-1, -2)          # (..., T, T)
     scores *= scale
-    from minivit.ops import F   # imported here: ops itself imports this package
-
     A, _ = F.softmax_forward(scores, axis=-1)
     out = A @ v
     return out, (q, k, v, A, scale)
@@ -65,8 +65,6 @@ def attention_backward(dout, cache):
     A = softmax(S)      =>  dS = A * (dA - rowsum(dA * A))
     S = scale * q k^T   =>  dq = scale * dS k,     dk = scale * dS^T q
     """
-    from minivit.ops import F
-
     q, k, v, A, scale = cache
     dv = A.swapaxes(-1, -2) @ dout
     dA = dout @ v.swapaxes(-1, -2)
@@ -111,8 +109,6 @@ def mhsa_forward(x, w_qkv, b_qkv, w_out, b_out, num_heads):
     b_qkv: (3D,)   w_out: (D, D)   b_out: (D,)
     returns: out (B, T, D), cache
     """
-    from minivit.ops import F
-
     B, T, D = x.shape
     if D % num_heads:
         raise ValueError(f"width {D} is not divisible by the number of heads {num_heads}")
@@ -128,8 +124,6 @@ def mhsa_forward(x, w_qkv, b_qkv, w_out, b_out, num_heads):
 
 def mhsa_backward(dout, cache):
     """dout: (B, T, D) -> dx (B, T, D), dw_qkv, db_qkv, dw_out, db_out."""
-    from minivit.ops import F
-
     qkv_cache, attn_cache, out_cache, num_heads = cache
     dmerged, dw_out, db_out = F.linear_backward(dout, out_cache)
     dheads = F.merge_heads_backward(dmerged, num_heads)           # (B, h, T, d)

@@ -9,12 +9,14 @@ upstream gradient flows unchanged into z, and also through the sub-block.
 
 Optional regularization on each residual branch: dropout and stochastic depth (drop-path).
 
-The sub-operations are called through ``minivit.ops.F`` so that a swapped-in implementation
-(a learner's LayerNorm, say) is used inside the block too.
+The sub-operations are called through ``F`` (``minivit.dispatch``, filled by ``minivit.ops``) so
+that a swapped-in implementation (a learner's LayerNorm, say) is used inside the block too.
 
 Parameters come in a dict ``p`` with the keys of BLOCK_PARAM_NAMES; the backward returns a
 dict of gradients with the same keys.
 """
+from minivit.dispatch import F
+
 BLOCK_PARAM_NAMES = (
     "ln1_gamma", "ln1_beta",                  # LayerNorm before attention
     "w_qkv", "b_qkv", "w_out", "b_out",       # multi-head self-attention
@@ -30,8 +32,6 @@ def encoder_block_forward(x, p, num_heads, eps=1e-6, approximate="tanh",
     dropout / drop_path: probabilities applied to each residual branch when ``train`` is True
     (rng: a Generator of x's array library).
     """
-    from minivit.ops import F   # imported here: ops itself imports this package
-
     h, ln1 = F.layernorm_forward(x, p["ln1_gamma"], p["ln1_beta"], eps)
     a, attn = F.mhsa_forward(h, p["w_qkv"], p["b_qkv"], p["w_out"], p["b_out"], num_heads)
     a, drop1 = F.dropout_forward(a, dropout, rng, train)
@@ -48,8 +48,6 @@ def encoder_block_forward(x, p, num_heads, eps=1e-6, approximate="tanh",
 
 def encoder_block_backward(dout, cache):
     """dout: (B, T, D) -> dx (B, T, D), grads (dict keyed like the parameters)."""
-    from minivit.ops import F
-
     ln1, attn, drop1, path1, ln2, mlp, drop2, path2 = cache
     g = {}
     # eq. (3) backwards: out = z1 + MLP(LN(z1)) -> the gradient reaches z1 by two paths.

@@ -2,15 +2,14 @@
 
     MLP(x) = GELU(x W1 + b1) W2 + b2      W1: (D, D_mlp), W2: (D_mlp, D)
 
-The pieces are called through ``minivit.ops.F``, so a swapped-in linear or GELU (a learner's,
-say) is used inside the MLP too.
+The pieces are called through ``F`` (``minivit.dispatch``, filled by ``minivit.ops``), so a
+swapped-in linear or GELU (a learner's, say) is used inside the MLP too.
 """
+from minivit.dispatch import F
 
 
 def mlp_forward(x, w1, b1, w2, b2, approximate="tanh"):
     """x: (B, T, D) -> out (B, T, D), cache."""
-    from minivit.ops import F   # imported here: ops itself imports this package
-
     h, fc1_cache = F.linear_forward(x, w1, b1)        # (B, T, D_mlp)
     a, gelu_cache = F.gelu_forward(h, approximate)
     out, fc2_cache = F.linear_forward(a, w2, b2)
@@ -19,8 +18,6 @@ def mlp_forward(x, w1, b1, w2, b2, approximate="tanh"):
 
 def mlp_backward(dout, cache):
     """dout: (B, T, D) -> dx (B, T, D), dw1, db1, dw2, db2."""
-    from minivit.ops import F
-
     fc1_cache, gelu_cache, fc2_cache = cache
     da, dw2, db2 = F.linear_backward(dout, fc2_cache)
     dh = F.gelu_backward(da, gelu_cache)
