@@ -1,0 +1,219 @@
+"""Grading topic `loss`: Softmax cross-entropy with label smoothing: its checks, wrong variants and
+mistake messages."""
+
+import math
+
+import numpy as np
+
+from minivit import gradcheck
+from minivit.grading.common import (MISTAKES, Check, FD_TOL, Fail, REF, TOL32, TOL64, _call_forward, _copy,
+    _describe_args, _fail_with, _grads_tuple, _kind, _matches, _mismatch, _rng, _softmax)
+
+MISTAKES.update({
+    "loss_not_averaged": "The loss is summed over the batch; take the mean: loss = -(1/B) sum_b sum_k t_bk log p_bk.",
+    "loss_mean_over_classes": "The loss is averaged over the classes too; sum over the classes, average over the "
+                              "batch only.",
+    "loss_sign": "The sign is flipped: the loss is minus the mean log-probability of the targets.",
+    "missing_log": "The log is missing: cross-entropy is -mean(sum_k t_k log softmax(s)_k).",
+    "label_smoothing_missing": "The label-smoothing term is missing: the target becomes "
+                               "t = (1 - eps) * onehot + eps / K (eps = label_smoothing, K classes), in the loss and "
+                               "in its gradient.",
+    "label_smoothing_k_minus_1": "Label smoothing spreads eps over the K - 1 wrong classes here. minivit (like "
+                                 "Szegedy et al. and PyTorch) spreads eps / K over all K classes, the true one "
+                                 "included: t = (1 - eps) * onehot + eps / K.",
+    "label_smoothing_no_uniform": "Label smoothing is half done: t = (1 - eps) * onehot + eps / K; the uniform "
+                                  "part eps / K is missing.",
+    "soft_targets_ignored": "(B, K) float labels are soft targets (mixup, cutmix): use them as the target "
+                            "distribution t directly.",
+    "dlogits_not_averaged": "dlogits is missing the 1/B of the batch mean: dlogits = (softmax(s) - t) / B.",
+    "dlogits_sign": "The sign is flipped: dlogits = (softmax(s) - t) / B.",
+    "dloss_ignored": "dloss is ignored: multiply by the upstream gradient, dlogits = dloss * (softmax(s) - t) / B.",
+})
+
+
+# -- cross-entropy --------------------------------------------------------------------------------------
+def _ce_target(logits, labels, eps, kind="ok"):
+    B, K = logits.shape
+    if labels.ndim == 1:
+        t = np.zeros((B, K))
+        t[np.arange(B), labels] = 1.0
+    else:
+        t = labels.astype(np.float64).copy()
+    if kind == "no_smoothing" or not eps:
+        return t
+    if kind == "k_minus_1":
+        return t * (1 - eps) + (1 - t) * eps / (K - 1)
+    if kind == "no_uniform":
+        return t * (1 - eps)
+    return t * (1 - eps) + eps / K
+
+
+def _ce_loss_variant(kind):
+    def f(logits, labels, eps=0.0):
+        B, K = logits.shape
+        tkind = kind if kind in ("no_smoothing", "k_minus_1", "no_uniform") else "ok"
+        t = _ce_target(logits, labels, eps, tkind)
+        logp = logits - logits.max(axis=1, keepdims=True)
+        logp = logp - np.log(np.exp(logp).sum(axis=1, keepdims=True))
+        loss = -(t * logp).sum()
+        return {"sum": loss, "mean_all": loss / (B * K), "sign": loss / B,
+                "no_log": -(t * np.exp(logp)).sum() / B}.get(kind, loss / B) * (-1 if kind == "sign" else 1)
+    return f
+
+
+LOSS_FWD_MISTAKES = (("label_smoothing_missing", _ce_loss_variant("no_smoothing")),
+                     ("label_smoothing_k_minus_1", _ce_loss_variant("k_minus_1")),
+                     ("label_smoothing_no_uniform", _ce_loss_variant("no_uniform")),
+                     ("loss_not_averaged", _ce_loss_variant("sum")),
+                     ("loss_mean_over_classes", _ce_loss_variant("mean_all")),
+                     ("loss_sign", _ce_loss_variant("sign")),
+                     ("missing_log", _ce_loss_variant("no_log")))
+
+
+def _ce_cases(kind):
+    rng = _rng("ce-" + kind)
+    r = rng.standard_normal
+    if kind == "int":
+        return [(2 * r((4, 6)), rng.integers(0, 6, 4), 0.0), (2 * r((1, 3)), rng.integers(0, 3, 1), 0.0),
+                (2 * r((8, 10)), rng.integers(0, 10, 8))]
+    if kind == "smooth":
+        return [(2 * r((4, 6)), rng.integers(0, 6, 4), 0.1), (2 * r((3, 5)), rng.dirichlet(np.ones(5), 3), 0.2),
+                (2 * r((2, 10)), rng.integers(0, 10, 2), 0.3)]
+    if kind == "soft":
+        return [(2 * r((3, 5)), rng.dirichlet(np.ones(5), 3), 0.0),
+                (2 * r((4, 4)), np.eye(4)[rng.integers(0, 4, 4)] * 0.7 + np.eye(4)[rng.integers(0, 4, 4)] * 0.3)]
+    raise ValueError(kind)
+
+
+def _ce_forward(ns, args):
+    res = _call_forward(ns, "cross_entropy_forward", args)
+    loss = res[0]
+    try:
+        value = float(np.asarray(loss, dtype=np.float64).reshape(()))
+    except Exception:
+        raise Fail(f"cross_entropy_forward must return (loss, cache) with loss a scalar; the loss was {_kind(loss)}")
+    return value, res[1]
+
+
+def _ce_loss_check(kind):
+    def run(ns):
+        for args in _ce_cases(kind):
+            loss, _ = _ce_forward(ns, args)
+            want, _ = REF.cross_entropy_forward(*_copy(args))
+            if not abs(loss - want) <= TOL64 * max(abs(want), 1e-12):
+                where = (f"cross_entropy_forward({_describe_args('cross_entropy_forward', args)}, "
+                         f"labels {'soft (B, K)' if args[1].ndim == 2 else 'int (B,)'}): "
+                         f"loss {loss:.6g}, expected {want:.6g}.")
+                for key, variant in LOSS_FWD_MISTAKES:
+                    v = variant(*_copy(args))
+                    if abs(loss - v) <= 1e-6 * max(abs(v), 1e-12):
+                        _fail_with(where, key)
+                if kind == "soft":
+                    _fail_with(where, "soft_targets_ignored")
+                raise Fail(where)
+    return run
+
+
+def _ce_dlogits_variants(args, dloss):
+    logits, labels = args[0], args[1]
+    eps = args[2] if len(args) > 2 else 0.0
+    B = logits.shape[0]
+    p = _softmax(logits, 1)
+    t = _ce_target(logits, labels, eps)
+    return (("dlogits_not_averaged", dloss * (p - t)),
+            ("label_smoothing_missing", dloss * (p - _ce_target(logits, labels, eps, "no_smoothing")) / B),
+            ("label_smoothing_k_minus_1", dloss * (p - _ce_target(logits, labels, eps, "k_minus_1")) / B),
+            ("dlogits_sign", dloss * (t - p) / B),
+            ("dloss_ignored", (p - t) / B))
+
+
+def _ce_backward_check(ns):
+    cases = _ce_cases("int")[:2] + _ce_cases("smooth")[:2] + _ce_cases("soft")[:1]
+    for i, args in enumerate(cases):
+        for dloss in ((None, 2.5) if i in (0, 3) else (None,)):
+            _, cache = _ce_forward(ns, args)
+            _, ref_cache = REF.cross_entropy_forward(*_copy(args))
+            res = ns["cross_entropy_backward"](cache) if dloss is None else ns["cross_entropy_backward"](cache, dloss)
+            d = _grads_tuple("cross_entropy_backward", res, ("dlogits",))[0]
+            want = REF.cross_entropy_backward(ref_cache, 1.0 if dloss is None else dloss)
+            problem = _mismatch("dlogits", d, want)
+            if problem:
+                where = (f"cross_entropy_backward after cross_entropy_forward("
+                         f"{_describe_args('cross_entropy_forward', args)}){'' if dloss is None else f', dloss={dloss}'}: "
+                         f"{problem}.")
+                for key, v in _ce_dlogits_variants(args, 1.0 if dloss is None else dloss):
+                    if key == "dloss_ignored" and dloss is None:
+                        continue
+                    if key == "label_smoothing_missing" and not (args[2] if len(args) > 2 else 0):
+                        continue
+                    if _matches(d, v):
+                        _fail_with(where, key)
+                raise Fail(where)
+
+
+def _ce_fd_check(ns):
+    rng = _rng("ce-fd")
+    for args in [(rng.standard_normal((3, 5)), rng.integers(0, 5, 3), 0.1),
+                 (rng.standard_normal((2, 4)), rng.dirichlet(np.ones(4), 2), 0.0)]:
+        logits = args[0].copy()
+        _, cache = _ce_forward(ns, (logits,) + args[1:])
+        d = _grads_tuple("cross_entropy_backward", ns["cross_entropy_backward"](cache), ("dlogits",))[0]
+        num = gradcheck.numerical_gradient(lambda: _ce_forward(ns, (logits,) + args[1:])[0], logits)
+        if d.shape != num.shape:
+            raise Fail(f"dlogits has shape {tuple(d.shape)}, the logits have {tuple(num.shape)}")
+        err = gradcheck.rel_error(d, num)
+        if not err < FD_TOL:
+            raise Fail(f"cross_entropy_backward disagrees with finite differences of your cross_entropy_forward "
+                       f"(label_smoothing={args[2]}, {'soft' if args[1].ndim == 2 else 'integer'} labels): "
+                       f"relative error {err:.2e} (limit {FD_TOL:.0e}).")
+
+
+def _ce_float32_check(ns):
+    rng = _rng("ce-32")
+    args = (rng.standard_normal((4, 6)).astype(np.float32), rng.integers(0, 6, 4), 0.1)
+    loss, cache = _ce_forward(ns, args)
+    want, ref_cache = REF.cross_entropy_forward(args[0].astype(np.float64), args[1], 0.1)
+    if not abs(loss - want) <= TOL32 * abs(want):
+        raise Fail(f"cross_entropy_forward in float32: loss {loss:.6g}, expected {want:.6g} (see the float64 checks).")
+    d = _grads_tuple("cross_entropy_backward", ns["cross_entropy_backward"](cache), ("dlogits",))[0]
+    if d.dtype != np.float32:
+        _fail_with(f"cross_entropy_backward returned dlogits as {d.dtype} for float32 logits.", "float64_promotion")
+    problem = _mismatch("dlogits", d, REF.cross_entropy_backward(ref_cache), TOL32)
+    if problem:
+        raise Fail(f"cross_entropy_backward in float32: {problem} (see the float64 checks).")
+
+
+def _ce_large_check(ns):
+    rng = _rng("ce-large")
+    logits = rng.uniform(-1e4, 1e4, (4, 6))
+    labels = np.argmin(logits, axis=1)                        # the worst case: the target has the lowest score
+    shifted = (1e3 + rng.standard_normal((3, 5)), rng.integers(0, 5, 3), 0.0)
+    for args in ((logits, labels, 0.0), (logits, labels, 0.1), shifted):
+        loss, cache = _ce_forward(ns, args)
+        want, ref_cache = REF.cross_entropy_forward(*_copy(args))
+        where = f"cross_entropy_forward with logits up to {np.abs(args[0]).max():.0f} (label_smoothing={args[2]}): "
+        if not math.isfinite(loss):
+            _fail_with(where + f"the loss is {loss}.", "no_max_subtraction")
+        if not abs(loss - want) <= TOL64 * abs(want):
+            raise Fail(where + f"loss {loss:.6g}, expected {want:.6g}.")
+        d = _grads_tuple("cross_entropy_backward", ns["cross_entropy_backward"](cache), ("dlogits",))[0]
+        problem = _mismatch("dlogits", d, REF.cross_entropy_backward(ref_cache))
+        if problem:
+            if not np.all(np.isfinite(np.asarray(d, dtype=np.float64))):
+                _fail_with(f"cross_entropy_backward with large logits: {problem}.", "no_max_subtraction")
+            raise Fail(f"cross_entropy_backward with large logits: {problem}.")
+
+
+def checks():
+    """This topic's checks, in the order they run."""
+    f, b = "cross_entropy_forward", "cross_entropy_backward"
+    return [
+        Check(f"{f}: integer labels (3 inputs, incl. batch size 1)", (f,), 2, _ce_loss_check("int")),
+        Check(f"{f}: label smoothing (integer and soft targets)", (f,), 2, _ce_loss_check("smooth")),
+        Check(f"{f}: soft (B, K) targets", (f,), 1, _ce_loss_check("soft")),
+        Check(f"{b}: dlogits match the reference (incl. smoothing, soft targets, dloss)", (f, b), 2,
+              _ce_backward_check),
+        Check(f"{b}: agrees with finite differences of your {f}", (f, b), 1, _ce_fd_check),
+        Check(f"{f} / {b}: float32 in, float32 out", (f, b), 1, _ce_float32_check),
+        Check("cross-entropy: logits up to 1e4 stay finite and correct", (f, b), 1, _ce_large_check),
+    ]

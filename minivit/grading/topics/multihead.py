@@ -1,0 +1,181 @@
+"""Grading topic `multihead`: Splitting/merging heads and multi-head self-attention: its checks, wrong variants and
+mistake messages."""
+
+import math
+
+import numpy as np
+
+from minivit import gradcheck
+from minivit.grading.common import (MISTAKES, Check, FD_TOL, Fail, REF, _as_array, _bias_variants,
+    _check_inputs_unchanged, _copy, _describe_args, _fail_with, _matches, _mismatch, _rng, _softmax)
+from minivit.grading.pair import Pair
+
+MISTAKES.update({
+    "heads_reshape_only": "Reshaping (B, T, D) straight to (B, h, T, d) mixes features of different tokens in one "
+                          "head. Reshape to (B, T, h, d), then transpose to (B, h, T, d) (and the reverse to merge).",
+    "heads_interleaved": "Head j must take the contiguous block of features [j*d, (j+1)*d), not every h-th "
+                         "feature: reshape to (B, T, h, d), not (B, T, d, h).",
+    "qkv_layout": "The qkv columns are [q | k | v], each D wide and each split into heads: reshape the (B, T, 3D) "
+                  "projection to (B, T, 3, h, d), not (B, T, h, 3, d).",
+    "no_heads": "The heads are not split: you ran one attention over all D features. Split q, k, v into "
+                "num_heads heads of width d = D / num_heads, attend in each, merge the heads.",
+    "missing_out_proj": "The output projection is missing: MSA(z) = merge_heads(heads) W_out + b_out.",
+})
+
+
+# -- heads ----------------------------------------------------------------------------------------
+def _split_variant(kind):
+    def f(x, h):
+        B, T, D = x.shape
+        d = D // h
+        if kind == "reshape":
+            return x.reshape(B, h, T, d)
+        return x.reshape(B, T, d, h).transpose(0, 3, 1, 2)
+    return f
+
+
+def _merge_variant(kind):
+    def f(x, *_):
+        B, h, T, d = x.shape
+        if kind == "reshape":
+            return x.reshape(B, T, h * d)
+        return x.transpose(0, 2, 3, 1).reshape(B, T, h * d)
+    return f
+
+
+HEAD_MISTAKES_SPLIT = (("heads_reshape_only", _split_variant("reshape")), ("heads_interleaved", _split_variant("inter")))
+HEAD_MISTAKES_MERGE = (("heads_reshape_only", _merge_variant("reshape")), ("heads_interleaved", _merge_variant("inter")))
+
+
+def _heads_cases(kind):
+    r = _rng("heads-" + kind).standard_normal
+    if kind in ("split", "merge_backward"):
+        return [(r((2, 5, 8)), 2), (r((1, 3, 6)), 3), (r((2, 4, 6)), 1), (r((1, 1, 4)), 2)]
+    if kind == "merge":
+        return [(r((2, 2, 5, 4)),), (r((1, 3, 3, 2)),), (r((2, 1, 4, 6)),)]
+    return [(r((2, 2, 5, 4)),), (r((1, 3, 3, 2)),), (r((2, 1, 4, 6)),)]   # split_backward(dout)
+
+
+def _plain_check(fname, kind, mistakes, reference):
+    def run(ns):
+        for args in _heads_cases(kind):
+            mine = _copy(args)
+            out = _as_array("the output", ns[fname](*mine))
+            _check_inputs_unchanged(fname, args, mine)
+            want = reference(*_copy(args))
+            problem = _mismatch("the output", out, want)
+            if problem:
+                where = f"{fname}({_describe_args(fname, args)}): {problem}."
+                for key, variant in mistakes:
+                    if _matches(out, variant(*_copy(args))):
+                        _fail_with(where, key)
+                raise Fail(where)
+    return run
+
+
+def _heads_fd_check(ns):
+    r = _rng("heads-fd").standard_normal
+    bad = []
+    for fname, bname, fwd, bwd, x in (
+            ("split_heads", "split_heads_backward", lambda x: (ns["split_heads"](x, 2), None),
+             lambda d, c: ns["split_heads_backward"](d), r((2, 3, 4))),
+            ("merge_heads", "merge_heads_backward", lambda x: (ns["merge_heads"](x), None),
+             lambda d, c: ns["merge_heads_backward"](d, 2), r((2, 2, 3, 2)))):
+        err = gradcheck.check_pair(fwd, bwd, [x], [0], ["dx"], seed=3)["dx"]
+        if not err < FD_TOL:
+            bad.append(f"{bname} is not the gradient of {fname}: relative error {err:.2e} against finite differences")
+    if bad:
+        raise Fail("; ".join(bad) + ". split_heads and merge_heads only move numbers around, so the gradient of "
+                   "each is the other one (split_heads_backward = merge_heads, merge_heads_backward = split_heads).")
+
+
+# -- multi-head self-attention ------------------------------------------------------------------
+def _mhsa_variant(layout="3hd", scale="d", heads="split", proj=True):
+    def f(x, wq, bq, wo, bo, h):
+        B, T, D = x.shape
+        d = D // h
+        qkv = x @ wq + bq
+        if heads == "none":
+            q, k, v = qkv[..., :D][:, None], qkv[..., D:2 * D][:, None], qkv[..., 2 * D:][:, None]
+            dd = D
+        elif layout == "h3d":
+            q, k, v = qkv.reshape(B, T, h, 3, d).transpose(3, 0, 2, 1, 4)
+            dd = d
+        elif layout == "reshape":
+            q, k, v = (qkv[..., i * D:(i + 1) * D].reshape(B, h, T, d) for i in range(3))
+            dd = d
+        else:
+            q, k, v = qkv.reshape(B, T, 3, h, d).transpose(2, 0, 3, 1, 4)
+            dd = d
+        s = {"d": 1 / math.sqrt(dd), "D": 1 / math.sqrt(D), "none": 1.0}[scale]
+        o = _softmax(q @ k.swapaxes(-1, -2) * s) @ v
+        if layout == "reshape" and heads != "none":
+            merged = o.reshape(B, T, D)
+        else:
+            merged = o.transpose(0, 2, 1, 3).reshape(B, T, D)
+        return merged @ wo + bo if proj else merged
+    return f
+
+
+def _mhsa_dqkv(rc, dout):
+    qkv_cache, attn_cache, out_cache, h = rc
+    dmerged, _, _ = REF.linear_backward(dout, out_cache)
+    dq, dk, dv = REF.attention_backward(REF.merge_heads_backward(dmerged, h), attn_cache)
+    B, h_, T, d = dq.shape
+    return np.stack([dq, dk, dv]).transpose(1, 3, 0, 2, 4).reshape(B, T, 3 * h_ * d)
+
+
+def _mhsa_cases():
+    r = _rng("mhsa").standard_normal
+
+    def case(B, T, D, h):
+        return (r((B, T, D)), r((D, 3 * D)) / math.sqrt(D), 0.5 * r(3 * D), r((D, D)) / math.sqrt(D), 0.5 * r(D), h)
+    return [case(2, 5, 8, 2), case(1, 4, 6, 3), case(2, 3, 4, 1), case(1, 1, 4, 2)]
+
+
+def _mhsa_bwd_mistakes():
+    out = []
+    for name, lead in (("db_out", None), ("db_qkv", None)):
+        for k, key in enumerate(("bias_grad_not_summed", "bias_grad_not_summed", "grad_mean_not_sum",
+                                 "bias_grad_not_summed")):
+            def v(a, d, rc, rg, name=name, k=k):
+                dy = d if name == "db_out" else _mhsa_dqkv(rc, d)
+                return _bias_variants(name, dy, (0, 1))[k][1]
+            out.append((key, v))
+    return tuple(out)
+
+
+MHSA = Pair(
+    "mhsa_forward", "mhsa_backward", ("dx", "dw_qkv", "db_qkv", "dw_out", "db_out"),
+    cases=_mhsa_cases,
+    fd_cases=lambda: (lambda r: [(r((2, 3, 4)), r((4, 12)) / 2, 0.5 * r(12), r((4, 4)) / 2, 0.5 * r(4), 2)])(
+        _rng("mhsa-fd").standard_normal),
+    wrt=lambda a: [a[0], a[1], a[2], a[3], a[4]],
+    fwd_mistakes=(
+        ("qkv_layout", _mhsa_variant(layout="h3d")),
+        ("missing_scale", _mhsa_variant(scale="none")),
+        ("scale_model_width", _mhsa_variant(scale="D")),
+        ("no_heads", _mhsa_variant(heads="none")),
+        ("heads_reshape_only", _mhsa_variant(layout="reshape")),
+        ("missing_out_proj", _mhsa_variant(proj=False)),
+    ),
+    bwd_mistakes=_mhsa_bwd_mistakes(),
+    derive=("dx",),
+    known_zero=lambda a: {"db_qkv": slice(a[0].shape[-1], 2 * a[0].shape[-1])},
+)
+
+
+def checks():
+    """This topic's checks, in the order they run."""
+    return [
+        Check("split_heads: matches the reference (incl. one head, batch 1)", ("split_heads",), 1,
+              _plain_check("split_heads", "split", HEAD_MISTAKES_SPLIT, REF.split_heads)),
+        Check("merge_heads: matches the reference", ("merge_heads",), 1,
+              _plain_check("merge_heads", "merge", HEAD_MISTAKES_MERGE, REF.merge_heads)),
+        Check("split_heads_backward: matches the reference", ("split_heads_backward",), 1,
+              _plain_check("split_heads_backward", "split_backward", HEAD_MISTAKES_MERGE, REF.split_heads_backward)),
+        Check("merge_heads_backward: matches the reference", ("merge_heads_backward",), 1,
+              _plain_check("merge_heads_backward", "merge_backward", HEAD_MISTAKES_SPLIT, REF.merge_heads_backward)),
+        Check("split/merge backward agree with finite differences",
+              ("split_heads", "merge_heads", "split_heads_backward", "merge_heads_backward"), 1, _heads_fd_check),
+    ] + MHSA.checks()
