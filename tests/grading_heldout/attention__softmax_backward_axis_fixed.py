@@ -1,0 +1,47 @@
+"""Exercise 3: Softmax + scaled dot-product attention. A learner's solution (replaces exercises/ex03_attention.py).
+
+TOPIC: attention
+FUNCTION: softmax_backward
+MISTAKE: The softmax backward always reduces over the last axis instead of the axis the forward used (kept in the cache), so it is wrong for softmax over any other axis.
+KIND: backward
+"""
+import math
+
+import numpy as np
+
+from minivit.backend import get_array_module
+
+
+def softmax_forward(x, axis=-1):
+    """Numerically stable softmax along axis."""
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    s = e / e.sum(axis=axis, keepdims=True)
+    return s, (s, axis)
+
+
+def softmax_backward(dout, cache):
+    """dx = s * (dout - sum(dout * s)) along the axis."""
+    s, _ = cache
+    dx = s * (dout - (dout * s).sum(axis=-1, keepdims=True))
+    return dx
+
+
+def attention_forward(q, k, v):
+    """out = softmax(q k^T / sqrt(d)) v.   q, k, v: (..., T, d)"""
+    d = q.shape[-1]
+    scale = 1.0 / math.sqrt(d)
+    S = (q @ k.swapaxes(-1, -2)) * scale
+    A, _ = softmax_forward(S, axis=-1)
+    out = A @ v
+    return out, (q, k, v, A, scale)
+
+
+def attention_backward(dout, cache):
+    """dout (..., T, d) -> dq, dk, dv."""
+    q, k, v, A, scale = cache
+    dv = A.swapaxes(-1, -2) @ dout
+    dA = dout @ v.swapaxes(-1, -2)
+    dS = softmax_backward(dA, (A, -1))
+    dq = scale * (dS @ k)
+    dk = scale * (dS.swapaxes(-1, -2) @ q)
+    return dq, dk, dv

@@ -1,0 +1,34 @@
+"""Exercise 5: Layer normalization. A learner's solution (replaces exercises/ex05_layernorm.py).
+
+TOPIC: layernorm
+FUNCTION: none
+MISTAKE: none
+KIND: forward
+
+Valid but unusual (must get full marks): the variance is np.var(x) (ddof=0, the biased variance), and both functions return lists ([y, [xhat, rstd, gamma]] and [dx, dgamma, dbeta]) instead of tuples.
+"""
+import numpy as np
+
+from minivit.backend import get_array_module
+
+
+def layernorm_forward(x, gamma, beta, eps=1e-6):
+    """x: (..., D)   gamma, beta: (D,)   returns: y (..., D), cache."""
+    mu = x.mean(axis=-1, keepdims=True)
+    xc = x - mu
+    var = np.var(x, axis=-1, keepdims=True)
+    rstd = 1.0 / np.sqrt(var + eps)
+    xhat = xc * rstd
+    y = gamma * xhat + beta
+    return [y, [xhat, rstd, gamma]]
+
+
+def layernorm_backward(dy, cache):
+    """dy: (..., D) -> dx (..., D), dgamma (D,), dbeta (D,)."""
+    xhat, rstd, gamma = cache
+    D = xhat.shape[-1]
+    dgamma = (dy * xhat).reshape(-1, D).sum(axis=0)
+    dbeta = dy.reshape(-1, D).sum(axis=0)
+    g = dy * gamma
+    dx = rstd * (g - g.mean(axis=-1, keepdims=True) - xhat * (g * xhat).mean(axis=-1, keepdims=True))
+    return [dx, dgamma, dbeta]

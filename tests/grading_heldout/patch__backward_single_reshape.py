@@ -1,0 +1,50 @@
+"""Exercise 1: Patchify + patch embedding (the linear layer). A learner's solution (replaces exercises/ex01_patch_embedding.py).
+
+TOPIC: patch
+FUNCTION: patchify_backward
+MISTAKE: The backward reshapes dout straight to (B, H, W, C) without undoing the transpose of the grid axes, so gradients land on the wrong pixels.
+KIND: backward
+"""
+import numpy as np
+
+from minivit.backend import get_array_module
+
+
+def patchify_forward(x, patch_size):
+    """Cut images into flattened patches: (B, H, W, C) -> (B, N, P*P*C)."""
+    B, H, W, C = x.shape
+    P = patch_size
+    gh, gw = H // P, W // P
+    out = x.reshape(B, gh, P, gw, P, C)
+    out = out.transpose(0, 1, 3, 2, 4, 5)          # (B, gh, gw, P, P, C)
+    out = out.reshape(B, gh * gw, P * P * C)
+    return out, (x.shape, P)
+
+
+def patchify_backward(dout, cache):
+    """(B, N, P*P*C) -> dx (B, H, W, C)."""
+    x_shape, P = cache
+    B, H, W, C = x_shape
+    dx = dout.reshape(B, H, W, C)
+    return dx
+
+
+def linear_forward(x, w, b):
+    """y = x @ w + b.   x: (..., D_in)   w: (D_in, D_out)   b: (D_out,)"""
+    D_in = x.shape[-1]
+    x2 = x.reshape(-1, D_in)
+    y = x2 @ w + b
+    y = y.reshape(*x.shape[:-1], w.shape[1])
+    return y, (x, w)
+
+
+def linear_backward(dy, cache):
+    """dy: (..., D_out) -> dx (..., D_in), dw (D_in, D_out), db (D_out,)."""
+    x, w = cache
+    D_in, D_out = w.shape
+    x2 = x.reshape(-1, D_in)
+    dy2 = dy.reshape(-1, D_out)
+    dx = (dy2 @ w.T).reshape(x.shape)
+    dw = x2.T @ dy2
+    db = dy2.sum(axis=0)
+    return dx, dw, db
