@@ -22,6 +22,12 @@ def cmd_gradcheck(args):
     return 0 if ok else 1
 
 
+def cmd_fused(args):
+    from minivit.fused import run_cli
+
+    return run_cli(kernels=args.verify, json_path=args.json, do_record=args.record)
+
+
 def cmd_grade(args):
     from minivit.grading import TOPICS, format_report, grade
 
@@ -128,6 +134,14 @@ def build_parser():
     s = sub.add_parser("gradcheck", help="check every backward pass against finite differences (float64)")
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=cmd_gradcheck)
+
+    s = sub.add_parser("fused", help="the fused GPU kernels: which may run (MINIVIT_FUSED), and --verify on a GPU")
+    s.add_argument("--verify", nargs="*", default=None, metavar="KERNEL",
+                   help="check these kernels (default: all) against their plain twins on the GPU")
+    s.add_argument("--json", default=None, metavar="FILE", help="with --verify: write the results to FILE")
+    s.add_argument("--record", action="store_true",
+                   help="with --verify: add the kernels that pass to the table of verified kernels")
+    s.set_defaults(func=cmd_fused)
 
     from minivit.grading import TOPIC_NAMES
 

@@ -17,7 +17,8 @@ reference backward passes accept a fast forward's cache and vice versa). ``tests
 compares each one with the reference in float64 and float32.
 
 These are NumPy (CPU) paths: called with CuPy arrays, every function here simply runs the
-reference implementation.
+reference implementation. The GPU's counterpart is ``minivit/fused.py`` (CUDA kernels), which
+``functions()`` adds on top.
 
 Turning them on and off. Nothing here is used unless you ask for it:
 
@@ -358,5 +359,10 @@ assert set(FAST_NAMES) <= set(ops.FUNCTION_NAMES)
 
 def functions() -> dict:
     """The fast functions to pass to ``ops.use`` / ``ops.install``; {} (the reference everywhere)
-    when MINIVIT_FAST_PATHS=0."""
-    return dict(FUNCTIONS) if enabled() else {}
+    when MINIVIT_FAST_PATHS=0. On top of them, the fused GPU kernels that MINIVIT_FUSED chooses
+    (``minivit.fused``: by default only those a GPU has verified); they run only on CuPy arrays."""
+    if not enabled():
+        return {}
+    from minivit import fused
+
+    return {**FUNCTIONS, **fused.functions(fallback=FUNCTIONS)}
