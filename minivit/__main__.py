@@ -17,7 +17,7 @@ def cmd_info(args):
 def cmd_gradcheck(args):
     from minivit.gradcheck import KEY_BIAS_NOTE, run_all
 
-    ok = run_all(seed=args.seed)
+    ok = run_all(seed=args.seed, device=args.device)
     print("\nNote: " + KEY_BIAS_NOTE.replace("\n", " "))
     return 0 if ok else 1
 
@@ -133,6 +133,8 @@ def build_parser():
 
     s = sub.add_parser("gradcheck", help="check every backward pass against finite differences (float64)")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--device", default=None, choices=["auto", "cpu", "gpu"],
+                   help="run the checks on this device (default: cpu; gpu: CuPy, still float64)")
     s.set_defaults(func=cmd_gradcheck)
 
     s = sub.add_parser("fused", help="the fused GPU kernels: which may run (MINIVIT_FUSED), and --verify on a GPU")

@@ -10,13 +10,17 @@ minivit uses the fourth-order version of this centered difference (see
 the outputs *before* summing keeps round-off small. Errors are reported as
 the CS231n relative error  max_i |a_i - n_i| / max(|a_i| + |n_i|, 1e-8)  in float64.
 
-``python -m minivit gradcheck`` runs :func:`run_all` and prints one row per gradient.
+``python -m minivit gradcheck`` runs :func:`run_all` and prints one row per gradient;
+``--device gpu`` runs every forward and backward on the GPU (CuPy, still float64): the inputs
+live there, are perturbed there, and only the outputs come back to the host for the sums.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
-from minivit.backend import make_rng
+from minivit.backend import get_xp, make_rng, to_device, to_numpy
 
 COMPONENT_TOL = 1e-7
 MODEL_TOL = 1e-6
@@ -24,8 +28,8 @@ MODEL_TOL = 1e-6
 
 def rel_error(a, b) -> float:
     """CS231n relative error: max over entries of |a - b| / max(|a| + |b|, 1e-8)."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
+    a = np.asarray(to_numpy(a), dtype=np.float64)
+    b = np.asarray(to_numpy(b), dtype=np.float64)
     if a.shape != b.shape:
         raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
     if a.size == 0:
@@ -44,16 +48,17 @@ def numerical_gradient(f, x, dout=None, h=1e-4, indices=None):
     whose truncation error (~h^4) is negligible at h = 1e-4, so the step can stay large enough
     for round-off to stay small too (the plain (f(x+h) - f(x-h)) / 2h is the first-order version).
     indices: optional list of multi-indices to check (the rest of the result stays NaN).
+    x may be a device (CuPy) array: it is perturbed in place there; f's outputs come to the host.
     """
     grad = np.full(x.shape, np.nan) if indices is not None else np.zeros(x.shape)
     it = indices if indices is not None else np.ndindex(*x.shape)
 
     def at(ix, value):
         x[ix] = value
-        return np.array(f(), dtype=np.float64, copy=True)   # copy: f may return a view of x
+        return np.array(to_numpy(f()), dtype=np.float64, copy=True)   # copy: f may return a view of x
 
     for ix in it:
-        old = x[ix]
+        old = float(x[ix])              # a number, not a 0-d view (CuPy's x[ix] is one)
         p2, p1, m1, m2 = at(ix, old + 2 * h), at(ix, old + h), at(ix, old - h), at(ix, old - 2 * h)
         x[ix] = old
         diff = 8.0 * (p1 - m1) - (p2 - m2)                  # differences first: less round-off
@@ -61,7 +66,7 @@ def numerical_gradient(f, x, dout=None, h=1e-4, indices=None):
     return grad
 
 
-def check_pair(forward, backward, args, wrt, names, seed=0, h=1e-4, known_zero=None):
+def check_pair(forward, backward, args, wrt, names, seed=0, h=1e-4, known_zero=None, xp=np):
     """Check ``backward`` against finite differences of ``forward``.
 
     forward(*args) -> (out, cache);  backward(dout, cache) -> gradient(s) in the order of ``wrt``.
@@ -69,18 +74,20 @@ def check_pair(forward, backward, args, wrt, names, seed=0, h=1e-4, known_zero=N
     known_zero: {name: index} for entries whose true gradient is exactly zero (the key bias, see
     ``KEY_BIAS_NOTE``): a relative error of two round-off residues means nothing, so those entries
     are reported separately as the largest absolute value either method gives them.
+    xp: the array module to run on (the host arrays in args are copied there first).
     returns: {name: relative error}
     """
     rng = np.random.default_rng(seed)
+    args = [to_device(a, xp) if isinstance(a, np.ndarray) else a for a in args]
     out, cache = forward(*args)
     dout = rng.standard_normal(np.shape(out))
-    grads = backward(dout, cache)
+    grads = backward(to_device(dout, xp), cache)
     if not isinstance(grads, tuple):
         grads = (grads,)
     errors = {}
     for i, (pos, name) in enumerate(zip(wrt, names)):
         num = numerical_gradient(lambda: forward(*args)[0], args[pos], dout, h)
-        analytic = np.asarray(grads[i], dtype=np.float64)
+        analytic = np.asarray(to_numpy(grads[i]), dtype=np.float64)
         if known_zero and name in known_zero:
             zero = np.zeros(num.shape, bool)
             zero[known_zero[name]] = True
@@ -88,6 +95,9 @@ def check_pair(forward, backward, args, wrt, names, seed=0, h=1e-4, known_zero=N
             analytic, num = analytic[~zero], num[~zero]
         errors[name] = rel_error(analytic, num)
     return errors
+
+
+_check_pair = check_pair      # (the module-level one, for _component_checks' partial)
 
 
 KEY_BIAS_NOTE = """The key bias gets exactly zero gradient: adding b to every key adds the same number q.b
@@ -107,22 +117,23 @@ def _block_params(rng, D, M):
     return p
 
 
-def component_checks(F=None, seed=0):
+def component_checks(F=None, seed=0, xp=np):
     """Yield (component, {gradient name: relative error}) for every operation in the functional core.
 
     F: a namespace (or dict) of functions to check; missing ones are minivit's reference. It is
     installed in ``ops.F`` while checking, so composite operations (MSA, MLP, the block) use its
-    pieces too.
+    pieces too. xp: the array module to run on (numpy, or cupy for the GPU).
     """
     from minivit import ops
 
     with ops.use(F or {}):
-        yield from _component_checks(ops.F, seed)
+        yield from _component_checks(ops.F, seed, xp)
 
 
-def _component_checks(F, seed):
+def _component_checks(F, seed, xp=np):
     rng = np.random.default_rng(seed)
     r = rng.standard_normal
+    check_pair = functools.partial(_check_pair, xp=xp)       # every check on xp's device
     B, T, D, H, M = 2, 5, 8, 2, 12
 
     yield "patchify", check_pair(lambda x: F.patchify_forward(x, 4), F.patchify_backward, [r((2, 8, 8, 3))], [0], ["dx"])
@@ -151,9 +162,10 @@ def _component_checks(F, seed):
                             [r((B, T, D)), r((D, M)) / np.sqrt(D), r(M), r((M, D)) / np.sqrt(M), r(D)],
                             [0, 1, 2, 3, 4], ["dx", "dw1", "db1", "dw2", "db2"])
     # Dropout: a fresh generator with the same seed on every call, so every forward draws the same mask.
-    yield "dropout", check_pair(lambda x: F.dropout_forward(x, 0.3, make_rng(seed, 1), True), F.dropout_backward,
-                                [r((B, T, D))], [0], ["dx"])
-    yield "drop_path", check_pair(lambda x: F.drop_path_forward(x, 0.5, make_rng(seed, 2), True), F.drop_path_backward,
+    yield "dropout", check_pair(lambda x: F.dropout_forward(x, 0.3, make_rng(seed, 1, xp=xp), True),
+                                F.dropout_backward, [r((B, T, D))], [0], ["dx"])
+    yield "drop_path", check_pair(lambda x: F.drop_path_forward(x, 0.5, make_rng(seed, 2, xp=xp), True),
+                                  F.drop_path_backward,
                                   [r((4, T, D))], [0], ["dx"])
     yield "cls_pool", check_pair(F.cls_pool_forward, F.cls_pool_backward, [r((B, T, D))], [0], ["dx"])
     yield "tanh (pre-logits)", check_pair(F.tanh_forward, F.tanh_backward, [r((B, D))], [0], ["dx"])
@@ -166,7 +178,7 @@ def _component_checks(F, seed):
 
     def block_fwd(x, *values):
         return F.encoder_block_forward(x, dict(zip(names, values)), H, 1e-6, "tanh",
-                                       0.1, 0.2, make_rng(seed, 3), True)
+                                       0.1, 0.2, make_rng(seed, 3, xp=xp), True)
 
     def block_bwd(dout, cache):
         dx, g = F.encoder_block_backward(dout, cache)
@@ -177,8 +189,8 @@ def _component_checks(F, seed):
 
     # Cross-entropy: a scalar loss, with label smoothing, with integer and with soft targets.
     for smoothing, soft in ((0.0, False), (0.1, False), (0.1, True)):
-        logits = r((4, 6))
-        labels = rng.dirichlet(np.ones(6), size=4) if soft else rng.integers(0, 6, size=4)
+        logits = xp.asarray(r((4, 6)))
+        labels = xp.asarray(rng.dirichlet(np.ones(6), size=4) if soft else rng.integers(0, 6, size=4))
         loss, cache = F.cross_entropy_forward(logits, labels, smoothing)
         analytic = F.cross_entropy_backward(cache)
         num = numerical_gradient(lambda: F.cross_entropy_forward(logits, labels, smoothing)[0], logits)
@@ -186,13 +198,13 @@ def _component_checks(F, seed):
         yield label, {"dlogits": rel_error(analytic, num)}
 
 
-def model_check(config=None, seed=0, samples_per_param=12, batch_size=2):
+def model_check(config=None, seed=0, samples_per_param=12, batch_size=2, xp=np):
     """Finite-difference check of the whole ViT's backward (float64).
 
     All parameters are randomized first (the zero-initialized head would otherwise make every
     other gradient exactly zero, and the check pass trivially). For each parameter tensor,
     ``samples_per_param`` random entries (all of them for small tensors) are checked.
-    returns: {parameter name: relative error}, plus 'dx' for the input image.
+    xp: the array module to run on. returns: {parameter name: relative error}, plus 'dx' for the input image.
     """
     from minivit.model import ViT, ViTConfig
 
@@ -206,10 +218,11 @@ def model_check(config=None, seed=0, samples_per_param=12, batch_size=2):
             p.value = rng.standard_normal(p.value.shape) / np.sqrt(p.value.shape[0])
         else:
             p.value = 0.3 * rng.standard_normal(p.value.shape)
-    x = rng.standard_normal((batch_size, config.image_size, config.image_size, config.in_channels))
+    model.to(xp=xp)
+    x = xp.asarray(rng.standard_normal((batch_size, config.image_size, config.image_size, config.in_channels)))
     logits = model.forward(x)
-    dlogits = rng.standard_normal(logits.shape)
-    dx = model.backward(dlogits)
+    dlogits = rng.standard_normal(logits.shape)                  # on the host, for the finite differences' sums
+    dx = to_numpy(model.backward(xp.asarray(dlogits)))
 
     def f():
         return model.forward(x)
@@ -220,13 +233,13 @@ def model_check(config=None, seed=0, samples_per_param=12, batch_size=2):
         if name.endswith("attn.qkv.bias"):     # the key part's true gradient is 0: see KEY_BIAS_NOTE
             key = slice(D, 2 * D)
             num = numerical_gradient(f, p.value, dlogits, indices=[(i,) for i in range(D, 2 * D)])
-            errors[name + " [key part, |value|]"] = float(max(np.abs(p.grad[key]).max(), np.abs(num[key]).max()))
+            errors[name + " [key part, |value|]"] = float(max(np.abs(to_numpy(p.grad)[key]).max(), np.abs(num[key]).max()))
             idx = [i for i in _sample_indices(rng, p.value.shape, 3 * samples_per_param) if not D <= i[0] < 2 * D]
         else:
             idx = _sample_indices(rng, p.value.shape, samples_per_param)
         num = numerical_gradient(f, p.value, dlogits, indices=idx)
         sel = tuple(np.array(idx).T)
-        errors[name] = rel_error(p.grad[sel], num[sel])
+        errors[name] = rel_error(to_numpy(p.grad)[sel], num[sel])
     idx = _sample_indices(rng, x.shape, samples_per_param)
     num = numerical_gradient(f, x, dlogits, indices=idx)
     sel = tuple(np.array(idx).T)
@@ -240,13 +253,18 @@ def _sample_indices(rng, shape, k):
     return [np.unravel_index(int(i), shape) for i in flat]
 
 
-def run_all(verbose=True, seed=0):
-    """Check every component and the whole model; print a table. Returns True when all pass."""
+def run_all(verbose=True, seed=0, device=None):
+    """Check every component and the whole model; print a table. Returns True when all pass.
+
+    device: None or 'cpu' (NumPy), 'gpu' (CuPy; RuntimeError without one) or 'auto'."""
+    xp = np if device is None else get_xp(device)
+    if verbose:
+        print(f"device: {'cpu (NumPy)' if xp is np else 'gpu (CuPy ' + xp.__version__ + ')'}, float64\n")
     rows = []
-    for comp, errs in component_checks(seed=seed):
+    for comp, errs in component_checks(seed=seed, xp=xp):
         for g, e in errs.items():
             rows.append((comp, g, e, COMPONENT_TOL))
-    for name, e in model_check(seed=seed).items():
+    for name, e in model_check(seed=seed, xp=xp).items():
         rows.append(("ViT (tiny, float64)", name, e, MODEL_TOL))
     ok = all(e < tol for _, _, e, tol in rows)
     if verbose:
