@@ -1,10 +1,14 @@
 """Grading topic `layernorm`: Layer normalization: its checks, wrong variants and
-mistake messages."""
+mistake messages. dx is read by its parts: the path through xhat, through the mean, through
+the variance (``_dx_terms``)."""
 
 import numpy as np
 
-from minivit.grading.common import MISTAKES, Check, _bias_variants, _rng
-from minivit.grading.pair import Pair, _edge_case_check
+from minivit.grading.common import MISTAKES, TOL32, TOL64, Check, Fail, REF, _bias_variants, _call_forward, \
+    _copy, _fail_with, _mismatch, _rng
+from minivit.grading.pair import _edge_case_check
+from minivit.grading.topics.diagnosis import describe_terms
+from minivit.grading.topics.explained import ExplainedPair
 
 MISTAKES.update({
     "unbiased_variance": "Biased vs unbiased variance: you divided by D - 1 (np.var(..., ddof=1), torch.var's "
@@ -13,20 +17,40 @@ MISTAKES.update({
                         "(x - mu) / (sqrt(var) + eps).",
     "missing_eps": "eps is missing: xhat = (x - mu) / sqrt(var + eps). It keeps a token whose features are all "
                    "equal (var = 0) from dividing by zero.",
+    "eps_argument_ignored": "eps is hard-coded (1e-5 or 1e-6) instead of the `eps` argument: the caller chooses "
+                            "it (the grader tries eps = 1e-2). Use xhat = (x - mu) / sqrt(var + eps) with the eps "
+                            "you were given.",
     "layernorm_axis": "Normalized over the wrong axis: LayerNorm normalizes each token's feature vector on its "
                       "own, with mean and variance over the last axis (D) only.",
     "gamma_beta_swapped": "gamma and beta are swapped: y = gamma * xhat + beta.",
+    "layernorm_float32_cancellation": "The variance loses its digits in float32 when the features have a large "
+                                      "mean: E[x^2] - E[x]^2 subtracts two nearly equal large numbers. Subtract "
+                                      "the mean first: var = mean((x - mu)^2) (np.var does this).",
     "layernorm_dx_constant_stats": "dx treats the mean and the variance as constants, but they depend on x too: "
                                    "dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = dy * gamma.",
     "layernorm_dx_no_variance_term": "dx is missing the variance term: dx = rstd * (g - mean(g) - xhat * "
                                      "mean(g * xhat)) with g = dy * gamma.",
+    "layernorm_dx_no_mean_term": "dx is missing the term through the mean, -rstd * mean(g): every feature of a "
+                                 "token moves its mean. dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), "
+                                 "g = dy * gamma.",
+    "layernorm_dx_term_sign": "A term of dx has the wrong sign: the terms through the mean and through the "
+                              "variance are both subtracted, dx = rstd * (g - mean(g) - xhat * mean(g * xhat)).",
+    "layernorm_dx_term_scale": "A term of dx is off by a constant factor: the means in dx = rstd * (g - mean(g) - "
+                               "xhat * mean(g * xhat)) are over the D features (a sum needs / D), and the 2 of "
+                               "d(x - mu)^2 cancels the 1/2 of d sqrt(var).",
+    "layernorm_dx_no_gamma": "dx forgets gamma: the gradient reaching xhat is g = dy * gamma, and dx is built from "
+                             "g, not from dy.",
+    "layernorm_dx_rstd": "dx needs exactly one factor rstd = 1 / sqrt(var + eps) in front: dx = rstd * (g - "
+                         "mean(g) - xhat * mean(g * xhat)).",
     "dgamma_uses_x": "dgamma must use the normalized input: dgamma = sum(dy * xhat), not sum(dy * x).",
 })
 
 
-# -- layernorm --------------------------------------------------------------------------------------
-def _ln_variant(ddof=0, eps_mode="inside", axis=-1, swap=False):
+# -- forward variants ----------------------------------------------------------------------------------
+def _ln_variant(ddof=0, eps_mode="inside", axis=-1, swap=False, fixed_eps=None):
+    """A wrong layernorm_forward(x, gamma, beta, eps) -> y (the mistake given by the arguments)."""
     def f(x, g, b, eps=1e-6):
+        eps = eps if fixed_eps is None else fixed_eps
         ax = axis if axis != "all" else None
         mu = x.mean(axis=ax, keepdims=True)
         var = ((x - mu) ** 2).sum(axis=ax, keepdims=True) / ((x.size if ax is None else x.shape[ax]) - ddof)
@@ -40,7 +64,9 @@ def _ln_variant(ddof=0, eps_mode="inside", axis=-1, swap=False):
     return f
 
 
+# -- dx by its parts -------------------------------------------------------------------------------------
 def _ln_internal(a, dout):
+    """(xhat (..., D), rstd (..., 1), g = dout * gamma (..., D)) for layernorm args ``a``."""
     x, g = a[0], a[1]
     eps = a[3] if len(a) > 3 else 1e-6
     mu = x.mean(axis=-1, keepdims=True)
@@ -49,12 +75,76 @@ def _ln_internal(a, dout):
     return (x - mu) * rstd, rstd, dout * g
 
 
-LAYERNORM = Pair(
+def _dx_terms(a, dout, gamma=True):
+    """The three paths of dx (each (..., D)): through xhat directly (rstd * g), through the mean
+    (-rstd * mean(g)) and through the variance (-rstd * xhat * mean(g * xhat)); dx is their sum.
+    gamma=False: the same with g = dout (the gradient of a learner who forgot gamma)."""
+    xhat, rstd, g = _ln_internal(a, dout)
+    if not gamma:
+        g = dout
+    return (rstd * g, -rstd * g.mean(axis=-1, keepdims=True),
+            -rstd * xhat * (g * xhat).mean(axis=-1, keepdims=True))
+
+
+# (key, coefficients of the three paths in the learner's dx); "D": the feature count (a sum for a mean)
+DX_COMBINATIONS = (
+    ("layernorm_dx_constant_stats", (1, 0, 0)),
+    ("layernorm_dx_no_mean_term", (1, 0, 1)),
+    ("layernorm_dx_no_variance_term", (1, 1, 0)),
+    ("layernorm_dx_term_sign", (1, -1, 1)), ("layernorm_dx_term_sign", (1, 1, -1)),
+    ("layernorm_dx_term_sign", (1, -1, -1)), ("layernorm_dx_term_sign", (-1, 1, 1)),
+    ("layernorm_dx_term_scale", (1, "D", "D")), ("layernorm_dx_term_scale", (1, "D", 1)),
+    ("layernorm_dx_term_scale", (1, 1, "D")), ("layernorm_dx_term_scale", (1, 1, 2)),
+    ("layernorm_dx_term_scale", (1, 1, 0.5)),
+)
+
+
+def _combine(coef, terms, D):
+    """sum_i coef[i] * terms[i], with "D" standing for the feature count."""
+    return sum((D if c == "D" else c) * t for c, t in zip(coef, terms))
+
+
+def _dx_variant(coef, gamma=True, rstd_power=1):
+    """A wrong dx: the paths combined with ``coef``; gamma=False: g = dy; rstd_power: rstd^p in front."""
+    def v(a, d, rc, rg):
+        terms = _dx_terms(a, d, gamma)
+        rstd = _ln_internal(a, d)[1]
+        return {"dx": _combine(coef, terms, d.shape[-1]) * rstd ** (rstd_power - 1)}
+    return v
+
+
+def _dgamma_variants():
+    """dgamma/dbeta not summed or averaged over the tokens; dgamma = sum(dy * x)."""
+    def lead(d):
+        return tuple(range(d.ndim - 1))
+    out = [("dgamma_uses_x", lambda a, d, rc, rg: {"dgamma": (d * a[0]).reshape(-1, a[0].shape[-1]).sum(axis=0)})]
+    for k, key in enumerate(("bias_grad_not_summed", "bias_grad_not_summed", "grad_mean_not_sum")):
+        out.append((key, lambda a, d, rc, rg, k=k: _bias_variants("dbeta", d, lead(d))[k][1]))
+        out.append((key, lambda a, d, rc, rg, k=k: _bias_variants("dgamma", d * _ln_internal(a, d)[0], lead(d))[k][1]))
+    return out
+
+
+def _explain_dx(args, dout, ref_cache, mine, ref):
+    """Which path of dx is missing, off in sign or in scale (a least-squares fit onto the three)."""
+    if _mismatch("dx", mine["dx"], ref["dx"]) is None:
+        return ""
+    names = ("rstd * g (through xhat)", "-rstd * mean(g) (through the mean)",
+             "-rstd * xhat * mean(g * xhat) (through the variance)")
+    return describe_terms("dx", mine["dx"], list(zip(names, _dx_terms(args, dout))), [1, 1, 1], TOL64)
+
+
+def _cases():
+    """The float64 inputs, the eps = 1e-2 one first (small variance: a hard-coded eps shows at once)."""
+    r = _rng("layernorm").standard_normal
+    return [(0.05 * r((1, 2, 3, 16)), 1 + 0.3 * r(16), 0.3 * r(16), 1e-2),
+            (r((2, 5, 8)), 1 + 0.3 * r(8), 0.3 * r(8), 1e-6),
+            (r((3, 7)), 1 + 0.3 * r(7), 0.3 * r(7), 1e-5),
+            (r((2, 3, 6)), 1 + 0.3 * r(6), 0.3 * r(6))]
+
+
+LAYERNORM = ExplainedPair(
     "layernorm_forward", "layernorm_backward", ("dx", "dgamma", "dbeta"),
-    cases=lambda: (lambda r: [(r((2, 5, 8)), 1 + 0.3 * r(8), 0.3 * r(8), 1e-6),
-                              (r((3, 7)), 1 + 0.3 * r(7), 0.3 * r(7), 1e-5),
-                              (0.05 * r((1, 2, 3, 16)), 1 + 0.3 * r(16), 0.3 * r(16), 1e-2),
-                              (r((2, 3, 6)), 1 + 0.3 * r(6), 0.3 * r(6))])(_rng("layernorm").standard_normal),
+    cases=_cases,
     fd_cases=lambda: (lambda r: [(r((2, 3, 5)), 1 + r(5), r(5), 1e-6), (0.1 * r((2, 4)), 1 + r(4), r(4), 1e-2)])(
         _rng("layernorm-fd").standard_normal),
     wrt=lambda a: [a[0], a[1], a[2]],
@@ -62,20 +152,18 @@ LAYERNORM = Pair(
         ("unbiased_variance", _ln_variant(ddof=1)),
         ("eps_outside_sqrt", _ln_variant(eps_mode="outside")),
         ("missing_eps", _ln_variant(eps_mode="none")),
+        ("eps_argument_ignored", _ln_variant(fixed_eps=1e-5)),
+        ("eps_argument_ignored", _ln_variant(fixed_eps=1e-6)),
         ("layernorm_axis", _ln_variant(axis=0)),
         ("layernorm_axis", _ln_variant(axis="all")),
         ("gamma_beta_swapped", _ln_variant(swap=True)),
     ),
-    bwd_mistakes=(
-        ("layernorm_dx_constant_stats", lambda a, d, rc, rg: (lambda xh, rs, g: {"dx": g * rs})(*_ln_internal(a, d))),
-        ("layernorm_dx_no_variance_term", lambda a, d, rc, rg: (lambda xh, rs, g: {
-            "dx": rs * (g - g.mean(axis=-1, keepdims=True))})(*_ln_internal(a, d))),
-        ("dgamma_uses_x", lambda a, d, rc, rg: {"dgamma": (d * a[0]).reshape(-1, a[0].shape[-1]).sum(axis=0)}),
-    ) + tuple((key, (lambda k: lambda a, d, rc, rg: _bias_variants("dbeta", d, tuple(range(d.ndim - 1)))[k][1])(k))
-              for k, key in enumerate(("bias_grad_not_summed", "bias_grad_not_summed", "grad_mean_not_sum"))) + tuple(
-        (key, (lambda k: lambda a, d, rc, rg: (lambda xh: _bias_variants("dgamma", d * xh, tuple(range(d.ndim - 1)))[k][1])(
-            _ln_internal(a, d)[0]))(k))
-        for k, key in enumerate(("bias_grad_not_summed", "bias_grad_not_summed", "grad_mean_not_sum"))),
+    bwd_mistakes=tuple((key, _dx_variant(coef)) for key, coef in DX_COMBINATIONS) + (
+        ("layernorm_dx_no_gamma", _dx_variant((1, 1, 1), gamma=False)),
+        ("layernorm_dx_rstd", _dx_variant((1, 1, 1), rstd_power=0)),
+        ("layernorm_dx_rstd", _dx_variant((1, 1, 1), rstd_power=2)),
+    ) + tuple(_dgamma_variants()),
+    explain=_explain_dx,
 )
 
 
@@ -90,8 +178,64 @@ def _layernorm_zero_variance_check(ns):
                      "missing_eps")
 
 
+LARGE_MEAN = 512.0
+
+
+def large_mean_input():
+    """float32 (x (3, 5, 32), gamma, beta, eps) whose features have mean 512 and std ~1.
+
+    The deviations are multiples of 1/64, so every float32 sum of the mean is exact: minivit's
+    two-pass variance stays ~1e-7 from the float64 answer (1000x under TOL32), while
+    E[x^2] - E[x]^2 loses ~1e-2 (100x over it); tests/test_grading_layernorm_mlp_multihead.py
+    measures both margins."""
+    r = _rng("layernorm-large-mean").standard_normal
+    x = LARGE_MEAN + np.round(r((3, 5, 32)) * 64) / 64
+    return tuple(np.asarray(v, dtype=np.float32) for v in (x, 1 + 0.3 * r(32), 0.3 * r(32))) + (1e-6,)
+
+
+def _layernorm_large_mean_check(ns):
+    args = large_mean_input()
+    out, cache = _call_forward(ns, "layernorm_forward", args)
+    up = tuple(a.astype(np.float64) for a in args[:3]) + args[3:]
+    want, ref_cache = REF.layernorm_forward(*_copy(up))
+    call = "layernorm_forward(x (3, 5, 32) float32 with mean 512 and std 1)"
+    if getattr(out, "dtype", None) != np.float32:
+        _fail_with(f"{call} returned {getattr(out, 'dtype', type(out).__name__)}.", "float64_promotion")
+    problem = _mismatch("the output", out, want, TOL32)
+    if problem:
+        if _precision_only(ns, up, want):
+            raise Fail(f"{call}: {problem}.\n{MISTAKES['layernorm_float32_cancellation']}",
+                       "layernorm_float32_cancellation")
+        raise Fail(f"{call}: {problem}.\nNext step: pass the float64 checks first, then print the variance "
+                   "you compute for one token next to np.var of it.")
+    dout = _rng("layernorm-large-mean-dy").standard_normal(want.shape)
+    grads = ns["layernorm_backward"](dout.astype(np.float32), cache)
+    for name, g, w in zip(("dx", "dgamma", "dbeta"), grads, REF.layernorm_backward(dout, ref_cache)):
+        problem = _mismatch(name, g, w, TOL32)
+        if problem:
+            raise Fail(f"layernorm_backward after {call}: {problem}.\nNext step: keep everything the backward "
+                       "needs (xhat, rstd) from the forward in the cache instead of recomputing it from x.")
+
+
+def _precision_only(ns, up, want):
+    """The learner's forward is right in float64 on this input and right in float32 once the mean
+    is removed: the float32 error comes from the large mean (the variance cancels)."""
+    out64, _ = _call_forward(ns, "layernorm_forward", up)
+    if _mismatch("the output", out64, want, TOL64) is not None:
+        return False
+    x = up[0]
+    centered = ((x - x.mean(axis=-1, keepdims=True)).astype(np.float32),) + tuple(
+        np.asarray(a, np.float32) for a in up[1:3]) + up[3:]
+    out32, _ = _call_forward(ns, "layernorm_forward", centered)
+    want_c, _ = REF.layernorm_forward(*_copy(tuple(np.asarray(a, np.float64) for a in centered[:3]) + up[3:]))
+    return _mismatch("the output", out32, want_c, TOL32) is None
+
+
 def checks():
     """This topic's checks, in the order they run."""
     return LAYERNORM.checks() + [
         Check("layernorm: a token with zero variance stays finite and correct",
-              ("layernorm_forward", "layernorm_backward"), 1, _layernorm_zero_variance_check)]
+              ("layernorm_forward", "layernorm_backward"), 1, _layernorm_zero_variance_check),
+        Check("layernorm: float32 features with a large mean (512) keep their precision",
+              ("layernorm_forward", "layernorm_backward"), 1, _layernorm_large_mean_check,
+              function="layernorm_forward")]

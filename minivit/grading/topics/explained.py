@@ -1,0 +1,42 @@
+"""A Pair whose failing backward is also explained by its parts (topics layernorm, mlp, multihead).
+
+The engine's :class:`~minivit.grading.pair.Pair` names a mistake only when sure
+(``minivit.grading.detect``). ``ExplainedPair`` adds one sentence to a failing backward's feedback,
+named or not: ``explain(args, dout, ref_cache, mine, ref) -> str`` (mine, ref: {grad name: array}),
+e.g. "your dx is exactly rstd*g + 1*[mean term] + 0*[variance term]: the term through the
+variance is missing" (a least-squares fit onto the reference's terms, ``diagnosis.describe_terms``)
+or which link of the chain breaks first. Not a topic itself.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from minivit.grading.common import TOL64, Fail
+from minivit.grading.pair import Pair
+
+
+@dataclass
+class ExplainedPair(Pair):
+    explain: object = None         # (args, dout, ref_cache, mine, ref) -> str ("" when it has nothing to say)
+
+    def backward_mistakes(self, args, dout, ref_cache, ref_grads, grads, tol=TOL64):
+        if self.explain is not None:
+            try:
+                with np.errstate(all="ignore"):
+                    self._why = self.explain(args, dout, ref_cache, dict(zip(self.grads, grads)),
+                                             dict(zip(self.grads, ref_grads)))
+            except Exception:            # an explanation must never turn a failed check into a crash
+                self._why = ""
+        return super().backward_mistakes(args, dout, ref_cache, ref_grads, grads, tol)
+
+    def check_backward(self, ns):
+        self._why = ""
+        try:
+            super().check_backward(ns)
+        except Fail as e:
+            why, self._why = self._why, ""
+            if why:
+                raise Fail(f"{e}\n{why}", e.mistake) from None
+            raise
