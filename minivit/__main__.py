@@ -4,6 +4,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import traceback
+
+from minivit.errors import UsageError, exit_code, format_error
 
 
 def cmd_info(args):
@@ -124,7 +127,8 @@ def cmd_finetune(args):
 def build_parser():
     from minivit.model import PRESETS
 
-    p = argparse.ArgumentParser(prog="python -m minivit", description="minivit: a Vision Transformer in NumPy, by hand.")
+    p = _Parser(prog="python -m minivit", description="minivit: a Vision Transformer in NumPy, by hand.")
+    p.add_argument("--debug", action="store_true", help="on an error, show the Python traceback too")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -145,6 +149,15 @@ def build_parser():
                    help="with --verify: add the kernels that pass to the table of verified kernels")
     s.set_defaults(func=cmd_fused)
 
+    s = sub.add_parser("pack", help="write a compact subset of CIFAR into one .npz file (e.g. for a GPU machine)")
+    s.add_argument("--out", required=True, help="the .npz file to write")
+    s.add_argument("--train", type=_positive_int, default=10000, help="number of training images (default 10000)")
+    s.add_argument("--test", type=_positive_int, default=2000, help="number of test images (default 2000)")
+    s.add_argument("--dataset", default="cifar10", choices=["cifar10", "cifar100"])
+    s.add_argument("--data-dir", default=None, help="where CIFAR is (default: $MINIVIT_DATA or ~/.cache/minivit)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the random choice of images")
+    s.set_defaults(func=cmd_pack)
+
     from minivit.grading import TOPIC_NAMES
 
     s = sub.add_parser("grade", help="grade your exercises (exercises/): points and feedback per topic")
@@ -157,22 +170,24 @@ def build_parser():
     s.set_defaults(func=cmd_grade)
 
     s = sub.add_parser("bench", help="time a training step (forward + backward + AdamW)")
-    s.add_argument("--preset", default="cifar", choices=sorted(PRESETS))
-    s.add_argument("--batch-size", type=int, default=128)
+    from minivit.train import RECIPES
+
+    s.add_argument("--preset", default="cifar", choices=sorted(PRESETS) + sorted(RECIPES),
+                   help="a model preset, or a training recipe (its model and threads)")
+    s.add_argument("--batch-size", type=_positive_int, default=128)
     s.add_argument("--device", default=None, choices=["auto", "cpu", "gpu"])
-    s.add_argument("--steps", type=int, default=10)
-    s.add_argument("--warmup", type=int, default=2)
+    s.add_argument("--steps", type=_positive_int, default=10)
+    s.add_argument("--warmup", type=_nonnegative_int, default=2)
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.add_argument("--no-stages", action="store_true", help="skip the per-stage breakdown")
     s.add_argument("--impl", default="reference", choices=["reference", "fast"],
                    help="time minivit's reference functions or the fast paths of minivit/fast.py")
-    s.add_argument("--threads", type=int, default=1,
-                   help="CPU: split each batch over this many threads, one model replica each (as train --threads)")
+    s.add_argument("--threads", type=_positive_int, default=None,
+                   help="CPU: split each batch over this many threads, one model replica each (as train --threads; "
+                        f"default: the recipe's; for a model preset the train default's, {RECIPES['cpu'].threads})")
     s.set_defaults(func=cmd_bench)
 
-    from minivit.train import RECIPES
-
-    s = sub.add_parser("train", help="train a ViT on CIFAR-10/100", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    s = sub.add_parser("train", help="train a ViT on CIFAR-10/100", formatter_class=_Defaults)
     s.add_argument("--preset", default="cpu", choices=sorted(RECIPES), help="training recipe")
     s.add_argument("--epochs", type=_positive_int, default=None, help="override the recipe's number of epochs")
     s.add_argument("--batch-size", type=_positive_int, default=None)
@@ -213,7 +228,7 @@ def build_parser():
     from minivit.finetune import FINETUNE_RECIPES
 
     s = sub.add_parser("finetune", help="fine-tune a pre-trained checkpoint (official ViT .npz or minivit) on CIFAR",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=_Defaults)
     s.add_argument("--from", dest="checkpoint", required=True, help="checkpoint to start from")
     s.add_argument("--preset", default="gpu", choices=sorted(FINETUNE_RECIPES), help="fine-tuning recipe")
     s.add_argument("--epochs", type=_positive_int, default=None)
@@ -229,33 +244,95 @@ def build_parser():
     s.add_argument("--resume", action="store_true", help="continue from OUT/last.npz")
     s.add_argument("--seed", type=int, default=None)
     s.set_defaults(func=cmd_finetune)
+    for s in sub.choices.values():            # every subcommand: --debug, and folder options checked as folders
+        s.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+        for action in s._actions:
+            if action.dest in ("out", "data_dir") and action.type is None:
+                action.type = _data_source if action.dest == "data_dir" else _folder
     return p
 
 
 def _positive_int(s):
-    v = int(s)
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s}") from None
     if v < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {s}")
     return v
 
 
-def _positive_float(s):
-    v = float(s)
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {s}")
+def _folder(s):
+    """A folder option (--out, --data-dir): may not exist yet, but must not be a file."""
+    from pathlib import Path
+
+    if Path(s).exists() and not Path(s).is_dir():
+        raise argparse.ArgumentTypeError(f"{s} is a file; expected a folder")
+    return s
+
+
+def _data_source(s):
+    """--data-dir: a folder (as _folder), or a .npz data pack file (minivit/datapack.py)."""
+    return s if s.endswith(".npz") else _folder(s)
+
+
+def _nonnegative_int(s):
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {s}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {s}")
     return v
 
 
-def main(argv=None):
-    args = build_parser().parse_args(argv)
+def _positive_float(s):
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {s}")
     try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {s}") from None
+    return v
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its complaints raised (as UsageError) into the one handler in ``main``."""
+
+    def error(self, message):
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+class _Defaults(argparse.ArgumentDefaultsHelpFormatter):
+    """Show "(default: X)" once: not for options whose help already says it, nor for None."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False) or "(default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def main(argv=None):
+    """Run one subcommand. Every failure, of any subcommand or option, ends here: one ``error:``
+    line on stderr, exit code 2 for bad input and 1 for other failures (``minivit/errors.py``),
+    and no traceback unless ``--debug`` is given."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    args = None
+    try:
+        parser = build_parser()
+        if not argv:                          # no command at all: show what there is
+            parser.print_help(sys.stderr)
+        args = parser.parse_args(argv)
         return args.func(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ValueError, RuntimeError, FileNotFoundError, KeyError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except Exception as e:
+        if debug:
+            traceback.print_exc()
+        print(format_error(e, writing_to=getattr(args, "out", None)), file=sys.stderr)
+        return exit_code(e)
 
 
 if __name__ == "__main__":

@@ -123,7 +123,8 @@ def synchronize(xp) -> None:
 
 
 def info() -> dict:
-    """Backend, device and library versions, as a dict (what ``python -m minivit info`` prints)."""
+    """Backend, device and library versions, as a dict (what ``python -m minivit info`` prints).
+    Never raises for a device that is asked for but missing: it reports what it found."""
     import platform
     import sys
 
@@ -159,7 +160,12 @@ def info() -> dict:
         out["cupy"] = cp.__version__
         out["gpu"] = name
         out["cuda_runtime"] = cp.cuda.runtime.runtimeGetVersion()
-    dev = resolve_device()
+    try:
+        dev = resolve_device()
+    except (RuntimeError, ValueError) as e:      # MINIVIT_DEVICE asks for what is not here: say so
+        out["device"] = f"none usable: {e}"
+        out["backend"] = "none (training would stop; unset MINIVIT_DEVICE or use --device cpu)"
+        return out
     out["device"] = dev
     out["backend"] = "cupy" if dev == "gpu" else "numpy"
     return out

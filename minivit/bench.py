@@ -88,33 +88,56 @@ class StageTimer:
         return {n: self.wrap(n, getattr(ops.F, n)) for n in ops.FUNCTION_NAMES}
 
 
+def resolve_preset(name: str):
+    """(ViTConfig, threads): a model preset (``tiny``, ``cifar``, ``B/16``...) with the trainer's
+    default thread count, or a training recipe (``smoke``, ``cpu``, ``gpu``) with its own model
+    and threads, as ``python -m minivit train --preset NAME`` would run it."""
+    from minivit.model import PRESETS
+    from minivit.train import RECIPES
+
+    if name in RECIPES:
+        return ViTConfig.from_dict(RECIPES[name].model), RECIPES[name].threads
+    if name in PRESETS:
+        return ViTConfig.preset(name), RECIPES[DEFAULT_RECIPE].threads
+    raise ValueError(f"unknown preset {name!r}: expected a model preset ({', '.join(sorted(PRESETS))}) "
+                     f"or a training recipe ({', '.join(sorted(RECIPES))})")
+
+
+DEFAULT_RECIPE = "cpu"       # what `python -m minivit train` runs; plain `bench` uses its threads
+
+
 def bench(preset="cifar", batch_size=128, device=None, steps=10, warmup=2, seed=0, dtype="float32", stages=True,
-          impl="reference", threads=1):
+          impl="reference", threads=None):
     """Time training steps and inference. Returns a dict (what ``--json`` prints).
 
+    preset: a model preset or a training recipe (see :func:`resolve_preset`).
     impl: 'reference' (minivit/layers) or 'fast' (the fast paths of minivit/fast.py, unless
     MINIVIT_FAST_PATHS=0).
     threads: CPU only; > 1 splits each batch over that many threads, one model replica each
-    (``minivit.parallel.DataParallel``, what ``train --threads`` does). The per-stage breakdown
-    is always timed on one thread."""
+    (``minivit.parallel.DataParallel``, what ``train --threads`` does); None: the recipe's threads,
+    for a model preset those of the default training recipe. The per-stage breakdown is always
+    timed on one thread."""
     if impl not in ("reference", "fast"):
         raise ValueError(f"impl must be 'reference' or 'fast', got {impl!r}")
-    if threads < 1:
-        raise ValueError(f"threads must be >= 1, got {threads}")
+    config, recipe_threads = resolve_preset(preset)
+    threads = recipe_threads if threads is None else threads
+    for name, value, low in (("threads", threads, 1), ("batch_size", batch_size, 1), ("steps", steps, 1),
+                             ("warmup", warmup, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
     functions = {}
     if impl == "fast":
         from minivit import fast
 
         functions = fast.functions()
     with ops.use(functions):
-        r = _bench(preset, batch_size, device, steps, warmup, seed, dtype, stages, threads)
+        r = _bench(preset, config, batch_size, device, steps, warmup, seed, dtype, stages, threads)
     return {**r, "impl": "fast" if functions else "reference"}
 
 
-def _bench(preset, batch_size, device, steps, warmup, seed, dtype, stages, threads):
+def _bench(preset, config, batch_size, device, steps, warmup, seed, dtype, stages, threads):
     dev = resolve_device(device)
     xp = get_xp(dev)
-    config = ViTConfig.preset(preset)
     model = ViT(config, seed=seed, xp=xp).to(dtype=dtype)
     model.train()
     opt = AdamW(model.named_parameters(), lr=1e-4, weight_decay=0.05)

@@ -12,6 +12,7 @@ Randomness needs no saved state: every random draw derives from (seed, epoch, st
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 import zipfile
@@ -53,27 +54,105 @@ def save_checkpoint(path, model, optimizer=None, meta: dict | None = None):
 def load_checkpoint(path):
     """Read a checkpoint: returns (params: dict, optim_state: dict, meta: dict).
 
-    Raises CheckpointError with a clear message for a missing, truncated or foreign file.
+    Raises CheckpointError with a clear message for a missing, truncated, corrupt or foreign file,
+    a ``meta_json`` that is not a JSON object, and parameters that are not floating point.
+    """
+    path = Path(path)
+    arrays = read_arrays(path, what="checkpoint")
+    if "meta_json" not in arrays:
+        raise CheckpointError(f"{path} is an .npz file but not a minivit checkpoint (no meta_json entry)")
+    try:
+        meta = json.loads(str(arrays["meta_json"]))
+    except ValueError as e:
+        raise CheckpointError(f"{path}: meta_json is not valid JSON ({e})") from e
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: meta_json holds a JSON {type(meta).__name__}; expected a JSON object")
+    if meta.get("format") != "minivit-checkpoint-1":
+        raise CheckpointError(f"{path}: unknown checkpoint format {meta.get('format')!r}")
+    params = {k[len("param/"):]: a for k, a in arrays.items() if k.startswith("param/")}
+    optim = {k[len("optim/"):]: a for k, a in arrays.items() if k.startswith("optim/")}
+    check_parameter_dtypes(params, path)
+    return params, optim, meta
+
+
+def check_parameter_dtypes(params: dict, path):
+    """Model parameters must be real floating point (float16/32/64): an integer, complex or string
+    array would otherwise fail deep inside the forward pass, or (strings) silently give chance."""
+    for name, a in params.items():
+        if a.dtype.kind != "f":
+            raise CheckpointError(f"{path}: parameter {name} has dtype {a.dtype}; expected floating point "
+                                  "(float16, float32 or float64)")
+
+
+def missing_message(path, what="checkpoint") -> str:
+    """"checkpoint PATH does not exist", with what to use instead when that is clear: best.npz is
+    written when the first epoch ends, so a young (or interrupted) run has only last.npz."""
+    path = Path(path)
+    text = f"{what} {path} does not exist"
+    if path.is_dir():
+        return f"{what} {path} is a folder; expected a .npz file (e.g. {path / 'best.npz'})"
+    last = path.with_name("last.npz")
+    if path.name == "best.npz" and last.is_file():
+        text += (f"; best.npz is written when an epoch ends, and this run has none yet, but {last} exists: "
+                 f"use that one")
+    return text
+
+
+DEFLATE_MAX_RATIO = 1032    # deflate never expands more than ~1032:1, so a larger claimed size is a lie
+
+
+def read_arrays(path, what="file") -> dict:
+    """All arrays of an ``.npz`` file as a dict, checked before anything is allocated.
+
+    Refuses (CheckpointError): a missing file, a file that is not a zip archive, a member whose
+    ``.npy`` header declares more data than the member holds (an array of terabytes in a small
+    file), object arrays (pickles), and truncated or corrupt data.
     """
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
+        raise CheckpointError(missing_message(path, what))
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic not in (b"PK\x03\x04", b"PK\x05\x06"):     # a zip archive's first bytes (an empty one's)
+        raise CheckpointError(f"{path} is not an .npz archive (a zip file of .npy arrays); "
+                              f"is it a minivit or official ViT checkpoint?")
     try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                _check_member(zf, info, path, os.path.getsize(path))
         with np.load(path, allow_pickle=False) as z:
-            files = list(z.files)
-            if "meta_json" not in files:
-                raise CheckpointError(f"{path} is an .npz file but not a minivit checkpoint (no meta_json entry)")
-            meta = json.loads(str(z["meta_json"]))
-            params = {k[len("param/"):]: z[k] for k in files if k.startswith("param/")}
-            optim = {k[len("optim/"):]: z[k] for k in files if k.startswith("optim/")}
+            return {k: z[k] for k in z.files}
     except CheckpointError:
         raise
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({type(e).__name__}: {e}); "
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, NotImplementedError) as e:
+        raise CheckpointError(f"{what} {path} is corrupt or truncated ({type(e).__name__}: {e}); "
                               "use another checkpoint (e.g. best.npz / last.npz) or retrain") from e
-    if meta.get("format") != "minivit-checkpoint-1":
-        raise CheckpointError(f"{path}: unknown checkpoint format {meta.get('format')!r}")
-    return params, optim, meta
+
+
+def _check_member(zf, info, path, archive_size):
+    """The sizes an .npz member declares must be possible before numpy allocates them."""
+    name = info.filename
+    if info.compress_size > archive_size or info.file_size > DEFLATE_MAX_RATIO * info.compress_size + 1024:
+        raise CheckpointError(f"{path}: member {name} claims {info.file_size} bytes, more than the "
+                              f"archive can hold; the file is corrupt or hostile")
+    if not name.endswith(".npy"):
+        return
+    with zf.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise CheckpointError(f"{path}: member {name} has .npy format version {version}; expected 1.0 or 2.0")
+        header = f.tell()
+    if dtype.hasobject:
+        raise CheckpointError(f"{path}: member {name} holds Python objects (a pickle); "
+                              "minivit checkpoints hold only plain numeric arrays and never load pickles")
+    declared = math.prod(shape) * dtype.itemsize
+    if declared > info.file_size - header:
+        raise CheckpointError(f"{path}: member {name} declares an array of shape {tuple(shape)} ({declared:,} bytes) "
+                              f"but holds only {info.file_size - header:,} bytes; the file is corrupt or hostile")
 
 
 def model_from_checkpoint(path, xp=np):

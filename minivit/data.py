@@ -69,7 +69,13 @@ PIXELS_PER_IMAGE = 32 * 32 * 3  # 3072 bytes: R plane, G plane, B plane, each 32
 # Errors
 # --------------------------------------------------------------------------
 class DataNotFoundError(FileNotFoundError):
-    """The dataset is not in the data directory and could not be downloaded."""
+    """The dataset is not in the data directory and could not be downloaded.
+
+    ``cli_message``: the same text for command-line users (``--data-dir DIR``, not ``data_dir=``)."""
+
+    def __init__(self, message, cli_message=None):
+        super().__init__(message)
+        self.cli_message = cli_message
 
 
 class DataIntegrityError(ValueError):
@@ -408,7 +414,12 @@ def read_class_names(path: Path, num_classes: int) -> list[str]:
     """Class names from a text file, one per line; blank lines are ignored."""
     if not path.is_file():
         raise DataIntegrityError(f"{path} is missing (the class names file)")
-    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise DataIntegrityError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); expected the class "
+                                 "names, one per line") from e
+    names = [line.strip() for line in text.splitlines()]
     names = [n for n in names if n]
     if len(names) != num_classes:
         raise DataIntegrityError(f"{path}: {len(names)} class names, expected {num_classes}")
@@ -537,7 +548,13 @@ def load_python_folder(folder: Path, spec: DatasetSpec) -> CIFAR:
 # --------------------------------------------------------------------------
 # Entry point
 # --------------------------------------------------------------------------
-def _not_found_message(spec: DatasetSpec, data_dir: Path, reason: str) -> str:
+def _not_found_error(spec: DatasetSpec, data_dir: Path, reason: str) -> DataNotFoundError:
+    """The error, worded for Python (``data_dir=``) and for the command line (``--data-dir``)."""
+    return DataNotFoundError(_not_found_message(spec, data_dir, reason, "data_dir=DIR"),
+                             cli_message=_not_found_message(spec, data_dir, reason, "--data-dir DIR"))
+
+
+def _not_found_message(spec: DatasetSpec, data_dir: Path, reason: str, option: str = "data_dir=DIR") -> str:
     b, p = spec.binary, spec.python
     size = f"{b.size} bytes, " if b.size else ""
     searched = ", ".join(
@@ -548,8 +565,8 @@ def _not_found_message(spec: DatasetSpec, data_dir: Path, reason: str) -> str:
         f"Searched, in order: {searched}.\n"
         f"Download {b.url} ({size}md5 {b.md5}) and put it, as is, in {data_dir}/ "
         f"(the python archive {p.url}, md5 {p.md5}, works too).\n"
-        f"To use another directory, set MINIVIT_DATA or pass --data-dir (data_dir=...) "
-        f"pointing at the directory that contains the archive or its extracted folder."
+        f"To use another directory, set MINIVIT_DATA or pass {option}, "
+        f"the directory that contains the archive or its extracted folder."
     )
     if data_dir.name in (b.folder, p.folder):
         message += f"\nHint: {data_dir} looks like the extracted folder itself; use its parent."
@@ -589,11 +606,11 @@ def load_cifar(
         return load_python_folder(extract_archive(root / p.archive, p.folder), spec)
 
     if not download:
-        raise DataNotFoundError(_not_found_message(spec, root, "download=False"))
+        raise _not_found_error(spec, root, "download=False")
     try:
         download_file(b.url, root / b.archive, b.md5)
     except DataNotFoundError as err:
-        raise DataNotFoundError(_not_found_message(spec, root, str(err))) from err
+        raise _not_found_error(spec, root, str(err)) from err
     return load_binary_folder(extract_archive(root / b.archive, b.folder), spec)
 
 

@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minivit.checkpoint import CheckpointError
+from minivit.checkpoint import CheckpointError, check_parameter_dtypes, missing_message, read_arrays
 from minivit.model import ViT, ViTConfig
 
 OFFICIAL_MEAN = (0.5, 0.5, 0.5)
@@ -53,15 +53,12 @@ _POS = "Transformer/posembed_input/pos_embedding"
 
 
 def read_npz(path) -> dict:
-    """All arrays of an ``.npz`` file, as a dict (read with ``allow_pickle=False``)."""
+    """All arrays of an ``.npz`` file, as a dict (``checkpoint.read_arrays``: no pickles, every
+    member's declared size checked before it is allocated)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except Exception as e:  # BadZipFile, pickled object arrays, truncation...
-        raise CheckpointError(f"{path} is not a readable .npz file ({type(e).__name__}: {e})") from e
+        raise FileNotFoundError(missing_message(path))
+    return read_arrays(path, what="checkpoint")
 
 
 def is_official(arrays: dict) -> bool:
@@ -174,6 +171,7 @@ def load_official_npz(path, num_classes: int | None = None, image_size: int | No
     Inputs must be normalized with ``OFFICIAL_MEAN`` / ``OFFICIAL_STD`` ([-1, 1]).
     """
     arrays = read_npz(path)
+    check_parameter_dtypes(arrays, path)
     config = official_config(arrays, source=str(path))
     model = ViT(config, dtype=dtype)
     model.load_state_dict(official_to_state_dict(arrays, config, source=str(path)))
@@ -248,6 +246,7 @@ def load_model(path, xp=np, dtype=None):
     if not is_official(arrays):
         raise CheckpointError(f"{path} is neither a minivit checkpoint (no meta_json) nor an official ViT "
                               f"checkpoint (no embedding/kernel); keys: {sorted(arrays)[:5]}...")
+    check_parameter_dtypes(arrays, path)
     config = official_config(arrays, source=str(path))
     model = ViT(config, dtype=dtype or np.float32)
     model.load_state_dict(official_to_state_dict(arrays, config, source=str(path)))

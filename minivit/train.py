@@ -36,6 +36,10 @@ from minivit.ops import F
 from minivit.optim import AdamW, clip_grad_norm
 
 
+# What a checkpoint's meta_json must hold for --resume (Trainer._meta writes them).
+RESUME_KEYS = ("train_config", "epoch", "step_in_epoch", "global_step", "partial", "history", "best_acc", "elapsed")
+
+
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
 
@@ -218,14 +222,21 @@ class Trainer:
     def resume(self, path=None):
         path = Path(path) if path else self.out / "last.npz"
         params, optim, meta = load_checkpoint(path)
+        missing = [k for k in RESUME_KEYS if k not in meta]
+        if missing:
+            raise CheckpointError(f"{path}: cannot resume from it: meta_json lacks {missing} "
+                                  "(not a complete minivit training checkpoint)")
         saved = meta["train_config"]
         now = json.loads(json.dumps(self.cfg.to_dict()))      # as JSON stores it (tuples -> lists)
         if saved != now:
             diff = {k: (saved.get(k), v) for k, v in now.items() if saved.get(k) != v}
             raise CheckpointError(f"{path} was trained with a different configuration {diff} (saved, now); "
                                   "resume with the same options, or start a new --out folder")
-        self.model.load_state_dict(params)
-        self.opt.load_state_dict(optim)
+        try:
+            self.model.load_state_dict(params)
+            self.opt.load_state_dict(optim)
+        except (KeyError, ValueError) as e:
+            raise CheckpointError(f"{path}: cannot resume from it: {e.args[0] if e.args else e}") from e
         self.epoch, self.step_in_epoch = meta["epoch"], meta["step_in_epoch"]
         self.global_step, self.partial = meta["global_step"], meta["partial"]
         self.history, self.best_acc, self.elapsed = meta["history"], meta["best_acc"], meta["elapsed"]

@@ -398,7 +398,8 @@ def test_missing_data_message(tmp_path, name):
     message = str(info.value)
     assert spec.binary.url in message and spec.binary.md5 in message
     assert str(tmp_path) in message
-    assert "MINIVIT_DATA" in message and "--data-dir" in message
+    assert "MINIVIT_DATA" in message and "data_dir=DIR" in message       # the Python form in Python,
+    assert "--data-dir DIR" in info.value.cli_message and "data_dir=" not in info.value.cli_message  # the option on the CLI
     assert list(tmp_path.iterdir()) == []  # nothing written
 
 

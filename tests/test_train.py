@@ -192,7 +192,7 @@ def run_cli(*args, env=None):
 @pytest.mark.parametrize("args, message", [
     (["train", "--epochs", "0"], "positive integer"),
     (["train", "--preset", "nope"], "invalid choice"),
-    (["train", "--batch-size", "abc"], "invalid"),
+    (["train", "--batch-size", "abc"], "expected a positive integer, got abc"),
     (["train", "--device", "tpu"], "invalid choice"),
 ])
 def test_cli_argument_errors(args, message):
@@ -206,6 +206,7 @@ def test_cli_missing_data_message(tmp_path):
                 env={"MINIVIT_DATA": ""})
     assert r.returncode != 0
     assert "cifar-10" in r.stderr.lower() and str(tmp_path) in r.stderr
+    assert "--data-dir DIR" in r.stderr and "data_dir=" not in r.stderr     # the option, not the Python form
 
 
 def test_cli_resume_without_checkpoint(tmp_path):
