@@ -31,6 +31,17 @@ def cmd_fused(args):
     return run_cli(kernels=args.verify, json_path=args.json, do_record=args.record)
 
 
+def cmd_pack(args):
+    from minivit.data import load_cifar
+    from minivit.datapack import pack
+
+    ds = load_cifar(args.dataset, args.data_dir)
+    r = pack(ds, args.out, n_train=args.train, n_test=args.test, seed=args.seed, dataset=args.dataset)
+    print(f"wrote {r['path']}: {r['n_train']} training and {r['n_test']} test images of {r['dataset']} "
+          f"({r['bytes'] / 1e6:.1f} MB); train on it with --data-dir {r['path']}")
+    return 0
+
+
 def cmd_grade(args):
     from minivit.grading import TOPICS, format_report, grade
 
@@ -148,6 +159,15 @@ def build_parser():
     s.add_argument("--record", action="store_true",
                    help="with --verify: add the kernels that pass to the table of verified kernels")
     s.set_defaults(func=cmd_fused)
+
+    s = sub.add_parser("pack", help="write a compact subset of CIFAR into one .npz file (e.g. for a GPU machine)")
+    s.add_argument("--out", required=True, help="the .npz file to write")
+    s.add_argument("--train", type=_positive_int, default=10000, help="number of training images (default 10000)")
+    s.add_argument("--test", type=_positive_int, default=2000, help="number of test images (default 2000)")
+    s.add_argument("--dataset", default="cifar10", choices=["cifar10", "cifar100"])
+    s.add_argument("--data-dir", default=None, help="where CIFAR is (default: $MINIVIT_DATA or ~/.cache/minivit)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the random choice of images")
+    s.set_defaults(func=cmd_pack)
 
     s = sub.add_parser("pack", help="write a compact subset of CIFAR into one .npz file (e.g. for a GPU machine)")
     s.add_argument("--out", required=True, help="the .npz file to write")

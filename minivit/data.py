@@ -24,6 +24,9 @@ of these that exists (CIFAR-100: ``cifar-100-binary/``, ``cifar-100-binary.tar.g
 If nothing is found and downloading is off (or fails), :class:`DataNotFoundError`
 says which URL to fetch, its MD5, and the exact directory to put it in.
 
+A ``.npz`` file in place of the directory (``--data-dir cifar10-12k.npz``) is a compact subset
+written by ``python -m minivit pack`` (see ``minivit/datapack.py``); it is read as it is.
+
 What is verified
 ----------------
 * Archives (``.tar.gz``) must match the official MD5 before they are extracted.
@@ -592,6 +595,12 @@ def load_cifar(
         raise ValueError(f"unknown dataset {name!r}; choose one of {DATASET_NAMES}")
     spec = SPECS[name]
     root = resolve_data_dir(data_dir)
+    if root.suffix == ".npz":                        # a compact subset file (minivit/datapack.py)
+        from minivit.datapack import read_pack
+
+        if not root.is_file():
+            raise FileNotFoundError(f"data pack {root} not found (write one with python -m minivit pack)")
+        return CIFAR(**read_pack(root, name))
     b, p = spec.binary, spec.python
 
     if (root / b.folder).is_dir():
@@ -641,3 +650,9 @@ def synthetic_cifar(n_train: int = 4096, n_test: int = 1000, seed: int = 0) -> C
 
     (x_train, y_train), (x_test, y_test) = make(n_train), make(n_test)
     return CIFAR("synthetic", x_train, y_train, x_test, y_test, [f"stripes {18 * k} deg" for k in range(10)])
+
+
+if __name__ == "__main__":   # python -m minivit.data pack ...  is  python -m minivit pack ... (minivit/datapack.py)
+    import runpy
+
+    runpy.run_module("minivit", run_name="__main__")
