@@ -37,6 +37,11 @@ POOLS = ("cls", "gap")
 POS_EMBEDS = ("learned", "sincos", "none", "learned2d")
 
 
+def _real(v) -> bool:
+    """A real number (not a bool, which Python counts as an int)."""
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+
+
 @dataclass
 class ViTConfig:
     """Everything that defines a ViT's shape. See ``PRESETS`` for named configurations.
@@ -72,8 +77,16 @@ class ViTConfig:
     def __post_init__(self):
         errors = []
         for name in ("image_size", "patch_size", "in_channels", "num_classes", "dim", "depth", "num_heads", "mlp_dim"):
-            if not isinstance(getattr(self, name), (int, np.integer)) or getattr(self, name) < 1:
-                errors.append(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+            v = getattr(self, name)     # True is an int to Python, but patch_size=True is a mistake, not 1
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 1:
+                errors.append(f"{name} must be a positive integer, got {v!r}")
+        for name in ("dropout", "drop_path"):
+            if not (_real(getattr(self, name)) and 0 <= getattr(self, name) < 1):
+                errors.append(f"{name} must be a probability in [0, 1), got {getattr(self, name)!r}")
+        if not (_real(self.ln_eps) and 0 < self.ln_eps < float("inf")):
+            errors.append(f"ln_eps must be a positive number, got {self.ln_eps!r}")
+        if isinstance(self.representation_size, (bool, np.bool_)):
+            errors.append(f"representation_size must be None or a positive integer, got {self.representation_size!r}")
         if errors:
             raise ValueError("invalid ViTConfig: " + "; ".join(errors))
         if self.image_size % self.patch_size:
@@ -255,8 +268,12 @@ class ViT(Module):
 
     # ------------------------------------------------------------------------------ helpers
     def predict(self, x, batch_size=500):
-        """Class predictions (B,) in eval mode, computed in batches (on x's device)."""
+        """Class predictions (B,) in eval mode, computed in batches (on x's device).
+        An empty batch (0, H, W, C) gives an empty (0,) int64 array."""
+        check_image_batch(x, self.config.patch_size, self.config.in_channels)
         xp = get_array_module(x)
+        if len(x) == 0:
+            return xp.zeros((0,), dtype=xp.int64)
         was_training = self.training
         self.eval()
         try:

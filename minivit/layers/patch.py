@@ -12,6 +12,9 @@ from minivit.backend import get_array_module
 
 def check_image_batch(x, patch_size=None, channels=None):
     """Raise a clear error unless ``x`` is a float (B, H, W, C) batch that ``patch_size`` tiles."""
+    if not (hasattr(x, "ndim") and hasattr(x, "dtype") and hasattr(x, "shape")):
+        raise TypeError(f"expected an array of images (B, H, W, C), got a {type(x).__name__}; pass an array, "
+                        "e.g. np.asarray(images, dtype=np.float32)")
     xp = get_array_module(x)
     if x.ndim != 4:
         raise ValueError(
