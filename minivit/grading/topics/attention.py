@@ -1,18 +1,19 @@
-"""Grading topic `attention`: Softmax and scaled dot-product attention: its checks, wrong variants and
-mistake messages."""
+"""Grading topic `attention`: Softmax and scaled dot-product attention: its checks, the forward's wrong
+variants and mistake messages (the backward's variants and diagnosis: attention_backward.py)."""
 
 import math
 
 import numpy as np
 
-from minivit.grading.common import MISTAKES, Check, _rng, _softmax
-from minivit.grading.pair import Pair, _edge_case_check
+from minivit.grading.common import MISTAKES, REF, Check, Fail, _call_forward, _copy, _fail_with, _grads_tuple, \
+    _mismatch, _rng, _softmax
+from minivit.grading.topics.attention_backward import (attention_backward_variants, explain_attention,
+                                                       explain_softmax, softmax_backward_variants)
+from minivit.grading.topics.parts import PartsPair
 
 MISTAKES.update({
     "softmax_axis": "Softmax over the wrong axis: each slice along `axis` (for attention: each row of A, one "
                     "query's weights over all keys, the last axis) must sum to 1.",
-    "softmax_keepdims": "keepdims=True is missing: x.max(axis=...) and e.sum(axis=...) drop the axis, so they "
-                        "broadcast against the wrong axis. Use keepdims=True so each row uses its own max and sum.",
     "softmax_diagonal_jacobian": "Only the diagonal of the softmax Jacobian is used, dx = s (1 - s) dout. The "
                                  "off-diagonal terms -s_i s_j contribute too: dx = s * (dout - sum(dout * s, axis)).",
     "missing_scale": "The 1/sqrt(d) scale is missing: A = softmax(q k^T / sqrt(d)). Without it softmax saturates "
@@ -27,6 +28,13 @@ MISTAKES.update({
                               "dq = dS k / sqrt(d) and dk = dS^T q / sqrt(d).",
     "dk_not_transposed": "dk needs dS transposed: dk = scale * dS^T q (key j collects from every query i).",
     "dv_not_transposed": "dv needs A transposed: dv = A^T dout.",
+    "softmax_global_max": "The maximum subtracted is the maximum of the whole array, not of each slice along "
+                          "`axis`: a row far below the global maximum underflows to exp(...) = 0 everywhere, and "
+                          "its softmax becomes 0/0 = NaN. Subtract x.max(axis=axis, keepdims=True).",
+    "softmax_normalized_over_all": "The exponentials are divided by their sum over the whole array: each slice "
+                                   "along `axis` must sum to 1 on its own, e / e.sum(axis=axis, keepdims=True).",
+    "scores_transposed": "The scores are k q^T instead of q k^T: row i of S holds query i's scores against every "
+                         "key j (S[i, j] = q_i . k_j), so that the softmax over the last axis weighs the keys.",
 })
 
 
@@ -42,43 +50,38 @@ def _softmax_axis_variants():
     return tuple(("softmax_axis", make(k)) for k in range(4))
 
 
-def _softmax_no_keepdims(x, axis=-1):
-    e = np.exp(x - x.max(axis=axis))
-    return e / e.sum(axis=axis)
+def _softmax_over_all(x, axis=-1, global_max=True):
+    e = np.exp(x - (x.max() if global_max else x.max(axis=axis, keepdims=True)))
+    return e / e.sum()
 
 
-SOFTMAX = Pair(
+SOFTMAX = PartsPair(
     "softmax_forward", "softmax_backward", ("dx",),
     cases=lambda: (lambda r: [(r((4, 7)), -1), (r((2, 3, 5)), -1), (r((2, 5, 3)), 1), (r((5, 5)), -1),
                               (r((3, 4)),), (r((3, 1)), -1)])(_rng("softmax").standard_normal),
     fd_cases=lambda: (lambda r: [(r((2, 3, 5)), -1), (r((2, 4, 3)), 1)])(_rng("softmax-fd").standard_normal),
-    fwd_mistakes=_softmax_axis_variants() + (("softmax_keepdims", _softmax_no_keepdims),),
-    bwd_mistakes=(
-        ("softmax_diagonal_jacobian", lambda a, d, rc, rg: (lambda s: {"dx": s * (1 - s) * d})(
-            _softmax(a[0], a[1] if len(a) > 1 else -1))),
-    ),
+    fwd_mistakes=_softmax_axis_variants() + (("softmax_normalized_over_all", _softmax_over_all),
+                                             ("softmax_normalized_over_all",
+                                              lambda x, axis=-1: _softmax_over_all(x, axis, global_max=False))),
+    bwd_mistakes=softmax_backward_variants(),
+    explain=explain_softmax,
 )
 
 
-def _attention_variant(scale="sqrt", axis=-1, transpose=False):
+def _attention_variant(scale="sqrt", axis=-1, transpose=False, softmax=_softmax, scores_t=False):
+    """A wrong attention forward: another scale, softmax axis or softmax, A or the scores transposed."""
     def f(q, k, v):
         d = q.shape[-1]
         s = {"sqrt": 1 / math.sqrt(d), "none": 1.0, "d": 1 / d, "times": math.sqrt(d)}[scale]
-        A = _softmax(q @ k.swapaxes(-1, -2) * s, axis)
+        S = (k @ q.swapaxes(-1, -2) if scores_t else q @ k.swapaxes(-1, -2)) * s
+        A = softmax(S, axis)
         if transpose:
             A = A.swapaxes(-1, -2)
         return A @ v
     return f
 
 
-def _attn_internal(args, dout, rc):
-    q, k, v, A, scale = rc
-    dA = dout @ v.swapaxes(-1, -2)
-    dS = A * (dA - (dA * A).sum(axis=-1, keepdims=True))
-    return q, k, v, A, scale, dS
-
-
-ATTENTION = Pair(
+ATTENTION = PartsPair(
     "attention_forward", "attention_backward", ("dq", "dk", "dv"),
     cases=lambda: (lambda r: [(r((2, 2, 5, 4)), r((2, 2, 5, 4)), r((2, 2, 5, 4))),
                               (r((3, 6, 8)), r((3, 6, 8)), r((3, 6, 8))),
@@ -93,16 +96,53 @@ ATTENTION = Pair(
         ("scale_times_sqrt_d", _attention_variant("times")),
         ("softmax_axis", _attention_variant(axis=-2)),
         ("attention_transposed", _attention_variant(transpose=True)),
+        ("scores_transposed", _attention_variant(scores_t=True)),
+        ("softmax_normalized_over_all", _attention_variant(softmax=_softmax_over_all)),
+        ("softmax_normalized_over_all", _attention_variant(softmax=lambda x, a: _softmax_over_all(x, a, False))),
     ),
-    bwd_mistakes=(
-        ("missing_scale_backward", lambda a, d, rc, rg: {"dq": rg["dq"] * math.sqrt(a[0].shape[-1]),
-                                                        "dk": rg["dk"] * math.sqrt(a[0].shape[-1])}),
-        ("dk_not_transposed", lambda a, d, rc, rg: (lambda t: {"dk": t[4] * t[5] @ t[0]})(_attn_internal(a, d, rc))),
-        ("dv_not_transposed", lambda a, d, rc, rg: {"dv": rc[3] @ d}),
-        ("softmax_diagonal_jacobian", lambda a, d, rc, rg: (lambda q, k, v, A, s: {
-            "dq": s * (A * (1 - A) * (d @ v.swapaxes(-1, -2))) @ k})(*rc)),
-    ),
+    bwd_mistakes=attention_backward_variants(),
+    explain=explain_attention,
 )
+
+
+def _overflow_key(out, scores, v=None, axis=-1):
+    """The overflow mistake a non-finite output shows, when one fits exactly: exp without the max
+    ("no_max_subtraction") or minus the whole array's max ("softmax_global_max"). scores: the
+    softmax input; v: attention's values (out = A v), None for softmax itself."""
+    got = np.asarray(out, dtype=np.float64)
+    for key, shift in (("no_max_subtraction", 0.0), ("softmax_global_max", scores.max())):
+        with np.errstate(all="ignore"):
+            e = np.exp(scores - shift)
+            want = e / e.sum(axis=axis, keepdims=True)
+            want = want if v is None else want @ v
+        bad = ~np.isfinite(want)
+        if want.shape == got.shape and bad.any() and np.array_equal(bad, ~np.isfinite(got)) and \
+                np.allclose(got[~bad], want[~bad], rtol=1e-6, atol=0):
+            return key
+    return None
+
+
+def _large_case(ns, op, args, scores, v, what):
+    """One huge-scores input for ``{op}_forward`` / ``{op}_backward``: compared with the reference;
+    a non-finite forward is named only when it fits one overflow mistake exactly."""
+    out, cache = _call_forward(ns, f"{op}_forward", args)
+    want, ref_cache = getattr(REF, f"{op}_forward")(*_copy(args))
+    problem = _mismatch("the output", out, want)
+    if problem:
+        where = f"{op}_forward with {what}: {problem}."
+        key = _overflow_key(out, scores, v, args[1] if op == "softmax" else -1)
+        if key:
+            _fail_with(where, key)
+        raise Fail(where + " Next step: subtract each row's maximum before exp (keepdims=True).")
+    names = ("dx",) if op == "softmax" else ("dq", "dk", "dv")
+    dout = _rng(f"{op}-large-dout").standard_normal(want.shape)
+    grads = _grads_tuple(f"{op}_backward", ns[f"{op}_backward"](dout.copy(), cache), names)
+    refs = getattr(REF, f"{op}_backward")(dout, ref_cache)
+    for name, g, r in zip(names, grads, refs if isinstance(refs, tuple) else (refs,)):
+        problem = _mismatch(name, g, r)
+        if problem:
+            raise Fail(f"{op}_backward after {op}_forward with {what}: {problem}. Next step: compute the backward "
+                       "from the softmax output s in the cache (never exp of the raw scores).")
 
 
 def _large_softmax_check(ns):
@@ -110,23 +150,22 @@ def _large_softmax_check(ns):
     cases = [(rng.uniform(-1e4, 1e4, (3, 6)), -1), (1e3 + rng.standard_normal((2, 4, 5)) * 10, -1),
              (rng.uniform(-5e3, 5e3, (4, 3)), 0)]
     for args in cases:
-        _edge_case_check(ns, rng, "softmax", args, ("dx",), f"with scores up to {np.abs(args[0]).max():.0f}",
-                         "after large scores", "no_max_subtraction")
+        _large_case(ns, "softmax", args, args[0], None, f"scores up to {np.abs(args[0]).max():.0f}")
 
 
 def _large_attention_check(ns):
     rng = _rng("attention-large")
     r = rng.standard_normal
     q, k, v = 60 * r((2, 2, 4, 8)), 60 * r((2, 2, 4, 8)), r((2, 2, 4, 8))
-    top = np.abs(q @ k.swapaxes(-1, -2)).max() / math.sqrt(8)
-    _edge_case_check(ns, rng, "attention", (q, k, v), ("dq", "dk", "dv"),
-                     f"with scores q.k/sqrt(d) up to ~{top:.0f}", "after large scores", "no_max_subtraction")
+    scores = q @ k.swapaxes(-1, -2) / math.sqrt(8)
+    _large_case(ns, "attention", (q, k, v), scores, v, f"scores q.k/sqrt(d) up to ~{np.abs(scores).max():.0f}")
 
 
 def checks():
-    """This topic's checks, in the order they run."""
+    """This topic's checks, in the order they run (the overflow checks grade the forwards)."""
     return SOFTMAX.checks() + [
         Check("softmax: large inputs (scores up to 1e4) stay finite and correct",
-              ("softmax_forward", "softmax_backward"), 1, _large_softmax_check)] + ATTENTION.checks() + [
+              ("softmax_forward", "softmax_backward"), 1, _large_softmax_check, "softmax_forward")] + \
+        ATTENTION.checks() + [
         Check("attention: large scores stay finite and correct", ("attention_forward", "attention_backward"), 1,
-              _large_attention_check)]
+              _large_attention_check, "attention_forward")]

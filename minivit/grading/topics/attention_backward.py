@@ -1,0 +1,168 @@
+"""Grading topic `attention`, the backward passes: the wrong variants of softmax_backward and
+attention_backward, and the diagnosis of a gradient by its parts (the links dv, dA, dS, dq, dk).
+
+Every variant returns all the gradients of its backward (the reference's where the mistake does
+not change them), so a variant is named only when the learner's other gradients are right too.
+"""
+import numpy as np
+
+from minivit.grading.common import MISTAKES
+from minivit.grading.topics.parts import describe_fit, fit_terms
+
+MISTAKES.update({
+    "softmax_backward_no_sum_term": "The softmax backward is missing the term -s * sum(dout * s): dx = s * (dout - "
+                                    "sum(dout * s, axis, keepdims=True)). s * dout alone ignores that raising one "
+                                    "score lowers every other probability of its row.",
+    "softmax_backward_sum_without_s": "The sum in the softmax backward leaves out the product with s: dx = s * "
+                                      "(dout - sum(dout * s, axis, keepdims=True)). The row's sum(dout * s) is "
+                                      "the gradient through the normalization; sum(dout) alone is not.",
+    "softmax_backward_wrong_axis": "The softmax backward sums over the wrong axis: sum(dout * s) runs along the "
+                                   "axis the softmax normalized (the `axis` kept in the cache; for attention the "
+                                   "last axis, over the keys), with keepdims=True.",
+    "softmax_backward_sum_all": "The sum in the softmax backward runs over every element of the array: it needs "
+                                "one sum per slice, sum(dout * s, axis=axis, keepdims=True).",
+    "attention_skips_softmax": "The attention backward skips the softmax: it uses dS = dA as if A were the scores. "
+                               "Go through the softmax backward: dS = A * (dA - sum(dA * A, axis=-1, keepdims=True)).",
+    "missing_scale_dk": "dk is missing the 1/sqrt(d) factor (dq has it): S = scale * q k^T, so both dq = scale * "
+                        "dS k and dk = scale * dS^T q.",
+    "missing_scale_dq": "dq is missing the 1/sqrt(d) factor (dk has it): S = scale * q k^T, so both dq = scale * "
+                        "dS k and dk = scale * dS^T q.",
+    "dq_transposed": "dq needs dS as it is, not transposed: dq = scale * dS k (query i collects from every key j "
+                     "along row i of dS).",
+})
+
+
+def _T(a):
+    """Swap the last two axes (the "^T" of the formulas)."""
+    return a.swapaxes(-1, -2)
+
+
+# ------------------------------------------------------------------------- softmax backward
+def _jvp_variants(s, d, axis):
+    """Wrong softmax backwards of upstream gradient d (same shape as the softmax output s):
+    [(key, dx)], each dx of s's shape. (A sum without keepdims raises on the checks' non-square
+    inputs: the engine names that one, broadcast_keepdims.)"""
+    ax = axis % s.ndim
+    out = [("softmax_diagonal_jacobian", s * (1 - s) * d),
+           ("softmax_backward_no_sum_term", s * d),
+           ("softmax_backward_sum_without_s", s * (d - d.sum(axis=ax, keepdims=True))),
+           ("softmax_backward_sum_all", s * (d - (d * s).sum()))]
+    out += [("softmax_backward_wrong_axis", s * (d - (d * s).sum(axis=k, keepdims=True)))
+            for k in range(s.ndim) if k != ax and s.shape[k] > 1]
+    return [(k, v) for k, v in out if v.shape == s.shape]
+
+
+def softmax_backward_variants():
+    """bwd_mistakes of the softmax pair: variant(args, dout, ref_cache, ref) -> {"dx": array}."""
+    def make(i):
+        def variant(args, dout, rc, ref):
+            s, axis = rc
+            found = [v for v in _jvp_variants(s, dout, axis) if v[0] == keys[i]]
+            return {"dx": found[0][1]} if found else None
+        return variant
+    keys = ["softmax_diagonal_jacobian", "softmax_backward_no_sum_term", "softmax_backward_sum_without_s",
+            "softmax_backward_sum_all"]
+    return tuple((k, make(i)) for i, k in enumerate(keys)) + tuple(
+        ("softmax_backward_wrong_axis", _wrong_axis(j)) for j in range(4))
+
+
+def _wrong_axis(j):
+    def variant(args, dout, rc, ref):
+        s, axis = rc
+        if j >= s.ndim or j == axis % s.ndim:
+            return None
+        return {"dx": s * (dout - (dout * s).sum(axis=j, keepdims=True))}
+    return variant
+
+
+def explain_softmax(args, dout, rc, ref, mine):
+    """The learner's dx fitted onto the terms s*dout, s*sum(s*dout), s*sum(dout) (shapes of s)."""
+    s, axis = rc
+    if np.shape(mine["dx"]) != s.shape:
+        return ""
+    terms = {"s*dout": s * dout, "s*sum(s*dout)": s * (s * dout).sum(axis=axis, keepdims=True),
+             "s*sum(dout)": s * dout.sum(axis=axis, keepdims=True)}
+    coefs, resid = fit_terms(mine["dx"], terms)
+    return describe_fit("dx", coefs, {"s*dout": 1.0, "s*sum(s*dout)": -1.0}, resid)
+
+
+# ----------------------------------------------------------------------- attention backward
+def attention_links(q, k, v, A, scale, dout):
+    """The reference backward's links in order. q, k, v, dout: (..., T, d); A: (..., T, T).
+
+    returns: {"dv": A^T dout, "dA": dout v^T, "dS": the softmax backward of dA, "dq", "dk"}.
+    """
+    dA = dout @ _T(v)
+    dS = A * (dA - (dA * A).sum(axis=-1, keepdims=True))
+    return {"dv": _T(A) @ dout, "dA": dA, "dS": dS, "dq": scale * dS @ k, "dk": scale * _T(dS) @ q}
+
+
+def _from_dS(q, k, dS, scale, dv):
+    return {"dq": scale * dS @ k, "dk": scale * _T(dS) @ q, "dv": dv}
+
+
+def _attention_variants(args, dout, rc, ref):
+    """[(key, {"dq", "dk", "dv"})]: every wrong attention backward (rc: the reference cache)."""
+    q, k, v, A, scale = rc
+    L = attention_links(q, k, v, A, scale, dout)
+    out = [(key, _from_dS(q, k, dS, scale, L["dv"])) for key, dS in _jvp_variants(A, L["dA"], -1)]
+    out.append(("attention_skips_softmax", _from_dS(q, k, L["dA"], scale, L["dv"])))
+    full = {"dq": L["dq"], "dk": L["dk"], "dv": L["dv"]}
+    out += [("missing_scale_backward", {**full, "dq": L["dq"] / scale, "dk": L["dk"] / scale}),
+            ("missing_scale_dq", {**full, "dq": L["dq"] / scale}),
+            ("missing_scale_dk", {**full, "dk": L["dk"] / scale}),
+            ("dk_not_transposed", {**full, "dk": scale * L["dS"] @ q}),
+            ("dq_transposed", {**full, "dq": scale * _T(L["dS"]) @ k}),
+            ("dv_not_transposed", {**full, "dv": A @ dout})]
+    return out
+
+
+ATTENTION_BACKWARD_KEYS = ("softmax_diagonal_jacobian", "softmax_backward_no_sum_term",
+                           "softmax_backward_sum_without_s", "softmax_backward_sum_all",
+                           "softmax_backward_wrong_axis", "attention_skips_softmax", "missing_scale_backward",
+                           "missing_scale_dq", "missing_scale_dk", "dk_not_transposed", "dq_transposed",
+                           "dv_not_transposed")
+
+
+def attention_backward_variants():
+    """bwd_mistakes of the attention pair: (key, variant) with variant returning the n-th wrong
+    backward of that key (the wrong-axis sums: one per axis) or None."""
+    def make(key, n):
+        def variant(args, dout, rc, ref):
+            found = [v for k, v in _attention_variants(args, dout, rc, ref) if k == key]
+            return found[n] if n < len(found) else None
+        return variant
+    return tuple((key, make(key, n)) for key in ATTENTION_BACKWARD_KEYS
+                 for n in range(3 if key == "softmax_backward_wrong_axis" else 1))
+
+
+def _dS_terms(A, dA):
+    """The pieces a learner's dS is built of (each (..., T, T)), with the reference's coefficients."""
+    terms = {"A*dA": A * dA, "A*sum(A*dA)": A * (A * dA).sum(axis=-1, keepdims=True), "dA": dA,
+             "A*sum(dA)": A * dA.sum(axis=-1, keepdims=True)}
+    return terms, {"A*dA": 1.0, "A*sum(A*dA)": -1.0}
+
+
+def explain_attention(args, dout, rc, ref, mine):
+    """Which link of dv = A^T dout, dA = dout v^T, dS = softmax backward, dq = scale dS k,
+    dk = scale dS^T q breaks first, and which term of dq / dk is missing or off."""
+    q, k, v, A, scale = rc
+    L = attention_links(q, k, v, A, scale, dout)
+    bad = [n for n in ("dv", "dq", "dk") if np.shape(mine[n]) != np.shape(L[n])
+           or not np.allclose(mine[n], L[n], rtol=0, atol=1e-6 * np.abs(L[n]).max())]
+    if not bad:
+        return ""
+    text = [f" The links that break: {', '.join(bad)} ({'dv is right' if 'dv' not in bad else 'start with dv'})."]
+    if "dv" in bad and np.shape(mine["dv"]) == L["dv"].shape:
+        coefs, resid = fit_terms(mine["dv"], {"A^T dout": L["dv"], "A dout": A @ dout})
+        text.append(describe_fit("dv", coefs, {"A^T dout": 1.0}, resid))
+    terms, want = _dS_terms(A, L["dA"])
+    for n, side in (("dq", lambda P: scale * P @ k), ("dk", lambda P: scale * _T(P) @ q)):
+        if n in bad and np.shape(mine[n]) == L[n].shape:
+            named = {f"scale*({t}){' k' if n == 'dq' else '^T q'}": side(P) for t, P in terms.items()}
+            coefs, resid = fit_terms(mine[n], named)
+            exp = {f"scale*({t}){' k' if n == 'dq' else '^T q'}": c for t, c in want.items()}
+            if np.linalg.matrix_rank(np.stack([a.ravel() for a in named.values()], 1)) == len(named):
+                text.append(describe_fit(n, coefs, exp, resid))
+    return "".join(text)
+

@@ -1,0 +1,100 @@
+"""Diagnosing a gradient by its parts (topics patch, tokens, attention).
+
+Mistakes are named by the engine's rule (``detect.sure_mistakes``: only when sure). When none is
+named, :class:`PartsPair` adds the topic's diagnosis to the feedback: a least-squares fit of the
+learner's gradient onto the reference's separate terms (:func:`fit_terms`) says which term is
+missing, off in sign or in scale (:func:`describe_fit`), or which link of the chain breaks first.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from minivit.grading.common import TOL64, Fail
+from minivit.grading.pair import Pair
+
+
+def _safe(variant, *args):
+    """variant(*args) with NumPy warnings silenced; None when it raises (it does not apply here)."""
+    try:
+        with np.errstate(all="ignore"):
+            return variant(*args)
+    except Exception:
+        return None
+
+
+def fit_terms(got, terms):
+    """Least-squares fit of ``got`` onto named terms (all of got's shape).
+
+    returns: ({term name: coefficient}, relative residual |got - fit|max / |got|max).
+    """
+    names = list(terms)
+    M = np.stack([np.asarray(terms[n], np.float64).ravel() for n in names], axis=1)
+    y = np.asarray(got, np.float64).ravel()
+    coef, *_ = np.linalg.lstsq(M, y, rcond=None)
+    resid = float(np.abs(M @ coef - y).max()) / max(float(np.abs(y).max()), 1e-30)
+    return dict(zip(names, coef.tolist())), resid
+
+
+def describe_fit(grad, coefs, expected, resid, tol=1e-6):
+    """One sentence saying which term of ``grad`` is missing, off in sign or in scale (or '' when the
+    fit does not explain the result). coefs/expected: {term: coefficient}."""
+    if resid > tol:
+        return ""
+    big = max((abs(c) for c in coefs.values()), default=0.0)
+    fit = " + ".join(f"{c:.3g}*[{n}]" for n, c in coefs.items() if abs(c) > 1e-9 * big) or "0"
+    want = " + ".join(f"{c:g}*[{n}]" for n, c in expected.items() if c)
+    off = []
+    for n, c in coefs.items():
+        e = expected.get(n, 0.0)
+        if abs(c - e) <= 1e-6 * max(1.0, abs(e)):
+            continue
+        if e == 0:
+            off.append(f"the term [{n}] should not be there")
+        elif abs(c) <= 1e-6:
+            off.append(f"the term [{n}] is missing")
+        elif abs(c + e) <= 1e-6 * abs(e):
+            off.append(f"the term [{n}] has the wrong sign")
+        else:
+            off.append(f"the term [{n}] is scaled by {c / e:.4g} (expected 1x)")
+    if not off:
+        return ""
+    return f" Your {grad} = {fit} exactly; the reference is {want}: {'; '.join(off)}."
+
+
+@dataclass
+class PartsPair(Pair):
+    """A Pair whose unnamed gradient failures also say which part of the gradient is off.
+
+    explain(args, dout, ref_cache, ref, mine) -> str: the diagnosis by parts for one failing input
+    (ref, mine: {grad name: array}); its sentence goes before the feedback's "Next step" line.
+    """
+
+    explain: object = None
+
+    def checks(self):
+        """The Pair's checks; float32 in, float32 out grades the forward (where dtypes get promoted)."""
+        out = super().checks()
+        for c in out:
+            if "float32 in, float32 out" in c.name:
+                c.function = self.fwd
+        return out
+
+    def backward_mistakes(self, args, dout, ref_cache, ref_grads, grads, tol=TOL64):
+        keys = super().backward_mistakes(args, dout, ref_cache, ref_grads, grads, tol)
+        ref, mine = dict(zip(self.grads, ref_grads)), dict(zip(self.grads, grads))
+        self._hint = (_safe(self.explain, args, dout, ref_cache, ref, mine) or "") if self.explain else ""
+        return keys
+
+    def check_backward(self, ns):
+        self._hint = ""
+        try:
+            super().check_backward(ns)
+        except Fail as e:
+            if e.mistake or not self._hint:
+                raise
+            text = str(e)
+            at = text.find("\nNext step:")
+            at = len(text) if at < 0 else at
+            raise Fail(text[:at] + self._hint + text[at:]) from None
