@@ -64,11 +64,19 @@ def cmd_bench(args):
 
 
 def cmd_train(args):
-    from minivit.train import Trainer, recipe
+    from minivit.runfolder import claim_run_folder
+    from minivit.train import recipe
 
     cfg = recipe(args.preset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, dataset=args.dataset,
                  subset=args.subset, seed=args.seed, threads=args.threads)
     out = args.out or f"runs/{args.preset}-{cfg.dataset}"
+    with claim_run_folder(out, resume=args.resume, overwrite=args.overwrite):   # locked until the run ends
+        return _train(args, cfg, out)
+
+
+def _train(args, cfg, out):
+    from minivit.train import Trainer
+
     impl = None
     if args.impl == "exercises":              # the learner's functions (checked before loading any data)
         from minivit.grading import default_path, exercises_impl
@@ -91,17 +99,18 @@ def cmd_train(args):
     history = trainer.fit()
     if history:
         best = max(history, key=lambda r: r["test_acc"])
-        print(f"done: best test accuracy {100 * best['test_acc']:.2f}% (epoch {best['epoch']}); "
+        print(f"done: best test accuracy {100 * best['test_acc']:.2f}%{trainer.eval_note} (epoch {best['epoch']}); "
               f"outputs in {trainer.out}")
     return 0
 
 
 def cmd_eval(args):
+    from minivit.progress import json_safe
     from minivit.train import evaluate_checkpoint
 
     r = evaluate_checkpoint(args.checkpoint, data_dir=args.data_dir, device=args.device, out=args.out)
     if args.json:
-        print(json.dumps(r))
+        print(json.dumps(json_safe(r), allow_nan=False))     # NaN/inf (a diverged model's loss) -> null
         return 0
     print(f"{r['checkpoint']}: {r['dataset']} test accuracy {100 * r['test_acc']:.2f}% (loss {r['test_loss']:.4f})")
     print(f"\n{'class':>12}  accuracy")
@@ -127,11 +136,13 @@ def cmd_finetune(args):
     from minivit.finetune import finetune
 
     tuner = finetune(args.checkpoint, preset=args.preset, out=args.out, device=args.device, data_dir=args.data_dir,
-                     image_size=args.image_size, resume=args.resume, epochs=args.epochs, batch_size=args.batch_size,
+                     image_size=args.image_size, resume=args.resume, overwrite=args.overwrite,
+                     epochs=args.epochs, batch_size=args.batch_size,
                      lr=args.lr, dataset=args.dataset, subset=args.subset, seed=args.seed)
     if tuner.history:
         best = max(tuner.history, key=lambda r: r["test_acc"])
-        print(f"done: best test accuracy {100 * best['test_acc']:.2f}% (epoch {best['epoch']}); outputs in {tuner.out}")
+        print(f"done: best test accuracy {100 * best['test_acc']:.2f}%{tuner.eval_note} (epoch {best['epoch']}); "
+              f"outputs in {tuner.out}")
     return 0
 
 
@@ -218,6 +229,7 @@ def build_parser():
     s.add_argument("--subset", type=_positive_int, default=None, help="train on only N images")
     s.add_argument("--out", default=None, help="output folder (default: runs/PRESET-DATASET)")
     s.add_argument("--resume", action="store_true", help="continue from OUT/last.npz")
+    s.add_argument("--overwrite", action="store_true", help="move a run already in OUT aside to OUT.old-TIMESTAMP")
     s.add_argument("--seed", type=int, default=None)
     s.add_argument("--threads", type=_positive_int, default=None,
                    help="CPU: split each batch over this many threads (data parallel; see minivit/parallel.py)")
@@ -262,6 +274,7 @@ def build_parser():
     s.add_argument("--subset", type=_positive_int, default=None, help="train on only N images")
     s.add_argument("--out", default=None, help="output folder (default: runs/finetune-NAME-DATASET)")
     s.add_argument("--resume", action="store_true", help="continue from OUT/last.npz")
+    s.add_argument("--overwrite", action="store_true", help="move a run already in OUT aside to OUT.old-TIMESTAMP")
     s.add_argument("--seed", type=int, default=None)
     s.set_defaults(func=cmd_finetune)
     for s in sub.choices.values():            # every subcommand: --debug, and folder options checked as folders
@@ -307,8 +320,8 @@ def _nonnegative_int(s):
 
 
 def _positive_float(s):
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {s}")
+    if not 0 < v < float("inf"):                  # refuses nan and inf too
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {s}")
     try:
         v = float(s)
     except ValueError:

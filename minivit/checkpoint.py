@@ -14,11 +14,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from minivit.backend import get_array_module
+from minivit.tempfiles import temp_file_for
 
 
 class CheckpointError(ValueError):
@@ -27,7 +29,9 @@ class CheckpointError(ValueError):
 
 def save_checkpoint(path, model, optimizer=None, meta: dict | None = None):
     """Write the checkpoint to a temporary file in the same folder, then rename it into place,
-    so an interrupted write never leaves a half-written checkpoint behind."""
+    so an interrupted write never leaves a half-written checkpoint behind. The file gets the
+    usual mode of a new file (0666 minus the umask); the temporary one carries this process's id,
+    so a ``kill -9`` leftover is recognized and removed later (``minivit.tempfiles``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {f"param/{k}": v for k, v in model.state_dict().items()}
@@ -37,7 +41,7 @@ def save_checkpoint(path, model, optimizer=None, meta: dict | None = None):
     meta.setdefault("model_config", model.config.to_dict())
     meta["format"] = "minivit-checkpoint-1"
     arrays["meta_json"] = np.array(json.dumps(meta))
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    fd, tmp = temp_file_for(path, ".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
@@ -49,6 +53,24 @@ def save_checkpoint(path, model, optimizer=None, meta: dict | None = None):
             os.remove(tmp)
         raise
     return path
+
+
+def nonfinite_arrays(arrays: dict) -> list[str]:
+    """The names of the floating-point arrays in ``arrays`` holding a NaN or an infinity."""
+    bad = []
+    for name, v in arrays.items():
+        if np.issubdtype(v.dtype, np.inexact) and not bool(get_array_module(v).isfinite(v).all()):
+            bad.append(name)
+    return bad
+
+
+def read_meta(path) -> dict:
+    """Only the ``meta_json`` entry of a checkpoint (reads none of its arrays); {} when unreadable."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return json.loads(str(z["meta_json"]))
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
+        return {}
 
 
 def load_checkpoint(path):

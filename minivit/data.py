@@ -56,13 +56,14 @@ import os
 import pickle
 import shutil
 import tarfile
-import tempfile
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 from tqdm import tqdm
+
+from minivit.tempfiles import remove_stale, temp_dir_in, temp_file_for
 
 DATASET_NAMES = ("cifar10", "cifar100")  # the names load_cifar accepts
 PIXELS_PER_IMAGE = 32 * 32 * 3  # 3072 bytes: R plane, G plane, B plane, each 32x32 row-major
@@ -299,13 +300,17 @@ def download_file(url: str, dest: Path, expected_md5: str, progress: bool = True
 
     The bytes go to a temporary file in ``dest``'s directory; only when the
     download is complete *and* its MD5 matches is it renamed to ``dest``
-    (``os.replace``). On any failure the temporary file is removed.
+    (``os.replace``). On any failure the temporary file is removed, and so are the
+    folders this call created for ``dest`` (a failed first download leaves no empty cache folder).
+    The temporary name carries this process's id (a ``kill -9`` leftover is removed by the next
+    :func:`load_cifar`, see ``minivit.tempfiles``); the archive gets mode 0666 minus the umask.
     Raises :class:`DataNotFoundError` when the URL cannot be fetched and
     :class:`DataIntegrityError` when the MD5 does not match.
     """
+    created = [d for d in (dest.parent, *dest.parent.parents) if not d.exists()]
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=dest.name + ".", suffix=".part")
-    tmp = Path(tmp_name)
+    fd, tmp = temp_file_for(dest, ".part")
+    ok = False
     try:
         digest = hashlib.md5(usedforsecurity=False)
         try:
@@ -334,9 +339,15 @@ def download_file(url: str, dest: Path, expected_md5: str, progress: bool = True
                 f"{expected_md5} ({tmp.stat().st_size} bytes received). Nothing was saved."
             )
         os.replace(tmp, dest)
+        ok = True
     finally:
         if tmp.exists():
             tmp.unlink()
+        for d in created if not ok else ():       # innermost first; only folders left empty
+            try:
+                d.rmdir()
+            except OSError:
+                break
 
 
 # --------------------------------------------------------------------------
@@ -348,11 +359,12 @@ def extract_archive(archive: Path, folder: str) -> Path:
     Members with absolute paths or ``..`` and anything that is not a plain file
     or folder (links, devices) are rejected; ``filter='data'`` is used where
     Python supports it. Extraction goes to a temporary folder which is renamed
-    into place at the end, so an interrupted run never leaves a half folder.
+    into place at the end, so an interrupted run never leaves a half folder (and one killed
+    outright leaves ``.extract-pid<id>-*``, removed by the next :func:`load_cifar`).
     """
     data_dir = archive.parent
     target = data_dir / folder
-    tmp = Path(tempfile.mkdtemp(dir=data_dir, prefix=".extract-"))
+    tmp = temp_dir_in(data_dir, ".extract-")
     try:
         try:
             with tarfile.open(archive, "r:gz") as tar:
@@ -602,6 +614,7 @@ def load_cifar(
             raise FileNotFoundError(f"data pack {root} not found (write one with python -m minivit pack)")
         return CIFAR(**read_pack(root, name))
     b, p = spec.binary, spec.python
+    remove_stale(root, ("*.part", ".extract-*"))     # left by a process killed mid-download/extraction
 
     if (root / b.folder).is_dir():
         return load_binary_folder(root / b.folder, spec)

@@ -29,6 +29,7 @@ import numpy as np
 
 from minivit.interpolate import resize_batches  # noqa: F401 (re-exported: part of the fine-tuning API)
 from minivit.optim import SGD
+from minivit.runfolder import claim_run_folder
 from minivit.train import TrainConfig, Trainer
 
 
@@ -84,19 +85,29 @@ def prepare_model(path, num_classes: int, image_size: int | None = None, xp=np, 
 
 
 def finetune(path, preset: str = "gpu", out=None, device=None, data_dir=None, dataset_obj=None,
-             image_size: int | None = None, progress: bool = True, resume: bool = False, **overrides):
+             image_size: int | None = None, progress: bool = True, resume: bool = False, overwrite: bool = False,
+             **overrides):
     """Fine-tune the checkpoint at ``path`` on CIFAR (or ``dataset_obj``). Returns the FineTuner
     after training (``.history`` holds the metrics, ``.model`` the fine-tuned ViT).
 
+    out: the run folder, with train's rules (``minivit.runfolder``): one that holds a run is only
+    continued (``resume``) or moved aside first (``overwrite``), and it is locked while training.
+
     overrides: TrainConfig fields (epochs, batch_size, lr, dataset, subset, seed...; None = keep).
     """
-    from minivit.backend import get_xp
-
     if preset not in FINETUNE_RECIPES:
         raise ValueError(f"unknown fine-tuning preset {preset!r}; choose one of {sorted(FINETUNE_RECIPES)}")
     d = FINETUNE_RECIPES[preset].to_dict()
     d.update({k: v for k, v in overrides.items() if v is not None})
     cfg = TrainConfig.from_dict(d)
+    out = Path(out or f"runs/finetune-{Path(path).stem}-{cfg.dataset}")
+    with claim_run_folder(out, resume=resume, overwrite=overwrite):
+        return _finetune(path, cfg, out, device, data_dir, dataset_obj, image_size, progress, resume)
+
+
+def _finetune(path, cfg, out, device, data_dir, dataset_obj, image_size, progress, resume):
+    from minivit.backend import get_xp
+
     xp = get_xp(device)
     if dataset_obj is None:
         from minivit.data import load_cifar
@@ -105,7 +116,6 @@ def finetune(path, preset: str = "gpu", out=None, device=None, data_dir=None, da
     model, info = prepare_model(path, len(dataset_obj.classes), image_size, xp=xp, seed=cfg.seed)
     cfg.model = model.config.to_dict()
     cfg.augment = {**cfg.augment, "mean": tuple(info["mean"]), "std": tuple(info["std"])}
-    out = Path(out or f"runs/finetune-{Path(path).stem}-{cfg.dataset}")
     tuner = FineTuner(cfg, out, device=device, dataset_obj=dataset_obj, progress=progress, model=model,
                       batch_transform=resize_batches(model.config.image_size))
     if resume:

@@ -18,9 +18,11 @@ def _plt():
 
 
 def plot_curves(rows: list[dict], path, title: str = ""):
-    """rows: metrics.csv rows (epoch, train_loss, train_acc, test_loss, test_acc, lr, time_s)."""
+    """rows: metrics.csv rows (epoch, train_loss, train_acc, test_loss, test_acc, lr, time_s; see
+    minivit/progress.py), from a run's history or ``progress.read_metrics``. The x axis is the
+    fractional epoch (``epoch_frac``) where the rows have it, else the epoch (older metrics.csv)."""
     plt = _plt()
-    ep = [r["epoch"] for r in rows]
+    ep = [r.get("epoch_frac", r["epoch"]) for r in rows]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     axes[0].plot(ep, [r["train_loss"] for r in rows], "o-", label="train")
     axes[0].plot(ep, [r["test_loss"] for r in rows], "o-", label="test")

@@ -13,10 +13,11 @@ Every random draw derives from (seed, epoch, step), so a run stopped anywhere an
 ``--resume`` produces exactly the numbers an uninterrupted run would have.
 
 Outputs in ``--out``: ``config.json``, ``metrics.csv``, ``curves.png``, ``last.npz``, ``best.npz``.
+The folder is locked while a run goes on (``minivit/runfolder.py``); what the progress bar and
+metrics.csv report is described in ``minivit/progress.py``.
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import math
@@ -29,19 +30,20 @@ import numpy as np
 
 from minivit.augment import CIFAR10_MEAN, CIFAR10_STD, CIFAR100_MEAN, CIFAR100_STD, AugmentConfig, augment_batch
 from minivit.backend import get_array_module, get_xp, make_rng, resolve_device, synchronize, to_numpy
-from minivit.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from minivit.checkpoint import CheckpointError, load_checkpoint
 from minivit.model import ViT, ViTConfig
 from minivit import ops
 from minivit.ops import F
 from minivit.optim import AdamW, clip_grad_norm
+from minivit.progress import Throughput, progress_bar, subset_label
+from minivit.progress import write_metrics as write_metrics_csv
+from minivit.runfolder import RunLock
+from minivit.runstate import RunCheckpoints, TrainingDiverged  # noqa: F401  (TrainingDiverged: part of this API)
+from minivit.tempfiles import remove_stale
 
 
 # What a checkpoint's meta_json must hold for --resume (Trainer._meta writes them).
 RESUME_KEYS = ("train_config", "epoch", "step_in_epoch", "global_step", "partial", "history", "best_acc", "elapsed")
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite."""
 
 
 @dataclass
@@ -123,12 +125,13 @@ def prepare_data(cfg: TrainConfig, xp, data_dir=None, dataset_obj=None):
         keep = np.sort(np.random.default_rng([cfg.seed, 12345]).permutation(len(x_train))[:cfg.subset])
         x_train, y_train = x_train[keep], y_train[keep]
     x_test, y_test = ds.x_test, ds.y_test
+    test_total = len(x_test)
     if cfg.test_subset:
         x_test, y_test = x_test[:cfg.test_subset], y_test[:cfg.test_subset]
     return dict(
         x_train=xp.asarray(x_train), y_train=xp.asarray(y_train.astype(np.int64)),
         x_test=xp.asarray(x_test), y_test=xp.asarray(y_test.astype(np.int64)),
-        classes=list(ds.classes), num_classes=len(ds.classes),
+        classes=list(ds.classes), num_classes=len(ds.classes), test_total=test_total,
     )
 
 
@@ -137,11 +140,14 @@ def augment_config(cfg: TrainConfig) -> AugmentConfig:
     return AugmentConfig(**{"mean": mean, "std": std, **cfg.augment})
 
 
-def evaluate(model, x_uint8, y, aug: AugmentConfig, num_classes, batch_size=500, batch_transform=None, forward=None):
+def evaluate(model, x_uint8, y, aug: AugmentConfig, num_classes, batch_size=500, batch_transform=None, forward=None,
+             progress=False):
     """Test loss, accuracy and predictions (eval mode, no augmentation). Returns (loss, acc, preds).
 
-    forward: optional replacement for ``model.forward`` (e.g. ``DataParallel.forward``)."""
+    forward: optional replacement for ``model.forward`` (e.g. ``DataParallel.forward``).
+    progress: show a progress bar (tqdm, on stderr) over the images."""
     forward = forward or model.forward
+    bar = _eval_bar(len(x_uint8)) if progress else None
     xp = get_array_module(x_uint8)
     was_training = model.training
     model.eval()
@@ -155,18 +161,27 @@ def evaluate(model, x_uint8, y, aug: AugmentConfig, num_classes, batch_size=500,
             loss, _ = F.cross_entropy_forward(logits, yb)
             total_loss += loss * len(xb)
             preds.append(xp.argmax(logits, axis=1))
+            if bar is not None:
+                bar.update(len(xb))
     finally:
         model.train(was_training)
+        if bar is not None:
+            bar.close()
     preds = xp.concatenate(preds)
     acc = float((preds == y).mean())
     return total_loss / len(x_uint8), acc, preds
 
 
+def _eval_bar(total):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="evaluating", unit="img", file=sys.stderr, dynamic_ncols=True,
+                mininterval=0.5 if sys.stderr.isatty() else 10.0)
+
+
 # ---------------------------------------------------------------------------------- trainer
-METRIC_FIELDS = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "time_s", "images_per_s", "data_frac"]
 
-
-class Trainer:
+class Trainer(RunCheckpoints):
     """Runs a TrainConfig; writes metrics, plots and checkpoints into ``out``."""
 
     def __init__(self, cfg: TrainConfig, out, device=None, data_dir=None, dataset_obj=None, progress=True, impl=None,
@@ -176,6 +191,8 @@ class Trainer:
         model: start from this ViT (e.g. pre-trained weights) instead of a fresh one built from cfg.model.
         batch_transform: optional function applied to every normalized float batch (B, H, W, C) before
         the model, in training and evaluation (e.g. resizing to a pre-trained model's resolution)."""
+        if not (isinstance(cfg.lr, (int, float)) and math.isfinite(cfg.lr) and cfg.lr > 0):
+            raise ValueError(f"the learning rate must be a positive finite number, got {cfg.lr}")
         self.cfg = cfg
         self.impl = impl
         self.batch_transform = batch_transform
@@ -208,17 +225,13 @@ class Trainer:
         self.history: list[dict] = []
         self.best_acc = -1.0
         self.elapsed = 0.0
+        # What is reported: images/s of the steps since the last evaluation or this process's start.
+        self.throughput = Throughput()
+        n_test = len(self.data["x_test"])
+        self.eval_note = subset_label(n_test, self.data.get("test_total", n_test))   # '' or ' (1,000-image subset)'
+        self.test_label = "test acc" + self.eval_note
 
     # -- checkpoints ---------------------------------------------------------------------
-    def _meta(self):
-        return dict(train_config=self.cfg.to_dict(), epoch=self.epoch, step_in_epoch=self.step_in_epoch,
-                    global_step=self.global_step, partial=self.partial, history=self.history,
-                    best_acc=self.best_acc, elapsed=self.elapsed, classes=self.data["classes"],
-                    dataset=self.cfg.dataset)
-
-    def save(self, name="last.npz"):
-        return save_checkpoint(self.out / name, self.model, self.opt, self._meta())
-
     def resume(self, path=None):
         path = Path(path) if path else self.out / "last.npz"
         params, optim, meta = load_checkpoint(path)
@@ -240,7 +253,9 @@ class Trainer:
         self.epoch, self.step_in_epoch = meta["epoch"], meta["step_in_epoch"]
         self.global_step, self.partial = meta["global_step"], meta["partial"]
         self.history, self.best_acc, self.elapsed = meta["history"], meta["best_acc"], meta["elapsed"]
+        self._last_good = path
         return self
+
 
     # -- the loop --------------------------------------------------------------------------
     def epoch_order(self, epoch):
@@ -269,7 +284,7 @@ class Trainer:
         if not math.isfinite(loss):
             raise TrainingDiverged(
                 f"the loss became {loss} at epoch {epoch + 1}, step {step + 1} (lr {self.opt.lr:.3g}); "
-                f"the last good checkpoint is {self.out / 'last.npz'}. Try a lower --lr or a smaller clip norm.")
+                f"{self.last_good_note()}. Try a lower --lr or a smaller clip norm.")
         if self.parallel is None:
             self.model.backward(F.cross_entropy_backward(cache))
         if cfg.clip_norm:
@@ -280,35 +295,40 @@ class Trainer:
         return loss, correct, t_data
 
     def fit(self):
-        """Train until ``cfg.epochs``; returns the metrics history. Ctrl-C saves last.npz and re-raises."""
-        if self.progress:
-            from tqdm.auto import tqdm      # a widget in notebooks, a text bar in a terminal
-        else:
-            tqdm = _no_progress_bar
+        """Train until ``cfg.epochs``; returns the metrics history.
+
+        The output folder is locked meanwhile (a second trainer there is refused) and temporary
+        files left by a killed trainer are removed first. Ctrl-C saves last.npz (never a
+        non-finite model) and re-raises."""
         cfg = self.cfg
-        self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / "config.json").write_text(json.dumps(
-            dict(train=cfg.to_dict(), model=self.model.config.to_dict(), device=self.device), indent=2))
-        print(f"minivit: {self.model.num_parameters():,} parameters on {self.device}; "
-              f"{len(self.data['x_train'])} training images, {self.steps_per_epoch} steps/epoch, "
-              f"{cfg.epochs} epochs -> {self.out}")
-        try:
-            with ops.use(self.impl or {}):
-                while self.epoch < cfg.epochs:
-                    self._run_epoch(tqdm)
-        except KeyboardInterrupt:
-            self.save("last.npz")
-            print(f"\ninterrupted: saved {self.out / 'last.npz'} (resume with --resume --out {self.out})")
-            raise
+        with RunLock(self.out):
+            remove_stale(self.out, ("*.tmp",))
+            (self.out / "config.json").write_text(json.dumps(
+                dict(train=cfg.to_dict(), model=self.model.config.to_dict(), device=self.device), indent=2))
+            n_test = len(self.data["x_test"])
+            print(f"minivit: {self.model.num_parameters():,} parameters on {self.device}; "
+                  f"{len(self.data['x_train'])} training images, {self.steps_per_epoch} steps/epoch, "
+                  f"{cfg.epochs} epochs ({self.total_steps} steps), evaluated on {n_test:,} of "
+                  f"{self.data.get('test_total', n_test):,} test images -> {self.out}")
+            self.throughput.reset()                 # a new segment: this process's steps only
+            self._bar = progress_bar(self.progress, self.total_steps, self.global_step,
+                                     f"epoch {self.epoch + 1}/{cfg.epochs}")
+            try:
+                with ops.use(self.impl or {}):
+                    while self.epoch < cfg.epochs:
+                        self._run_epoch()
+            except KeyboardInterrupt:
+                self.save_on_interrupt()
+                raise
+            finally:
+                self._bar.close()
         return self.history
 
-    def _run_epoch(self, tqdm):
-        cfg, xp = self.cfg, self.xp
+    def _run_epoch(self):
+        cfg, xp, bar = self.cfg, self.xp, self._bar
         epoch = self.epoch
         order = self.epoch_order(epoch)
-        bar = tqdm(total=self.steps_per_epoch, initial=self.step_in_epoch, disable=not self.progress,
-                   desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step", leave=True, dynamic_ncols=True,
-                   mininterval=0.5 if sys.stderr.isatty() else 30.0)
+        bar.set_description(f"epoch {epoch + 1}/{cfg.epochs}", refresh=False)
         p = self.partial
         while self.step_in_epoch < self.steps_per_epoch:
             t0 = time.perf_counter()
@@ -320,67 +340,58 @@ class Trainer:
             p["seen"] += cfg.batch_size
             p["time_s"] += dt
             p["data_s"] += t_data
+            self.throughput.add(cfg.batch_size, dt, t_data)
             self.step_in_epoch += 1
             self.global_step += 1
             bar.update(1)
             bar.set_postfix(refresh=False, loss=f"{p['loss_sum'] / p['seen']:.3f}", acc=f"{p['correct'] / p['seen']:.3f}",
-                            lr=f"{self.opt.lr:.2e}", img_s=f"{p['seen'] / p['time_s']:.0f}")
-        bar.close()
+                            lr=f"{self.opt.lr:.2e}", img_s=f"{self.throughput.images_per_s:.0f}")
+        self._evaluate_and_save()
+
+    def _evaluate_and_save(self):
+        """Evaluate, then write best.npz (on a new best) and last.npz, then metrics.csv and curves.png."""
+        cfg, p, seg = self.cfg, self.partial, self.throughput
         t_eval = time.perf_counter()
         test_loss, test_acc, _ = evaluate(self.model, self.data["x_test"], self.data["y_test"], self.aug,
                                           self.data["num_classes"], cfg.eval_batch_size, self.batch_transform,
                                           forward=self.parallel.forward if self.parallel else None)
-        self.elapsed += p["time_s"] + (time.perf_counter() - t_eval)
-        row = dict(epoch=epoch + 1, train_loss=p["loss_sum"] / p["seen"], train_acc=p["correct"] / p["seen"],
-                   test_loss=test_loss, test_acc=test_acc, lr=self.opt.lr, time_s=self.elapsed,
-                   images_per_s=p["seen"] / p["time_s"], data_frac=p["data_s"] / p["time_s"])
-        self.history.append(row)
-        print(f"epoch {epoch + 1:3d}: train loss {row['train_loss']:.4f} acc {100 * row['train_acc']:.2f}% | "
-              f"test loss {test_loss:.4f} acc {100 * test_acc:.2f}% | {row['images_per_s']:.0f} img/s, "
-              f"data pipeline {100 * row['data_frac']:.1f}% of step time | {self.elapsed / 60:.1f} min")
-        self.epoch += 1
-        self.step_in_epoch = 0
-        self.partial = dict(loss_sum=0.0, correct=0, seen=0, time_s=0.0, data_s=0.0)
-        if test_acc > self.best_acc:
-            self.best_acc = test_acc
-            self.save("best.npz")
-        self.save("last.npz")
+        if not math.isfinite(test_loss):
+            raise TrainingDiverged(f"the evaluation loss became {test_loss} after epoch {self.epoch + 1} "
+                                   f"(step {self.global_step}); {self.last_good_note()}. Try a lower --lr.")
+        elapsed = self.elapsed + p["time_s"] + (time.perf_counter() - t_eval)
+        row = dict(epoch=self.epoch + 1, step=self.global_step, epoch_frac=self.global_step / self.steps_per_epoch,
+                   train_loss=p["loss_sum"] / p["seen"], train_acc=p["correct"] / p["seen"],
+                   test_loss=test_loss, test_acc=test_acc, eval_images=len(self.data["x_test"]), lr=self.opt.lr,
+                   time_s=elapsed, images_per_s=seg.images_per_s, data_frac=seg.data_frac)
+        self._bar.write(
+            f"epoch {self.epoch + 1:3d}: train loss {row['train_loss']:.4f} acc {100 * row['train_acc']:.2f}% | "
+            f"test loss {test_loss:.4f} {self.test_label} {100 * test_acc:.2f}% | {row['images_per_s']:.0f} img/s, "
+            f"data pipeline {100 * row['data_frac']:.1f}% of step time | {elapsed / 60:.1f} min")
+        after = dict(epoch=self.epoch + 1, step_in_epoch=0, history=self.history + [row],
+                     partial=dict(loss_sum=0.0, correct=0, seen=0, time_s=0.0, data_s=0.0),
+                     best_acc=max(test_acc, self.best_acc), elapsed=elapsed)
+        self.commit(after, new_best=test_acc > self.best_acc)
+        seg.reset()
         self.write_metrics()
 
     def write_metrics(self):
-        with open(self.out / "metrics.csv", "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=METRIC_FIELDS)
-            w.writeheader()
-            for r in self.history:
-                w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+        write_metrics_csv(self.history, self.out / "metrics.csv")
         try:
             from minivit.plots import plot_curves
 
             plot_curves(self.history, self.out / "curves.png",
-                        title=f"{self.cfg.dataset}: best test accuracy {100 * max(r['test_acc'] for r in self.history):.2f}%")
+                        title=f"{self.cfg.dataset}: best {self.test_label} "
+                              f"{100 * max(r['test_acc'] for r in self.history):.2f}%")
         except Exception as e:  # a plotting problem must never lose a training run
             print(f"warning: could not draw curves.png ({e})")
 
 
-class _no_progress_bar:
-    """Stands in for tqdm when progress=False (and keeps tqdm's notebook warning away)."""
-
-    def __init__(self, *args, **kwargs):
-        pass
-
-    def update(self, n=1):
-        pass
-
-    def set_postfix(self, *args, **kwargs):
-        pass
-
-    def close(self):
-        pass
-
-
 # ------------------------------------------------------------------------------------- eval
-def evaluate_checkpoint(path, data_dir=None, device=None, out=None, batch_size=500):
-    """Test accuracy, per-class accuracy and confusion matrix of a checkpoint. Returns a dict."""
+def evaluate_checkpoint(path, data_dir=None, device=None, out=None, batch_size=500, progress=False):
+    """Test accuracy, per-class accuracy and confusion matrix of a checkpoint. Returns a dict.
+
+    out: a folder for confusion.png (None: no plot; ``python -m minivit eval`` passes the checkpoint's
+    folder). progress: a progress bar on stderr."""
     from minivit.checkpoint import model_from_checkpoint
     from minivit.data import load_cifar
 
@@ -394,7 +405,8 @@ def evaluate_checkpoint(path, data_dir=None, device=None, out=None, batch_size=5
         from minivit.interpolate import resize_batches
 
         transform = resize_batches(model.config.image_size)
-    loss, acc, preds = evaluate(model, x, y, augment_config(cfg), len(ds.classes), batch_size, transform)
+    loss, acc, preds = evaluate(model, x, y, augment_config(cfg), len(ds.classes), batch_size, transform,
+                                progress=progress)
     K = len(ds.classes)
     cm = np.zeros((K, K), dtype=np.int64)
     np.add.at(cm, (to_numpy(y), to_numpy(preds)), 1)
