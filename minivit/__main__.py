@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 import traceback
 
 from minivit.errors import UsageError, exit_code, format_error
@@ -49,7 +50,18 @@ def cmd_grade(args):
         for t in TOPICS:
             print(f"{t.name:<10} {t.file:<24} {t.title}")
         return 0
-    report = grade(args.topics or None, path=args.path)
+    from minivit.errors import message
+    from minivit.grading import gradescope_results, write_json
+
+    started = time.monotonic()
+    try:
+        report = grade(args.topics or None, path=args.path, functions=args.only, timeout=args.timeout, progress=True)
+    except Exception as e:                    # Gradescope gets its results file even when the grading fails
+        if args.gradescope:
+            write_json(args.gradescope, gradescope_results(error=message(e), seconds=time.monotonic() - started))
+        raise
+    if args.gradescope:
+        write_json(args.gradescope, gradescope_results(report, seconds=time.monotonic() - started))
     print(json.dumps(report) if args.json else format_report(report, verbose=args.verbose))
     return 0                                  # whatever the score: grading is feedback, not a test
 
@@ -198,6 +210,12 @@ def build_parser():
     s.add_argument("--json", action="store_true", help="print one JSON object (per-topic and total points)")
     s.add_argument("--list", action="store_true", help="list the topics and their files")
     s.add_argument("-v", "--verbose", action="store_true", help="list passed checks' details too")
+    s.add_argument("--only", nargs="+", default=None, metavar="FUNCTION",
+                   help="grade only the checks of these functions (e.g. grade mlp --only gelu_forward)")
+    s.add_argument("--timeout", type=float, default=30.0, metavar="S",
+                   help="wall-clock limit per topic in seconds, the import of the file included (default 30)")
+    s.add_argument("--gradescope", default=None, metavar="FILE",
+                   help="also write Gradescope's autograder results (results.json) to FILE")
     s.set_defaults(func=cmd_grade)
 
     s = sub.add_parser("bench", help="time a training step (forward + backward + AdamW)")

@@ -27,19 +27,21 @@ mistake messages.
 
 API: :func:`load_exercises`, :func:`grade`, :func:`format_report`, :func:`exercises_impl`.
 """
-from minivit.grading.common import (CHECK_TIMEOUT_S, FD_TOL, KEY_ZERO_TOL, MISTAKES, REF, TOL32, TOL64,  # noqa: F401
+from minivit.grading.common import (TOPIC_TIMEOUT_S, FD_TOL, KEY_ZERO_TOL, MISTAKES, REF, TOL32, TOL64,  # noqa: F401
                                     Check, Fail)
 from minivit.grading.topics import (EXERCISE_FUNCTIONS, TOPIC_BY_NAME, TOPIC_NAMES, TOPICS, Topic,  # noqa: F401
                                     topic_checks, topic_module)
-from minivit.grading.engine import default_path, describe_exception, grade, load_exercises, max_points  # noqa: F401
-from minivit.grading.report import format_report, format_topic  # noqa: F401
+from minivit.grading.loading import default_path, describe_exception, load_exercises  # noqa: F401
+from minivit.grading.engine import SCHEMA_VERSION, grade, grade_topic, max_points, topic_check_list  # noqa: F401
+from minivit.grading.detect import is_sure, sure_mistake, sure_mistakes, where_feedback  # noqa: F401
+from minivit.grading.report import format_report, format_topic, gradescope_results, write_json  # noqa: F401
 from minivit.grading.implemented import check_implemented, exercises_impl  # noqa: F401
-from minivit.grading.topics.patch import LINEAR, PATCH  # noqa: F401
-from minivit.grading.topics.tokens import CLS, POS  # noqa: F401
-from minivit.grading.topics.attention import ATTENTION, SOFTMAX  # noqa: F401
-from minivit.grading.topics.multihead import MHSA  # noqa: F401
-from minivit.grading.topics.layernorm import LAYERNORM  # noqa: F401
-from minivit.grading.topics.mlp import GELU, MLP  # noqa: F401
-from minivit.grading.topics.loss import LOSS_FWD_MISTAKES  # noqa: F401
-from minivit.grading.topics.block import BLOCK  # noqa: F401
-from minivit.grading.topics.optim import ADAMW_VARIANTS, WARMUP_VARIANTS  # noqa: F401
+
+
+def __getattr__(name):
+    """A topic's own objects (``grading.LAYERNORM``, ``grading.ADAMW_VARIANTS``...) from its module."""
+    for topic in TOPIC_NAMES:
+        module = topic_module(topic)
+        if hasattr(module, name):
+            return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from minivit import gradcheck, ops
+from minivit.grading.wire import Opaque
 
 REF = ops.reference()          # minivit's own implementations, the answer key
 
@@ -16,7 +17,7 @@ TOL64 = 1e-6                   # float64: max |got - want| / max |want|
 TOL32 = 1e-4                   # float32 results against the float64 reference
 FD_TOL = 1e-6                  # relative error (gradcheck.rel_error) against finite differences
 KEY_ZERO_TOL = 1e-8            # |gradient| of the key bias, which is exactly zero
-CHECK_TIMEOUT_S = 60           # a learner's endless loop must not hang the grader
+TOPIC_TIMEOUT_S = 30.0         # wall-clock limit per topic (import included): `grade --timeout`
 
 
 # key -> what the learner sees. Each topic file adds its own mistakes (MISTAKES.update);
@@ -36,6 +37,10 @@ MISTAKES = {
                          "(np.zeros(shape) is float64; pass dtype=x.dtype).",
     "input_modified": "An input was modified in place (e.g. `x -= x.max(...)` or `x *= ...` on an argument): the "
                       "caller's array changed. Compute into a new array instead (x = x - ...).",
+    "state_outside_cache": "Your backward uses something that is not in its cache (a module-level or global "
+                           "variable, an attribute set by the forward?): called after two forwards, as in a model "
+                           "with several blocks, it used the other forward's values. Put everything the backward "
+                           "needs into the cache the forward returns.",
     "grads_wrong_order": "The gradients are returned in the wrong order.",
     "broadcast_keepdims": "Shapes that do not line up. A sum/max/mean over an axis drops that axis unless you pass "
                           "keepdims=True (x - x.max(axis=-1) fails or pairs the wrong numbers); otherwise an operand "
@@ -51,16 +56,16 @@ class Fail(Exception):
         self.mistake = mistake
 
 
-class _Timeout(BaseException):   # not an Exception: detectors' `except Exception` must not swallow it
-    pass
-
-
 @dataclass
 class Check:
     name: str                 # shown to the learner
     functions: tuple          # the learner's functions it calls
     points: int
-    run: object               # run(ns: dict) -> None, raises Fail
+    run: object               # run(ns) -> None, raises Fail; ns[fname](*args) calls the learner's function
+    function: str = ""        # the function it grades (`grade --only`); default: the last of `functions`
+
+    def __post_init__(self):
+        self.function = self.function or self.functions[-1]
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -97,6 +102,9 @@ def _same(a, b):
 
 
 def _kind(x):
+    if isinstance(x, Opaque):
+        n = x.type_name
+        return f"{'an' if n[0] in 'aeiou' else 'a'} {n} (not a NumPy array, a number, a tuple or a list)"
     if isinstance(x, np.ndarray):
         return f"an array of shape {tuple(x.shape)}"
     if isinstance(x, (tuple, list)):
@@ -135,7 +143,7 @@ def _mismatch(name, got, want, tol=TOL64):
             f"(expected {w[ix]:.6g}, got {g[ix]:.6g})")
 
 
-def _matches(got, want, tol=1e-5):
+def _matches(got, want, tol=TOL64):
     try:
         got = np.asarray(got, dtype=np.float64)
         want = np.asarray(want, dtype=np.float64)
@@ -178,7 +186,7 @@ def _call_forward(ns, fname, args):
     """Call the learner's forward on copies of ``args``; check it returns (out, cache) and leaves inputs alone."""
     mine = _copy(args)
     res = ns[fname](*mine)
-    if not (isinstance(res, tuple) and len(res) == 2):
+    if not (isinstance(res, (tuple, list)) and len(res) == 2):
         raise Fail(f"{fname} must return a pair (out, cache); it returned {_kind(res)}")
     _check_inputs_unchanged(fname, args, mine)
     return res

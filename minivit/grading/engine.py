@@ -1,184 +1,226 @@
-"""Running the checks: loading the learner's files, time limits, scoring (``grade``)."""
+"""Running the checks: one child process per topic, its time limit, scoring (``grade``).
+
+For each topic the learner's file is imported in a child process (``learner.py``, ``child.py``);
+the checks run here, in the grader's process, and reach the learner's functions only through
+``ns[fname](...)``, which runs them in the child. The reference, the detectors and every
+comparison run here, where the learner's code never ran. The topic's wall-clock limit covers
+the import and every call; when it passes, the child is killed and the topic reports
+``timed out after N s in <function>``.
+
+When a check fails, it runs again with each other function of the topic that the checked code
+calls swapped for minivit's (``"passes with the reference gelu_forward: fix that first"``), so
+one bug costs points once.
+"""
 from __future__ import annotations
 
-import contextlib
-import importlib.util
-import signal
+import errno
+import os
 import sys
-import threading
-import traceback
-import types
+import tempfile
+import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from minivit import ops
-from minivit.grading.common import MISTAKES, Fail, _Timeout
+from minivit.grading.common import MISTAKES, TOPIC_TIMEOUT_S, Fail
+from minivit.grading.learner import ChildDied, LearnerFunctions, LearnerProcess, TimedOut
+from minivit.grading.loading import default_path, describe_exception
 from minivit.grading.topics import TOPIC_BY_NAME, TOPIC_NAMES, TOPICS, topic_checks
 
-
-def default_path():
-    """``./exercises`` when it exists, else the exercises folder next to the minivit package."""
-    here = Path("exercises")
-    if here.is_dir():
-        return here
-    beside = Path(__file__).resolve().parents[2] / "exercises"
-    return beside if beside.is_dir() else here
+SCHEMA_VERSION = 2
+OUTPUT_CHARS = 4000                # the learner's captured output kept per topic in the report
 
 
-def _where(tb_frames, folder):
-    folder = Path(folder).resolve()
-    mine = [f for f in tb_frames if _inside(f.filename, folder)]
-    if not mine:
-        return ""
-    f = mine[-1]
-    line = f" `{f.line.strip()}`" if f.line else ""
-    return f" ({Path(f.filename).name}, line {f.lineno}, in {f.name}:{line})"
-
-
-def _inside(filename, folder):
-    try:
-        return Path(filename).resolve().parent == folder
-    except Exception:
-        return False
-
-
-def describe_exception(e, folder):
-    """One line naming the exception and the line of the learner's file it came from."""
-    if isinstance(e, SyntaxError):
-        text = f" `{e.text.strip()}`" if e.text else ""
-        return f"{type(e).__name__}: {e.msg} ({Path(e.filename or '?').name}, line {e.lineno}:{text})"
-    msg = str(e)
-    return f"{type(e).__name__}{': ' + msg if msg else ''}{_where(traceback.extract_tb(e.__traceback__), folder)}"
-
-
-def load_exercises(path=None, topics=None):
-    """Import each topic's file on its own.
-
-    returns: (namespace, errors): a SimpleNamespace of the exercise functions found (usable with
-    ``minivit.ops.use``), and {topic: message} for the files that are missing or fail to import.
-    """
-    path = Path(path) if path is not None else default_path()
-    ns, errors = {}, {}
-    for t in _topics(topics):
-        file = path / t.file
-        if not file.is_file():
-            errors[t.name] = f"{file} not found"
-            continue
-        modname = f"minivit_exercises_{t.name}"
-        spec = importlib.util.spec_from_file_location(modname, file)
-        module = importlib.util.module_from_spec(spec)
-        saved = sys.dont_write_bytecode
-        sys.dont_write_bytecode = True        # no __pycache__ next to the learner's files, never a stale one
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                spec.loader.exec_module(module)
-        except KeyboardInterrupt:
-            raise
-        except BaseException as e:   # SyntaxError, ImportError, SystemExit, anything at import time
-            errors[t.name] = f"could not import {t.file}: {describe_exception(e, path)}"
-            continue
-        finally:
-            sys.dont_write_bytecode = saved
-        for fn in t.functions:
-            f = getattr(module, fn, None)
-            if callable(f):
-                ns[fn] = f
-    return types.SimpleNamespace(**ns), errors
-
-
-def _topics(names):
-    if names is None or len(names) == 0:
-        return list(TOPICS)
-    unknown = [n for n in names if n not in TOPIC_BY_NAME]
+def select(topics=None, functions=None):
+    """The Topic objects to grade: ``topics`` (names; default all, or those holding ``functions``)."""
+    functions = list(functions or ())
+    known = {f for t in TOPICS for f in t.functions}
+    unknown = [f for f in functions if f not in known]
     if unknown:
-        raise ValueError(f"unknown topic {', '.join(unknown)}; choose from {', '.join(TOPIC_NAMES)}")
-    return [TOPIC_BY_NAME[n] for n in names]
+        raise ValueError(f"unknown exercise function {', '.join(unknown)}; the functions are listed in "
+                         "exercises/README.md (python -m minivit grade --list shows the topics)")
+    if not topics:
+        chosen = [t for t in TOPICS if not functions or set(t.functions) & set(functions)]
+    else:
+        bad = [n for n in topics if n not in TOPIC_BY_NAME]
+        if bad:
+            raise ValueError(f"unknown topic {', '.join(bad)}; choose from {', '.join(TOPIC_NAMES)}")
+        chosen = [TOPIC_BY_NAME[n] for n in topics]
+    if functions:
+        stray = [f for f in functions if not any(f in t.functions for t in chosen)]
+        if stray:
+            raise ValueError(f"{', '.join(stray)} is not in topic {', '.join(t.name for t in chosen)}")
+    return chosen
 
 
-def _check_timeout():
-    return sys.modules["minivit.grading"].CHECK_TIMEOUT_S     # settable as minivit.grading.CHECK_TIMEOUT_S
-
-
-@contextlib.contextmanager
-def _time_limit(seconds):
-    use = hasattr(signal, "SIGALRM") and threading.current_thread() is threading.main_thread()
-    if not use:
-        yield
-        return
-
-    def handler(signum, frame):
-        raise _Timeout()
-
-    old = signal.signal(signal.SIGALRM, handler)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
+def topic_check_list(name, functions=None, checks=None):
+    """The topic's checks, only those grading ``functions`` / named in ``checks`` when given."""
+    out = topic_checks(name)
+    if functions:
+        out = [c for c in out if c.function in functions]
+    if checks:
+        out = [c for c in out if c.name in checks]
+    return out
 
 
 def _run_check(check, ns, folder, file):
-    """Run one check -> (status, points, feedback, mistake); status: ok, fail, todo, error."""
+    """Run one check -> (status, points, feedback, mistake); status: ok, fail, todo, error, timeout."""
     missing = [f for f in check.functions if f not in ns]
     if missing:
         return "error", 0, f"{', '.join(missing)} not found in {file} (keep the function names of the stubs)", None
     try:
-        with _time_limit(_check_timeout()), np.errstate(all="ignore"), warnings.catch_warnings():
+        with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             check.run(ns)
     except Fail as e:
         return "fail", 0, str(e), e.mistake
+    except TimedOut as e:
+        return "timeout", 0, f"{e} (an endless loop?)", None
+    except ChildDied as e:
+        return "error", 0, str(e), None
     except NotImplementedError as e:
-        frames = [f for f in traceback.extract_tb(e.__traceback__) if _inside(f.filename, Path(folder).resolve())]
-        who = frames[-1].name if frames else check.functions[-1]
+        who = getattr(e, "learner_who", None) or check.functions[-1]
         return "todo", 0, f"{who} is not implemented yet", None
-    except _Timeout:
-        return "error", 0, f"took longer than {_check_timeout()} s (an endless loop?)", None
-    except RecursionError as e:
-        return "error", 0, describe_exception(e, folder) + " (a function calling itself?)", None
-    except (Exception, SystemExit) as e:    # SystemExit: a learner's sys.exit() must not end the grading
+    except (Exception, SystemExit) as e:
+        text = getattr(e, "learner_description", None) or describe_exception(e, folder)
+        if isinstance(e, RecursionError):
+            return "error", 0, text + " (a function calling itself?)", None
         if isinstance(e, ValueError) and "broadcast" in str(e):
-            key = "broadcast_keepdims"
-            return "error", 0, describe_exception(e, folder) + "\n" + MISTAKES[key], key
-        return "error", 0, describe_exception(e, folder), None
+            return "error", 0, text + "\n" + MISTAKES["broadcast_keepdims"], "broadcast_keepdims"
+        return "error", 0, text, None
     return "ok", check.points, "", None
 
 
-def grade(topics=None, path=None):
-    """Grade the exercises in ``path`` (default: ``exercises``). Returns the report dict:
+def _reference_candidates(check, process):
+    """Groups of the learner's other functions the checked code calls (directly or not), to swap in turn."""
+    reach, todo = set(), list(check.functions)
+    while todo:
+        for g in process.refs.get(todo.pop(), ()):
+            if g not in reach:
+                reach.add(g)
+                todo.append(g)
+    single = sorted(reach - set(check.functions))
+    pairs = [[f, f.replace("_forward", "_backward")] for f in single
+             if f.endswith("_forward") and f.replace("_forward", "_backward") in single]
+    return [[f] for f in single] + pairs
 
-    {"path": str, "topics": {name: {"title", "file", "points", "max", "error", "checks": [
-        {"name", "points", "max", "status", "feedback", "mistake"}]}}, "total": int, "max": int}
+
+def _charge_once(check, process, ns, folder, file, result):
+    """Re-run a failed check with the reference in place of each other function it uses, in turn."""
+    for group in _reference_candidates(check, process):
+        try:
+            process.swap(group)
+            again = _run_check(check, ns, folder, file)
+            process.swap([])
+            process.reset()
+        except (TimedOut, ChildDied):
+            return result, None
+        if again[0] == "timeout":
+            return result, None
+        if again[0] == "ok":
+            names = " and ".join(group)
+            first = result[2].splitlines()[0] if result[2] else result[0]
+            return ("ok", check.points, f"passes with the reference {names}: fix {'that' if len(group) == 1 else 'those'}"
+                    f" first. (With yours: {first})", None), ", ".join(group)
+    return result, None
+
+
+def _ready_for_next(process, error, stop_reason, last):
+    """Forget the check's caches; restart a child that died (os._exit...) -> (error, stop_reason)."""
+    try:
+        if process.alive:
+            process.reset()
+        elif not stop_reason and not last:
+            error = process.start()
+    except TimedOut as e:
+        stop_reason = f"not run: {e}"
+    except ChildDied as e:
+        error = str(e)
+    return error, stop_reason
+
+
+def _read_output(path):
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    if len(text) > OUTPUT_CHARS:
+        text = text[:OUTPUT_CHARS] + f"\n... ({len(text) - OUTPUT_CHARS} more characters)"
+    return text
+
+
+def grade_topic(topic, folder, functions=None, checks=None, timeout=TOPIC_TIMEOUT_S):
+    """Grade one topic in its own child process -> the topic's report entry (see ``grade``)."""
+    start = time.monotonic()
+    chosen = topic_check_list(topic.name, functions, checks)
+    fd, out_path = tempfile.mkstemp(prefix=f"minivit-grade-{topic.name}-", suffix=".txt")
+    os.close(fd)
+    process = LearnerProcess(topic, folder, start + timeout, timeout, out_path)
+    rows, error, stop_reason = [], None, None
+    try:
+        try:
+            error = process.start()
+        except TimedOut as e:
+            error = stop_reason = str(e)
+        except ChildDied as e:
+            error = str(e)
+        ns = LearnerFunctions(process)
+        for c in chosen:
+            if error or stop_reason:
+                status = "timeout" if stop_reason else "error"
+                result, caused_by = (status, 0, stop_reason or error, None), None
+            else:
+                result, caused_by = _run_check(c, ns, folder, topic.file), None
+                if result[0] == "timeout":
+                    stop_reason = f"not run: {result[2]}"
+                elif result[0] in ("fail", "error", "todo") and process.alive:
+                    result, caused_by = _charge_once(c, process, ns, folder, topic.file, result)
+                error, stop_reason = _ready_for_next(process, error, stop_reason, c is chosen[-1])
+            status, points, feedback, mistake = result
+            rows.append(dict(name=c.name, function=c.function, points=points, max=c.points, status=status,
+                             feedback=feedback, mistake=mistake, caused_by=caused_by))
+    finally:
+        process.stop()
+        output = _read_output(out_path)
+        os.unlink(out_path)
+    return dict(title=topic.title, file=topic.file, points=sum(r["points"] for r in rows),
+                max=sum(r["max"] for r in rows), error=error, seconds=round(time.monotonic() - start, 3),
+                output=output, checks=rows)
+
+
+def grade(topics=None, path=None, functions=None, checks=None, timeout=TOPIC_TIMEOUT_S, progress=False):
+    """Grade the exercises in ``path`` (default: ``exercises``); the report dict (``grade --json``):
+
+    {"schema_version": 2, "path": str, "topics": {name: {"title", "file", "points", "max", "error",
+        "seconds", "output", "checks": [{"name", "function", "points", "max", "status", "feedback",
+        "mistake", "caused_by"}]}}, "total": int, "max": int}
+
+    functions: grade only the checks of these functions (``--only``); checks: only the checks with
+    these names; timeout: seconds per topic, the import included; progress: a line per topic on stderr.
     """
     path = Path(path) if path is not None else default_path()
-    chosen = _topics(topics)
-    ns_obj, errors = load_exercises(path, [t.name for t in chosen])
-    ns = vars(ns_obj)
-    report = {"path": str(path), "topics": {}, "total": 0, "max": 0}
-    with ops.use(ops.reference()):        # composite exercises calling F get minivit's reference pieces
-        for t in chosen:
-            checks = topic_checks(t.name)
-            rows = []
-            for c in checks:
-                if t.name in errors:
-                    status, pts, fb, mistake = "error", 0, errors[t.name], None
-                else:
-                    status, pts, fb, mistake = _run_check(c, ns, path, t.file)
-                rows.append(dict(name=c.name, points=pts, max=c.points, status=status, feedback=fb, mistake=mistake))
-            points = sum(r["points"] for r in rows)
-            top = sum(r["max"] for r in rows)
-            report["topics"][t.name] = dict(title=t.title, file=t.file, points=points, max=top,
-                                            error=errors.get(t.name), checks=rows)
-            report["total"] += points
-            report["max"] += top
+    chosen = select(topics, functions)
+    if not path.is_dir():
+        e = FileNotFoundError(errno.ENOENT, "no exercises folder", str(path))
+        e.cli_message = f"no exercises folder at {path} (pass --path DIR, or run from the repository root)"
+        raise e
+    if not timeout > 0:
+        raise ValueError(f"the time limit must be a positive number of seconds, got {timeout}")
+    report = {"schema_version": SCHEMA_VERSION, "path": str(path), "topics": {}, "total": 0, "max": 0}
+    for t in chosen:
+        entry = grade_topic(t, path, functions, checks, timeout)
+        report["topics"][t.name] = entry
+        report["total"] += entry["points"]
+        report["max"] += entry["max"]
+        if progress:
+            late = [r for r in entry["checks"] if r["status"] == "timeout"]
+            note = f"  - {late[0]['feedback']}" if late else ""
+            print(f"graded {t.name:<10} {entry['points']:>3}/{entry['max']:<3} in {entry['seconds']:.1f} s{note}",
+                  file=sys.stderr, flush=True)
     return report
 
 
 def max_points(topics=None):
     """{topic: maximum points} without grading anything."""
-    return {t.name: sum(c.points for c in topic_checks(t.name)) for t in _topics(topics)}
-
+    return {t.name: sum(c.points for c in topic_checks(t.name)) for t in select(topics)}

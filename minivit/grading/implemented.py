@@ -10,7 +10,7 @@ import numpy as np
 
 from minivit import ops
 from minivit.grading.common import _copy
-from minivit.grading.engine import _inside, default_path, describe_exception, load_exercises
+from minivit.grading.loading import _inside, default_path, describe_exception, load_exercises
 from minivit.grading.topics import TOPICS
 from minivit.grading.topics.attention import ATTENTION, SOFTMAX
 from minivit.grading.topics.block import BLOCK

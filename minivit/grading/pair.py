@@ -8,8 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from minivit import gradcheck
-from minivit.grading.common import (Check, FD_TOL, Fail, KEY_ZERO_TOL, REF, TOL32, _as_array,
-    _call_forward, _cast, _copy, _describe_args, _fail_with, _fd, _grads_tuple, _matches, _mismatch)
+from minivit.grading.common import (Check, FD_TOL, Fail, KEY_ZERO_TOL, REF, TOL32, TOL64, _as_array,
+    _call_forward, _cast, _copy, _describe_args, _fail_with, _fd, _grads_tuple, _mismatch)
+from minivit.grading.detect import next_step_backward, next_step_forward, sure_mistakes, where_feedback
 
 
 # ----------------------------------------------------------------------- forward/backward pairs
@@ -50,50 +51,30 @@ class Pair:
             return self.unpack(self.bwd, res, self.grads)
         return list(res) if isinstance(res, tuple) else [res]
 
-    # -- detectors ------------------------------------------------------------------------
-    def detect_forward(self, args, out):
-        for key, variant in self.fwd_mistakes:
-            try:
-                with np.errstate(all="ignore"):
-                    v = variant(*_copy(args))
-            except Exception:
-                continue
-            if v is not None and _matches(out, v):
-                return key
-        return None
+    # -- detectors (named only when sure: detect.sure_mistakes) ----------------------------
+    def forward_mistakes(self, args, out, want, tol=TOL64):
+        """The keys of the wrong forward variants ``out`` surely matches."""
+        return sure_mistakes(out, want, [(k, lambda v=v: v(*_copy(args))) for k, v in self.fwd_mistakes], tol)
 
-    def detect_backward(self, args, dout, ref_cache, ref_grads, grads):
-        mine = dict(zip(self.grads, grads))
-        for key, variant in self.bwd_mistakes:
-            try:
-                with np.errstate(all="ignore"):
-                    v = variant(_copy(args), dout, ref_cache, dict(zip(self.grads, ref_grads)))
-            except Exception:
-                continue
-            if v and all(_matches(mine[k], a) for k, a in v.items()):
-                return key
-        # wrong order of the returned gradients
-        if 1 < len(grads) <= 5 and any(_mismatch(n, g, r) for n, g, r in zip(self.grads, grads, ref_grads)):
-            for perm in itertools.permutations(range(len(grads))):
-                if list(perm) != list(range(len(grads))) and all(
-                        _matches(grads[i], ref_grads[j]) for i, j in enumerate(perm)):
-                    return "grads_wrong_order"
-        # the gradient of a wrong forward
+    def backward_mistakes(self, args, dout, ref_cache, ref_grads, grads, tol=TOL64):
+        """The keys of the wrong backward variants ``grads`` surely matches: the listed ones, the
+        gradients in another order, and the gradient (by finite differences) of each wrong forward."""
+        mine, ref = dict(zip(self.grads, grads)), dict(zip(self.grads, ref_grads))
+        cands = [(k, lambda v=v: v(_copy(args), dout, ref_cache, dict(ref))) for k, v in self.bwd_mistakes]
+        if 1 < len(grads) <= 5:
+            cands += [("grads_wrong_order", {self.grads[i]: ref_grads[j] for i, j in enumerate(perm)})
+                      for perm in itertools.permutations(range(len(grads))) if list(perm) != sorted(perm)]
         names = self.derive if self.derive is not None else self.grads
-        for key, variant in self.fwd_mistakes:
+
+        def derived(variant):
             a = _copy(args)
-            try:
-                with np.errstate(all="ignore"):
-                    v = variant(*a)
-                    if v is None or np.shape(v) != np.shape(dout) or not np.all(np.isfinite(v)):
-                        continue
-                    arrays = dict(zip(self.grads, self.arrays(a)))
-                    num = _fd(variant, a, dout, [arrays[n] for n in names], names)
-            except Exception:
-                continue
-            if all(_matches(mine[n], num[n], 1e-5) for n in names):
-                return key
-        return None
+            v = variant(*a)
+            if v is None or np.shape(v) != np.shape(dout) or not np.all(np.isfinite(v)):
+                return None
+            arrays = dict(zip(self.grads, self.arrays(a)))
+            return _fd(variant, a, dout, [arrays[n] for n in names], names)
+        cands += [(k, lambda v=v: derived(v)) for k, v in self.fwd_mistakes]
+        return sure_mistakes(mine, ref, cands, tol)
 
     # -- checks ----------------------------------------------------------------------------
     def checks(self):
@@ -107,58 +88,94 @@ class Pair:
                   self.check_fd),
         ]
 
+    def _call(self, args):
+        return f"{self.fwd}({_describe_args(self.fwd, args)})"
+
     def check_forward(self, ns):
+        failures = []
         for args in self.cases():
             out, _ = _call_forward(ns, self.fwd, args)
             want, _ = getattr(REF, self.fwd)(*_copy(args))
-            problem = _mismatch("the output", out, want)
+            problem = _in_context(self._call(args), _mismatch, "the output", out, want)
             if problem:
-                where = f"{self.fwd}({_describe_args(self.fwd, args)}): {problem}."
-                key = self.detect_forward(args, out)
-                if key is None and not np.all(np.isfinite(np.asarray(out, dtype=np.float64))):
-                    key = "no_max_subtraction" if self.fwd in ("softmax_forward", "attention_forward") else None
-                if key:
-                    _fail_with(where, key)
-                raise Fail(where)
+                keys = self.forward_mistakes(args, out, want)
+                if not keys and not np.all(np.isfinite(np.asarray(out, dtype=np.float64))) and \
+                        self.fwd in ("softmax_forward", "attention_forward"):
+                    keys = ["no_max_subtraction"]
+                failures.append((self._call(args), problem, keys, next_step_forward(self.fwd)))
+        _fail_on(failures)
 
-    def _backward_case(self, ns, args, seed):
-        out, cache = _call_forward(ns, self.fwd, args)
-        want, ref_cache = getattr(REF, self.fwd)(*_copy(args))
-        dout = np.random.default_rng(seed).standard_normal(np.shape(want)).astype(np.asarray(want).dtype)
+    def _backward(self, ns, args, cache, dout):
         res = ns[self.bwd](dout.copy(), cache)
-        grads = self.learner_grads(res)
-        ref = self.ref_grads(getattr(REF, self.bwd)(dout.copy(), ref_cache))
-        return out, want, dout, ref_cache, grads, ref
+        return _in_context(f"{self.bwd} after {self._call(args)}", self.learner_grads, res)
+
+    def _first_problem(self, grads, ref):
+        for name, g, r in zip(self.grads, grads, ref):
+            problem = _mismatch(name, g, r)
+            if problem:
+                return name, problem
+        return None, None
 
     def check_backward(self, ns):
+        """Every forward first, then the backwards in reverse order (as a model with several blocks
+        calls them): a backward that reads state kept outside its cache gets the wrong state."""
+        runs = []
         for i, args in enumerate(self.cases()):
-            out, want, dout, ref_cache, grads, ref = self._backward_case(ns, args, i)
-            for name, g, r in zip(self.grads, grads, ref):
-                problem = _mismatch(name, g, r)
-                if not problem:
-                    continue
-                where = f"{self.bwd} after {self.fwd}({_describe_args(self.fwd, args)}): {problem}."
-                if _mismatch("out", out, want):
-                    where += f" (Your {self.fwd} gives a different output for this input too: fix it first.)"
-                key = self.detect_backward(args, dout, ref_cache, ref, grads)
-                if key:
-                    _fail_with(where, key)
-                raise Fail(where)
+            out, cache = _call_forward(ns, self.fwd, args)
+            want, ref_cache = getattr(REF, self.fwd)(*_copy(args))
+            dout = np.random.default_rng(i).standard_normal(np.shape(want)).astype(np.asarray(want).dtype)
+            runs.append((args, out, cache, want, ref_cache, dout))
+        failures = []
+        for i in reversed(range(len(runs))):
+            args, out, cache, want, ref_cache, dout = runs[i]
+            interleaved = i < len(runs) - 1         # other forwards ran after this one
+            try:
+                grads = self._backward(ns, args, cache, dout)
+                name, problem = self._first_problem(grads, self.ref_grads(getattr(REF, self.bwd)(dout.copy(), ref_cache)))
+            except Exception:
+                if interleaved and self._passes_alone(ns, args, dout, ref_cache):
+                    _fail_with(f"{self.bwd} after {self._call(args)} and other forward calls failed "
+                               "(it passes when called right after its own forward).", "state_outside_cache")
+                raise
+            if not problem:
+                continue
+            where = f"{self.bwd} after {self._call(args)}"
+            if interleaved and self._passes_alone(ns, args, dout, ref_cache):
+                _fail_with(f"{where}, with other forward calls in between: {problem}. Called right after its "
+                           "own forward it is right.", "state_outside_cache")
+            ref = self.ref_grads(getattr(REF, self.bwd)(dout.copy(), ref_cache))
+            if _mismatch("out", out, want):
+                where += f" (your {self.fwd} gives a different output for this input too: fix it first)"
+            keys = self.backward_mistakes(args, dout, ref_cache, ref, grads)
+            failures.insert(0, (where, problem, keys, next_step_backward(self.bwd, name)))
+        _fail_on(failures)
+
+    def _passes_alone(self, ns, args, dout, ref_cache):
+        """The backward called right after its own forward matches the reference."""
+        try:
+            _, cache = _call_forward(ns, self.fwd, args)
+            grads = self._backward(ns, args, cache, dout)
+            ref = self.ref_grads(getattr(REF, self.bwd)(dout.copy(), ref_cache))
+            return self._first_problem(grads, ref)[1] is None
+        except Exception:
+            return False
 
     def check_float32(self, ns):
         args64 = self.cases()[0]
         args = _cast(args64, np.float32)
         out, cache = _call_forward(ns, self.fwd, args)
-        out = _as_array("the output", out)
+        call = f"{self.fwd} in float32"
+        out = _in_context(call, _as_array, "the output", out)
         up = _cast(args, np.float64)
         want, ref_cache = getattr(REF, self.fwd)(*_copy(up))
         if out.dtype != np.float32:
             _fail_with(f"{self.fwd} returned {out.dtype} for float32 inputs.", "float64_promotion")
         problem = _mismatch("the output", out, want, TOL32)
         if problem:
-            raise Fail(f"{self.fwd} in float32: {problem} (see the float64 checks).")
+            raise Fail(f"{call}: {problem} (see the float64 checks).")
         dout = np.random.default_rng(7).standard_normal(np.shape(want))
-        grads = self.learner_grads(ns[self.bwd](dout.astype(np.float32), cache))
+        res = ns[self.bwd](dout.astype(np.float32), cache)
+        grads = _in_context(f"{self.bwd} in float32", self.learner_grads, res)
         ref = self.ref_grads(getattr(REF, self.bwd)(dout, ref_cache))
         for name, g, r in zip(self.grads, grads, ref):
             if g.dtype != np.float32:
@@ -171,9 +188,9 @@ class Pair:
         for args in self.fd_cases():
             args = _copy(args)
             out, cache = _call_forward(ns, self.fwd, args)
-            out = _as_array("the output", out)
+            out = _in_context(self._call(args), _as_array, "the output", out)
             dout = np.random.default_rng(11).standard_normal(out.shape)
-            grads = self.learner_grads(ns[self.bwd](dout.copy(), cache))
+            grads = self._backward(ns, args, cache, dout)
             fwd = ns[self.fwd]
             num = _fd(lambda *a: fwd(*a)[0], args, dout, self.arrays(args), self.grads)
             zero = self.known_zero(args) if self.known_zero else {}
@@ -184,21 +201,39 @@ class Pair:
                     bad.append(f"{name} has shape {tuple(g.shape)}, the input has {tuple(n.shape)}")
                     continue
                 g = g.astype(np.float64)
-                if name in zero:
+                if name in zero:              # entries that are 0 up to rounding: compare them absolutely
                     mask = np.zeros(n.shape, bool)
                     mask[zero[name]] = True
-                    z = float(max(np.abs(g[mask]).max(), np.abs(n[mask]).max()))
-                    if z > KEY_ZERO_TOL:
-                        bad.append(f"{name}: the key part should be exactly 0, largest |value| {z:.2e}")
+                    z = float(np.abs(g[mask] - n[mask]).max(initial=0.0))
+                    if z > KEY_ZERO_TOL and not gradcheck.rel_error(g[mask], n[mask]) < FD_TOL:
+                        bad.append(f"{name}: the key part differs from finite differences by up to {z:.2e}")
                     g, n = g[~mask], n[~mask]
                 err = gradcheck.rel_error(g, n)
                 if not err < FD_TOL:
                     bad.append(f"{name}: relative error {err:.2e} (limit {FD_TOL:.0e})")
             if bad:
-                raise Fail(f"{self.bwd} disagrees with centered finite differences of your {self.fwd}("
-                           f"{_describe_args(self.fwd, args)}): " + "; ".join(bad) +
-                           ". The forward and the backward do not describe the same function.")
+                raise Fail(f"{self.bwd} disagrees with centered finite differences of your {self._call(args)}: "
+                           + "; ".join(bad) + ". The forward and the backward do not describe the same function."
+                           f"\nNext step: {next_step_backward(self.bwd, bad[0].split(':')[0].split(' ')[0])}")
 
+
+def _fail_on(failures):
+    """Fail with the first failure (where, problem, mistake keys, next step) that names one mistake
+    for sure, else with the first failure's "where" feedback; nothing when there is none."""
+    for where, problem, keys, _ in failures:
+        if len(keys) == 1:
+            _fail_with(f"{where}: {problem}.", keys[0])
+    if failures:
+        where, problem, keys, step = failures[0]
+        raise Fail(where_feedback(where, problem, step, keys))
+
+
+def _in_context(call, fn, *args):
+    """fn(*args), with ``call`` (which function, which inputs) put in front of a Fail's message."""
+    try:
+        return fn(*args)
+    except Fail as e:
+        raise Fail(f"{call}: {e}", e.mistake) from None
 
 
 def _edge_case_check(ns, rng, op, args, grad_names, forward_what, backward_what, nonfinite_mistake):

@@ -1,4 +1,8 @@
-"""The grading report as text (``format_report``); ``grade`` returns it as a dict (``--json``)."""
+"""The grading report as text (``format_report``) and as Gradescope's results (``gradescope_results``);
+``grade`` returns it as a dict (``grade --json``, documented in exercises/README.md)."""
+import json
+import os
+from pathlib import Path
 
 
 def _indent(text, prefix):
@@ -10,17 +14,23 @@ def format_topic(name, t, verbose=False):
     if t["error"]:
         lines.append(_indent(t["error"], "    "))
         return "\n".join(lines)
+    if not t["checks"]:
+        lines.append("    no checks selected")
+        return "\n".join(lines)
     if all(r["status"] == "todo" for r in t["checks"]):
         lines.append("    not implemented yet - start with the stubs in " + t["file"])
         return "\n".join(lines)
-    if not verbose and all(r["status"] == "ok" for r in t["checks"]):
+    if not verbose and all(r["status"] == "ok" and not r.get("caused_by") for r in t["checks"]):
         lines.append(f"    all {len(t['checks'])} checks passed")
         return "\n".join(lines)
     for r in t["checks"]:
-        mark = {"ok": "ok  ", "fail": "FAIL", "todo": "todo", "error": "ERR "}[r["status"]]
+        mark = {"ok": "ok  ", "fail": "FAIL", "todo": "todo", "error": "ERR ", "timeout": "TIME"}[r["status"]]
         lines.append(f"  {mark}  {r['name']}  [{r['points']}/{r['max']}]")
-        if r["feedback"] and (verbose or r["status"] != "ok"):
+        if r["feedback"] and (verbose or r["status"] != "ok" or r.get("caused_by")):
             lines.append(_indent(r["feedback"], "          "))
+    if verbose and t.get("output"):
+        lines.append("    your code printed:")
+        lines.append(_indent(t["output"], "      | "))
     return "\n".join(lines)
 
 
@@ -39,3 +49,37 @@ def format_report(report, verbose=False):
     out.append(f"{'total':<{width}}  {'':<24}  {report['total']:>3}/{report['max']}")
     return "\n".join(out)
 
+
+
+def gradescope_results(report=None, error=None, seconds=0.0):
+    """Gradescope's autograder results (results.json) for ``report``, or for a grading that crashed.
+
+    One test per check, named "topic: check", with its score, max_score, status (passed/failed)
+    and the feedback as output. With ``error`` (the grading crashed or timed out) and no report:
+    score 0 and the message.
+    """
+    if report is None:
+        return {"score": 0, "execution_time": round(seconds, 3), "output": f"The grading failed: {error}",
+                "tests": [{"name": "grading", "score": 0, "max_score": 0, "status": "failed",
+                           "output": str(error)}]}
+    tests = []
+    for name, t in report["topics"].items():
+        for c in t["checks"]:
+            out = c["feedback"] or ("passed" if c["status"] == "ok" else c["status"])
+            tests.append({"name": f"{name}: {c['name']}", "score": c["points"], "max_score": c["max"],
+                          "status": "passed" if c["points"] == c["max"] else "failed", "output": out})
+    seconds = seconds or sum(t.get("seconds", 0.0) for t in report["topics"].values())
+    out = {"score": report["total"], "execution_time": round(seconds, 3), "tests": tests,
+           "output": f"{report['total']}/{report['max']} points"}
+    if error:
+        out["output"] += f"; the grading did not finish: {error}"
+    return out
+
+
+def write_json(path, obj):
+    """Write ``obj`` as JSON to ``path`` (its folder created), through a temporary file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)

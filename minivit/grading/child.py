@@ -1,0 +1,148 @@
+"""The child process: the only place where the learner's code runs while grading.
+
+Started by ``learner.LearnerProcess`` with multiprocessing's ``spawn`` method (the same on Linux,
+macOS and Windows). It points file descriptors 1 and 2 at a file (so ``print``, ``sys.stdout``
+and ``os.write(1, ...)`` end up in the report, never in ``grade --json``), imports one exercise
+file, then answers requests until told to stop:
+
+    ("call", fname, args, kwargs)  -> ("ok", result, changed) | ("raise", info)
+    ("swap", [fname, ...])         -> ("ok", None, [])   put the reference in place of those globals
+    ("reset",)                     -> ("ok", None, [])   forget the caches handed out so far
+
+``result`` is plain data (``wire.encode``); a forward's cache stays here and goes out as a
+``wire.Handle``. ``changed`` lists the array arguments the call modified in place, with their new
+values, so that the grader can see in-place updates (AdamW) and unwanted ones alike.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from pathlib import Path
+
+OUTPUT_LIMIT_BYTES = 8 * 2 ** 20      # a printing loop must not fill the disk
+
+
+def _redirect_output(output_path):
+    fd = os.open(output_path, os.O_WRONLY | os.O_APPEND)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    sys.stdout = open(1, "w", encoding="utf-8", errors="replace", buffering=1, closefd=False)
+    sys.stderr = open(2, "w", encoding="utf-8", errors="replace", buffering=1, closefd=False)
+    try:
+        import resource
+        import signal
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)     # writing past the limit fails instead of killing
+        soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        limit = OUTPUT_LIMIT_BYTES if hard == resource.RLIM_INFINITY else min(OUTPUT_LIMIT_BYTES, hard)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    except (ImportError, AttributeError, ValueError, OSError):
+        pass                                                # Windows: no limit on the output's size
+
+
+def _code_names(code):
+    names = set(code.co_names)
+    for c in code.co_consts:
+        if hasattr(c, "co_names"):
+            names |= _code_names(c)
+    return names
+
+
+def _references(module, functions):
+    """{fname: the other topic functions its code names} (the ones a reference swap may help)."""
+    out = {}
+    for f in functions:
+        code = getattr(getattr(module, f, None), "__code__", None)
+        if code is not None:
+            out[f] = sorted((_code_names(code) & set(functions)) - {f})
+    return out
+
+
+def _exception_info(e, folder):
+    from minivit.grading.loading import _inside, describe_exception
+
+    frames = [f for f in traceback.extract_tb(e.__traceback__) if _inside(f.filename, Path(folder).resolve())]
+    base = next((c for c in type(e).__mro__ if c.__module__ == "builtins"), Exception)
+    return {"type": base.__name__, "message": str(e)[:2000], "description": describe_exception(e, folder),
+            "who": frames[-1].name if frames else None}
+
+
+def _array_slots(args, kwargs):
+    """(path, array) for every array argument, also inside dict arguments (the block's params)."""
+    import numpy as np
+
+    items = list(enumerate(args)) + list(kwargs.items())
+    for key, a in items:
+        if isinstance(a, np.ndarray):
+            yield (key,), a
+        elif isinstance(a, dict):
+            for k, v in a.items():
+                if isinstance(v, np.ndarray):
+                    yield (key, k), v
+
+
+def serve(conn, topic_name, folder, output_path):
+    """The child's main function (the target of the spawned process)."""
+    _redirect_output(output_path)
+    import warnings
+
+    import numpy as np
+
+    from minivit import ops
+    from minivit.grading import wire
+    from minivit.grading.loading import import_topic
+    from minivit.grading.topics import TOPIC_BY_NAME
+
+    def send(msg):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        conn.send_bytes(wire.dumps(msg))
+
+    ops.reset()                           # F holds minivit's reference pieces: each topic graded on its own
+    ref = ops.reference()
+    topic = TOPIC_BY_NAME[topic_name]
+    module, error = import_topic(topic, folder)
+    if error:
+        send(("import_error", error))
+        return
+    found = [f for f in topic.functions if callable(getattr(module, f, None))]
+    own = {f: getattr(module, f) for f in found}
+    send(("ready", {"functions": found, "refs": _references(module, found)}))
+    caches = {}
+    while True:
+        try:
+            req = conn.recv()
+        except (EOFError, OSError):
+            return
+        if req[0] == "stop":
+            return
+        if req[0] == "reset":
+            caches.clear()
+            send(("ok", None, []))
+            continue
+        if req[0] == "swap":
+            for f in found:
+                setattr(module, f, getattr(ref, f) if f in req[1] else own[f])
+            send(("ok", None, []))
+            continue
+        _, fname, args, kwargs = req
+        args = [caches.get(a.ident) if isinstance(a, wire.Handle) else a for a in args]
+        before = [(p, a.copy()) for p, a in _array_slots(args, kwargs)]
+        try:
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
+                warnings.simplefilter("ignore")
+                res = own[fname](*args, **kwargs)
+        except BaseException as e:            # KeyboardInterrupt included: the parent decides
+            send(("raise", _exception_info(e, folder)))
+            continue
+        if fname.endswith("_forward") and type(res) in (tuple, list) and len(res) == 2:
+            ident = len(caches) + 1
+            caches[ident] = res[1]
+            out = type(res)([wire.encode(res[0]), wire.Handle(ident)])
+        else:
+            out = wire.encode(res)
+        after = dict(_array_slots(args, kwargs))
+        changed = [(p, wire.encode(after[p])) for p, old in before
+                   if p in after and (old.shape != after[p].shape or old.tobytes() != after[p].tobytes())]
+        send(("ok", out, changed))
