@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from minivit.grading.common import TOL64, Fail
+from minivit.grading.detect import sure_mistakes
 from minivit.grading.pair import Pair
 
 
@@ -69,9 +70,12 @@ class PartsPair(Pair):
 
     explain(args, dout, ref_cache, ref, mine) -> str: the diagnosis by parts for one failing input
     (ref, mine: {grad name: array}); its sentence goes before the feedback's "Next step" line.
+    learner_variants(args, dout, ref, mine) -> [(key, {grad name: array})]: wrong variants that
+    depend on the learner's result too (e.g. "a rearrangement of dout"), judged by the same rule.
     """
 
     explain: object = None
+    learner_variants: object = None
 
     def checks(self):
         """The Pair's checks; float32 in, float32 out grades the forward (where dtypes get promoted)."""
@@ -84,6 +88,9 @@ class PartsPair(Pair):
     def backward_mistakes(self, args, dout, ref_cache, ref_grads, grads, tol=TOL64):
         keys = super().backward_mistakes(args, dout, ref_cache, ref_grads, grads, tol)
         ref, mine = dict(zip(self.grads, ref_grads)), dict(zip(self.grads, grads))
+        if self.learner_variants:
+            more = _safe(self.learner_variants, args, dout, ref, mine) or []
+            keys = list(dict.fromkeys(list(keys) + sure_mistakes(mine, ref, more, tol)))
         self._hint = (_safe(self.explain, args, dout, ref_cache, ref, mine) or "") if self.explain else ""
         return keys
 

@@ -1,7 +1,9 @@
 """Grading topic `patch`: Patchify and the linear layer (patch embedding): its checks, wrong variants and
 mistake messages."""
-from minivit.grading.common import MISTAKES, _bias_variants, _rng
-from minivit.grading.pair import Pair
+import numpy as np
+
+from minivit.grading.common import MISTAKES, _bias_variants, _fail_with, _grads_tuple, _rng
+from minivit.grading.topics.parts import PartsPair, describe_fit, fit_terms
 
 MISTAKES.update({
     "patch_channel_first": "Each patch is flattened channel-first, in (C, P, P) order (the PyTorch (B, C, H, W) habit). "
@@ -18,6 +20,16 @@ MISTAKES.update({
                           "-> (B, H/P, W/P, P, P, C), then reshape.",
     "missing_bias": "The bias is missing from the output: y = x W + b.",
     "dw_transposed": "dw has the shape of W transposed: dw = x^T dy, shape (D_in, D_out) like W.",
+    "patch_backward_wrong_order": "patchify_backward puts the gradient's numbers back into the wrong pixels (dx "
+                                  "holds exactly the numbers of dout, rearranged wrongly). Undo the forward's steps "
+                                  "in reverse order: dout.reshape(B, H/P, W/P, P, P, C) (the shape just before the "
+                                  "forward's last reshape), .transpose(0, 1, 3, 2, 4, 5), .reshape(B, H, W, C). If "
+                                  "patchify_forward is flagged too, fix it first: the backward undoes its order.",
+    "bias_grad_summed_all": "db is a single number: it was summed over every axis, D_out included. db has the "
+                            "bias's shape (D_out,): sum over the leading axes only, "
+                            "db = dy.reshape(-1, D_out).sum(axis=0).",
+    "dx_not_reshaped": "dx has the flattened shape (B*N, D_in): reshape it back to x's shape, "
+                       "(dy2 @ w.T).reshape(x.shape).",
 })
 
 
@@ -33,7 +45,18 @@ def _patch_variant(order):
     return f
 
 
-PATCH = Pair(
+def _rearranged_dout(args, dout, ref, mine):
+    """[("patch_backward_wrong_order", {"dx": dout's numbers in the order of the learner's dx})], or []
+    when dx does not have x's shape. Equal to dx exactly when dx only rearranges dout."""
+    dx = np.asarray(mine["dx"], dtype=np.float64)
+    if dx.shape != ref["dx"].shape:
+        return []
+    v = np.empty(dx.size)
+    v[np.argsort(dx.ravel(), kind="stable")] = np.sort(np.asarray(dout, dtype=np.float64).ravel())
+    return [("patch_backward_wrong_order", {"dx": v.reshape(dx.shape)})]
+
+
+PATCH = PartsPair(
     "patchify_forward", "patchify_backward", ("dx",),
     cases=lambda: (lambda r: [(r((2, 8, 8, 3)), 4), (r((1, 6, 6, 1)), 2), (r((2, 12, 8, 2)), 4),
                               (r((1, 4, 4, 3)), 4), (r((2, 3, 3, 2)), 1)])(_rng("patch").standard_normal),
@@ -45,10 +68,13 @@ PATCH = Pair(
         ("patch_grid_column_major", _patch_variant((0, 3, 1, 4, 2, 5))),
         ("patch_no_transpose", _patch_variant("no_transpose")),
     ),
+    derive=(),                           # a wrong rearrangement in the backward has its own name
+    learner_variants=_rearranged_dout,
 )
 
 
 def _linear_bwd_mistakes():
+    """bwd_mistakes of the linear layer: db not summed / averaged, dw averaged or transposed, dx flat."""
     keys = ("bias_grad_not_summed", "bias_grad_not_summed", "grad_mean_not_sum", "bias_grad_not_summed")
 
     def make(k):
@@ -56,11 +82,39 @@ def _linear_bwd_mistakes():
             cands = _bias_variants("db", dout, tuple(range(dout.ndim - 1)))
             return cands[k][1] if k < len(cands) else None
         return v
+    rows = lambda dout: int(np.prod(dout.shape[:-1]))          # noqa: E731  (B*N: the positions using W)
     return tuple((key, make(k)) for k, key in enumerate(keys)) + (
-        ("dw_transposed", lambda args, dout, rc, rg: {"dw": rg["dw"].T}),)
+        ("dw_transposed", lambda args, dout, rc, rg: {"dw": rg["dw"].T}),
+        ("grad_mean_not_sum", lambda args, dout, rc, rg: {"dw": rg["dw"] / rows(dout), "db": rg["db"] / rows(dout)}),
+        ("grad_mean_not_sum", lambda args, dout, rc, rg: {"dw": rg["dw"] / rows(dout)}),
+        ("grad_mean_not_sum", lambda args, dout, rc, rg: {"dw": rg["dw"] / dout.shape[0]}),
+        ("dx_not_reshaped", lambda args, dout, rc, rg: {"dx": rg["dx"].reshape(-1, rg["dx"].shape[-1])}))
 
 
-LINEAR = Pair(
+def _linear_grads(fname, res, names):
+    """The backward's (dx, dw, db); a db that is one number is named (summed over every axis)."""
+    if isinstance(res, (tuple, list)) and len(res) == 3 and np.ndim(res[2]) == 0 and \
+            isinstance(res[2], (float, int, np.number, np.ndarray)):
+        _fail_with(f"{fname} returned db as a single number ({type(res[2]).__name__}), not an array of shape "
+                   "(D_out,).", "bias_grad_summed_all")
+    return _grads_tuple(fname, res, names)
+
+
+def _explain_linear(args, dout, rc, ref, mine):
+    """Each wrong gradient fitted onto its one reference term: scaled, or of the wrong sign."""
+    x, w = rc
+    x2, dy2 = x.reshape(-1, x.shape[-1]), dout.reshape(-1, dout.shape[-1])
+    terms = {"dx": ("dy w^T", (dy2 @ w.T).reshape(x.shape)), "dw": ("x^T dy", x2.T @ dy2),
+             "db": ("sum(dy)", dy2.sum(axis=0))}
+    text = []
+    for name, (label, term) in terms.items():
+        if np.shape(mine[name]) == term.shape and np.any(term):
+            coefs, resid = fit_terms(mine[name], {label: term})
+            text.append(describe_fit(name, coefs, {label: 1.0}, resid))
+    return "".join(text)
+
+
+LINEAR = PartsPair(
     "linear_forward", "linear_backward", ("dx", "dw", "db"),
     cases=lambda: (lambda r: [(r((2, 5, 6)), r((6, 4)) / 2, r(4)), (r((7, 3)), r((3, 5)), r(5)),
                               (r((1, 1, 4)), r((4, 4)), r(4)), (r((2, 3, 2, 6)), r((6, 3)), r(3))])(
@@ -69,6 +123,8 @@ LINEAR = Pair(
     wrt=lambda a: [a[0], a[1], a[2]],
     fwd_mistakes=(("missing_bias", lambda x, w, b: x @ w),),
     bwd_mistakes=_linear_bwd_mistakes(),
+    unpack=_linear_grads,
+    explain=_explain_linear,
 )
 
 
