@@ -1,5 +1,6 @@
 """Grading topic `block`: The pre-norm encoder block: its checks, wrong variants and
-mistake messages."""
+mistake messages. The backward's variants and its diagnosis by parts are in ``block_backward.py``;
+dropout in training mode is graded whatever order each branch draws its two masks in."""
 
 import math
 
@@ -7,9 +8,12 @@ import numpy as np
 
 from minivit.backend import make_rng
 from minivit.layers.block import BLOCK_PARAM_NAMES
-from minivit.grading.common import (MISTAKES, Check, Fail, REF, _as_array, _bias_variants, _call_forward, _copy,
-    _kind, _mismatch, _rng)
+from minivit.grading.common import (MISTAKES, TOL64, Check, Fail, REF, _as_array, _call_forward, _copy,
+    _fail_with, _kind, _mismatch, _rng)
+from minivit.grading.detect import is_sure, sure_mistake
 from minivit.grading.pair import Pair
+from minivit.grading.topics.block_backward import (GRAD_NAMES, bias_variant, block_backward, diagnose,
+    misassigned, residual_variant)
 
 MISTAKES.update({
     "post_norm": "That is a post-norm block (LayerNorm after the residual add, as in the original Transformer). "
@@ -22,7 +26,23 @@ MISTAKES.update({
     "missing_residual_grad": "A residual's gradient is missing in the backward: a residual z' = z + f(z) sends "
                              "the upstream gradient both through f and straight to z, so add it (dz1 += dout, "
                              "dx += dz1).",
+    "layernorm_grads_swapped": "The two LayerNorms' gradients are swapped: ln2_gamma / ln2_beta come from "
+                               "F.layernorm_backward with the second LayerNorm's cache (right after the MLP's "
+                               "backward), ln1_gamma / ln1_beta from the first one's (the last step).",
+    "grads_misassigned": "Some gradients are stored under another parameter's key. Unpack each backward in its "
+                         "return order: F.mlp_backward -> (dx, dw1, db1, dw2, db2), F.mhsa_backward -> (dx, "
+                         "dw_qkv, db_qkv, dw_out, db_out), F.layernorm_backward -> (dx, dgamma, dbeta).",
+    "dropout_not_applied": "In training mode the output is the block without dropout: pass dropout / drop_path, "
+                           "rng and train on to F.dropout_forward and F.drop_path_forward on each branch's output "
+                           "(MSA's and the MLP's) before the residual add.",
+    "dropout_backward_missing": "The backward does not undo dropout and drop-path: pass each branch's gradient "
+                                "through F.drop_path_backward and F.dropout_backward with their caches (the same "
+                                "masks as the forward) before the sub-block's backward.",
 })
+
+DROPOUT_HINT = ("Apply F.dropout_forward and F.drop_path_forward (with the rng and train flag you were given) to "
+                "each branch's output, MSA's and the MLP's, before adding it to the residual; in the backward undo "
+                "them in reverse order (F.drop_path_backward, then F.dropout_backward).")
 
 
 # -- the encoder block --------------------------------------------------------------------------------
@@ -41,8 +61,9 @@ def _block_variant(kind):
     L = REF
 
     def f(x, p, h, eps=1e-6, approx="tanh", dropout=0.0, drop_path=0.0, rng=None, train=False):
-        if kind == "defaults":
-            eps2, approx2 = 1e-6, "tanh"
+        if kind.startswith("default"):          # eps, approximate or both left at their defaults
+            eps2 = 1e-6 if kind in ("defaults", "default_eps") else eps
+            approx2 = "tanh" if kind in ("defaults", "default_approx") else approx
             if (eps2, approx2) == (eps, approx):
                 return None
             eps, approx = eps2, approx2
@@ -67,22 +88,6 @@ def _block_variant(kind):
     return f
 
 
-def _block_bwd_variant(kind):
-    def f(a, dout, rc, rg):
-        L = REF
-        ln1, attn, drop1, path1, ln2, mlp, drop2, path2 = rc
-        dh, *_ = L.mlp_backward(L.dropout_backward(L.drop_path_backward(dout, path2), drop2), mlp)
-        dz1 = L.layernorm_backward(dh, ln2)[0]
-        if kind != "no_res2":
-            dz1 = dz1 + dout
-        dh, *_ = L.mhsa_backward(L.dropout_backward(L.drop_path_backward(dz1, path1), drop1), attn)
-        dx = L.layernorm_backward(dh, ln1)[0]
-        if kind != "no_res1":
-            dx = dx + dz1
-        return {"dx": dx}
-    return f
-
-
 def _block_unpack(fname, res, names):
     if not (isinstance(res, (tuple, list)) and len(res) == 2 and isinstance(res[1], dict)):
         raise Fail(f"{fname} must return (dx, grads) with grads a dict keyed like the parameters; "
@@ -101,8 +106,53 @@ def _block_cases():
             (r((2, 4, 6)), _block_params(r, 6, 12), 3, 1e-6, "tanh", 0.3, 0.3, None, False)]
 
 
-BLOCK = Pair(
-    "encoder_block_forward", "encoder_block_backward", ("dx",) + BLOCK_PARAM_NAMES,
+class BlockPair(Pair):
+    """The block's pair: its backward is also searched for gradients stored under the wrong keys, and
+    a failure nothing names gets the diagnosis by parts (``block_backward.diagnose``)."""
+
+    def backward_mistakes(self, args, dout, ref_cache, ref_grads, grads, tol=TOL64):
+        keys = list(super().backward_mistakes(args, dout, ref_cache, ref_grads, grads, tol))
+        if self._forward_right(args):       # a right forward: the wrong forwards' gradients explain nothing
+            keys = [k for k in keys if k not in {key for key, _ in self.fwd_mistakes}]
+        mine, ref = dict(zip(self.grads, grads)), dict(zip(self.grads, ref_grads))
+        keys += [k for k, v in misassigned(mine, ref, tol) if k not in keys and is_sure(mine, ref, v, tol)]
+        return keys
+
+    def _forward_right(self, args):
+        try:
+            out, _ = _call_forward(self._ns, self.fwd, args)
+            return not _mismatch("the output", out, REF.encoder_block_forward(*_copy(args))[0])
+        except Exception:
+            return False
+
+    def check_backward(self, ns):
+        self._ns = ns
+        try:
+            super().check_backward(ns)
+        except Fail as e:
+            where = self.where(ns) if e.mistake is None else ""
+            if not where:
+                raise
+            raise Fail(f"{e}\n{where}") from None
+
+    def where(self, ns):
+        """The diagnosis of the first input whose gradients differ ("" when there is none)."""
+        try:
+            for i, args in enumerate(self.cases()):
+                _, cache = _call_forward(ns, self.fwd, args)
+                _, rc = REF.encoder_block_forward(*_copy(args))
+                dout = np.random.default_rng(i).standard_normal(args[0].shape)
+                mine = dict(zip(self.grads, self.learner_grads(ns[self.bwd](dout.copy(), cache))))
+                ref = block_backward(dout, rc)
+                if any(_mismatch(n, mine[n], ref[n]) for n in self.grads):
+                    return diagnose(mine, ref, dout, rc)
+        except Exception:
+            pass
+        return ""
+
+
+BLOCK = BlockPair(
+    "encoder_block_forward", "encoder_block_backward", GRAD_NAMES,
     cases=_block_cases,
     fd_cases=lambda: (lambda r: [(r((2, 3, 4)), _block_params(r, 4, 8), 2, 1e-6, "tanh", 0.0, 0.0, None, False)])(
         _rng("block-fd").standard_normal),
@@ -115,45 +165,115 @@ BLOCK = Pair(
         ("mlp_reads_input", _block_variant("parallel")),
         ("layernorm_params_shared", _block_variant("ln1_twice")),
         ("args_not_passed", _block_variant("defaults")),
+        ("args_not_passed", _block_variant("default_eps")),
+        ("args_not_passed", _block_variant("default_approx")),
     ),
     bwd_mistakes=(
-        ("missing_residual_grad", _block_bwd_variant("no_res1")),
-        ("missing_residual_grad", _block_bwd_variant("no_res2")),
-        ("missing_residual_grad", _block_bwd_variant("no_res12")),
-    ) + tuple((key, (lambda name, k: lambda a, d, rc, rg: _bias_variants(name, d, (0, 1))[k][1])(name, k))
-              for name in ("b2",)
+        ("missing_residual_grad", residual_variant("no_res1")),
+        ("missing_residual_grad", residual_variant("no_res2")),
+        ("missing_residual_grad", residual_variant("no_res12")),
+        ("layernorm_grads_swapped", residual_variant("ln_swapped")),
+    ) + tuple((key, bias_variant(name, k)) for name in ("b2", "b_out")
               for k, key in enumerate(("bias_grad_not_summed", "bias_grad_not_summed", "grad_mean_not_sum"))),
     derive=("dx",),
     known_zero=lambda a: {"b_qkv": slice(a[0].shape[-1], 2 * a[0].shape[-1])},
 )
 
 
-def _block_dropout_check(ns):
+def _train_reference(args, orders):
+    """minivit's block in training mode with each branch drawing its masks in the given order
+    (orders: two of "dp" = dropout then drop-path, the reference's, or "pd"). returns: out, cache."""
+    x, p, h, eps, approx, pd, pp, rng, train = args
+    L = REF
+
+    def branch(a, order):
+        masks = {}
+        for which in order:
+            if which == "d":
+                a, masks["d"] = L.dropout_forward(a, pd, rng, train)
+            else:
+                a, masks["p"] = L.drop_path_forward(a, pp, rng, train)
+        return a, masks["d"], masks["p"]
+    hh, ln1 = L.layernorm_forward(x, p["ln1_gamma"], p["ln1_beta"], eps)
+    a, attn = L.mhsa_forward(hh, p["w_qkv"], p["b_qkv"], p["w_out"], p["b_out"], h)
+    a, drop1, path1 = branch(a, orders[0])
+    z1 = x + a
+    hh, ln2 = L.layernorm_forward(z1, p["ln2_gamma"], p["ln2_beta"], eps)
+    m, mlp = L.mlp_forward(hh, p["w1"], p["b1"], p["w2"], p["b2"], approx)
+    m, drop2, path2 = branch(m, orders[1])
+    return z1 + m, (ln1, attn, drop1, path1, ln2, mlp, drop2, path2)
+
+
+def _learner_block(ns, args, dout):
+    """The learner's (out, {grad name: array}) for ``args`` and upstream gradient dout."""
+    out, cache = _call_forward(ns, "encoder_block_forward", args)
+    grads = _block_unpack("encoder_block_backward", ns["encoder_block_backward"](dout.copy(), cache), None)
+    return _as_array("the output", out), dict(zip(GRAD_NAMES, grads))
+
+
+def _dropout_run(ns):
+    """The learner's block with dropout 0.2 and drop-path 0.3 in training mode, beside the reference
+    drawn in each order. returns: (args(train), dout, out, cache, reference outputs, the matching
+    reference's cache or None)."""
     r = _rng("block-dropout").standard_normal
     x, p = r((4, 3, 8)), _block_params(r, 8, 12)
 
-    def args():
-        return (x.copy(), _copy(p), 2, 1e-6, "tanh", 0.2, 0.3, make_rng(5, 3), True)
+    def args(train=True):
+        return (x.copy(), _copy(p), 2, 1e-6, "tanh", 0.2, 0.3, make_rng(5, 3), train)
+    dout = np.random.default_rng(2).standard_normal(x.shape)
     out, cache = _call_forward(ns, "encoder_block_forward", args())
-    want, ref_cache = REF.encoder_block_forward(*args())
-    hint = ("Apply F.dropout_forward and then F.drop_path_forward (in this order, with the rng and train flag you "
-            "were given) to each branch's output, MSA's and the MLP's, before adding it to the residual; in the "
-            "backward undo them in reverse order (F.drop_path_backward, then F.dropout_backward).")
-    problem = _mismatch("the output", out, want)
-    if problem:
-        raise Fail(f"encoder_block_forward with dropout=0.2, drop_path=0.3, train=True: {problem}.\n{hint}")
-    dout = np.random.default_rng(2).standard_normal(want.shape)
-    grads = _block_unpack("encoder_block_backward", ns["encoder_block_backward"](dout.copy(), cache), None)
-    ref = _block_unpack("encoder_block_backward", REF.encoder_block_backward(dout, ref_cache), None)
-    for name, g, rr in zip(("dx",) + BLOCK_PARAM_NAMES, grads, ref):
-        problem = _mismatch(name, g, rr)
-        if problem:
-            raise Fail(f"encoder_block_backward with dropout and drop-path in training mode: {problem}.\n{hint}")
+    out = _as_array("the output", out)
+    refs = [_train_reference(args(), (o1, o2)) for o1 in ("dp", "pd") for o2 in ("dp", "pd")]
+    match = [rc for want, rc in refs if not _mismatch("the output", out, want)]
+    return args, dout, out, cache, [want for want, _ in refs], (match[0] if match else None)
+
+
+DROPOUT_CALL = "encoder_block_forward with dropout=0.2, drop_path=0.3, train=True"
+
+
+def _block_dropout_forward_check(ns):
+    """Each branch may draw its two masks in either order (the same distribution): the output is
+    compared with the reference drawn both ways. The same input with train=False tells whether a
+    failure is about dropout at all: only then does the feedback talk about it."""
+    args, dout, out, cache, wants, match = _dropout_run(ns)
+    if match is not None:
+        return
+    problem = _mismatch("the output", out, wants[0])
+    eval_out, _ = _call_forward(ns, "encoder_block_forward", args(False))
+    if _mismatch("the output", eval_out, REF.encoder_block_forward(*args(False))[0]):
+        raise Fail(f"{DROPOUT_CALL}: {problem}. It differs with train=False too: fix the float64 checks first.")
+    if sure_mistake(out, wants[0], [("dropout_not_applied", eval_out)], TOL64):
+        _fail_with(f"{DROPOUT_CALL}: {problem}.", "dropout_not_applied")
+    raise Fail(f"{DROPOUT_CALL}: {problem} (with train=False it is right).\n{DROPOUT_HINT}")
+
+
+def _block_dropout_backward_check(ns):
+    """The gradients in training mode, against the reference drawn in the learner's order."""
+    args, dout, out, cache, wants, match = _dropout_run(ns)
+    if match is None:
+        raise Fail(f"{DROPOUT_CALL}: the output differs from the reference (see the forward's dropout check), "
+                   "so its backward cannot be checked.")
+    grads = dict(zip(GRAD_NAMES, _block_unpack("encoder_block_backward",
+                                               ns["encoder_block_backward"](dout.copy(), cache), None)))
+    ref = block_backward(dout, match)
+    bad = [(n, _mismatch(n, grads[n], ref[n])) for n in GRAD_NAMES if _mismatch(n, grads[n], ref[n])]
+    if not bad:
+        return
+    where = f"encoder_block_backward with dropout and drop-path in training mode: {bad[0][1]}."
+    _, eval_grads = _learner_block(ns, args(False), dout)
+    eval_ref = block_backward(dout, REF.encoder_block_forward(*args(False))[1])
+    if any(_mismatch(n, eval_grads[n], eval_ref[n]) for n in GRAD_NAMES):
+        raise Fail(f"{where} It differs with train=False too: fix the float64 checks first.")
+    if sure_mistake(grads, ref, [("dropout_backward_missing", block_backward(dout, match, "no_masks"))], TOL64):
+        _fail_with(where, "dropout_backward_missing")
+    raise Fail(f"{where} (With train=False it is right.)\n{DROPOUT_HINT}")
 
 
 def checks():
     """This topic's checks, in the order they run."""
+    f, b = "encoder_block_forward", "encoder_block_backward"
     return BLOCK.checks() + [
-        Check("encoder block: dropout and drop-path in training mode", ("encoder_block_forward",
-                                                                         "encoder_block_backward"), 1,
-              _block_dropout_check)]
+        Check("encoder block: dropout and drop-path in training mode (forward)", (b, f), 1,
+              _block_dropout_forward_check),          # (b, f): graded as the forward's check (`grade --only`)
+        Check("encoder block: dropout and drop-path in training mode (backward)", (f, b), 1,
+              _block_dropout_backward_check)]

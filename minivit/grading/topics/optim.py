@@ -1,12 +1,14 @@
 """Grading topic `optim`: AdamW and the warmup-cosine schedule: its checks, wrong variants and
-mistake messages."""
+mistake messages. A wrong variant is named only when it matches the learner's w, m and v (AdamW) or
+every learning rate of a check (schedule) within the check's tolerance and the reference is 100x
+farther (``detect.sure_mistake``)."""
 
 import math
 
 import numpy as np
 
-from minivit.grading.common import (MISTAKES, Check, Fail, REF, TOL32, TOL64, _fail_with, _kind, _matches,
-    _mismatch, _rng)
+from minivit.grading.common import MISTAKES, Check, Fail, REF, TOL32, TOL64, _fail_with, _kind, _mismatch, _rng
+from minivit.grading.detect import sure_mistake
 
 MISTAKES.update({
     "not_in_place": "Not updated in place: `w = w - ...` (or `m = b1 * m + ...`) only rebinds a local name, and the "
@@ -15,18 +17,28 @@ MISTAKES.update({
     "coupled_weight_decay": "Coupled weight decay (L2 regularization): you added weight_decay * w to the gradient, "
                             "so Adam rescales it by 1/sqrt(v_hat). AdamW decays the weights directly: "
                             "w -= lr * (m_hat / (sqrt(v_hat) + eps) + weight_decay * w) - that is what decoupled means.",
-    "missing_bias_correction": "The bias correction is missing: m_hat = m / (1 - b1^t), v_hat = v / (1 - b2^t). "
-                               "Without it the first steps are far too small (m and v start at zero).",
+    "missing_bias_correction": "The bias correction is missing (on m, on v, or both): m_hat = m / (1 - b1^t), "
+                               "v_hat = v / (1 - b2^t). Without it the first steps have the wrong size (m and v "
+                               "start at zero).",
     "decay_after_update": "The weight decay is applied after the Adam step, to the updated w. Decay the old w: "
                           "w -= lr * (m_hat / (sqrt(v_hat) + eps) + weight_decay * w).",
     "decay_without_lr": "The decay term is scaled by lr too: w -= lr * weight_decay * w.",
     "eps_inside_sqrt": "eps goes outside the square root: m_hat / (sqrt(v_hat) + eps).",
+    "eps_hardcoded": "The eps argument is not used (a constant in its place): divide by sqrt(v_hat) + eps with the "
+                     "eps you were given; the caller may choose another one (1e-6 in some recipes).",
+    "missing_sqrt": "The square root is missing: m_hat / (sqrt(v_hat) + eps). v is a mean of squared gradients; its "
+                    "square root has the gradient's scale, so the step is about lr in size.",
     "step_off_by_one": "The step count t is off by one: t starts at 1 (the first step divides by 1 - b1^1).",
     "weight_decay_ignored": "weight_decay is ignored: w -= lr * (m_hat / (sqrt(v_hat) + eps) + weight_decay * w).",
     "warmup_off_by_one": "Warmup off by one: `step` is 0-based and the first step should not have lr = 0; "
                          "lr = base_lr * (step + 1) / warmup_steps, reaching base_lr at step warmup_steps - 1.",
     "cosine_progress": "The cosine progress must count from the end of the warmup: "
                        "progress = (step - warmup_steps) / (total_steps - warmup_steps).",
+    "cosine_end_off_by_one": "The cosine is one step off at its end: progress = (step - warmup_steps) / "
+                             "max(1, total_steps - warmup_steps) is exactly 1 (lr = min_lr) at step = total_steps; "
+                             "a denominator one larger or smaller misses min_lr there.",
+    "min_lr_not_subtracted": "The cosine's amplitude is base_lr - min_lr: lr = min_lr + 0.5 (base_lr - min_lr) "
+                             "(1 + cos(pi * progress)). Yours starts at base_lr + min_lr.",
     "min_lr_ignored": "min_lr is ignored: lr = min_lr + 0.5 (base_lr - min_lr) (1 + cos(pi * progress)).",
     "cosine_missing_half": "The factor 0.5 is missing: lr = min_lr + 0.5 (base_lr - min_lr) (1 + cos(pi * progress)).",
     "linear_decay": "That decays linearly; the schedule is a cosine: lr = min_lr + 0.5 (base_lr - min_lr) "
@@ -37,6 +49,7 @@ MISTAKES.update({
 
 # -- AdamW -----------------------------------------------------------------------------------------------
 def _adamw_variant(kind):
+    """A wrong AdamW step (w, g, m, v, t, lr, b1, b2, eps, wd) -> new (w, m, v), not in place."""
     def step(w, g, m, v, t, lr, b1=0.9, b2=0.999, eps=1e-8, wd=0.0):
         if kind == "coupled":
             g = g + wd * w
@@ -44,13 +57,18 @@ def _adamw_variant(kind):
             t = t - 1
         if kind == "step_plus":
             t = t + 1
+        if kind.startswith("eps_fixed"):
+            eps = float(kind.split(":")[1])
         m = b1 * m + (1 - b1) * g
         v = b2 * v + (1 - b2) * g * g
-        if kind == "no_bias_correction":
-            mh, vh = m, v
+        mh = m if kind in ("no_bias_correction", "no_bc_m") else m / (1 - b1 ** t)
+        vh = v if kind in ("no_bias_correction", "no_bc_v") else v / (1 - b2 ** t)
+        if kind == "eps_inside":
+            u = mh / np.sqrt(vh + eps)
+        elif kind == "no_sqrt":
+            u = mh / (vh + eps)
         else:
-            mh, vh = m / (1 - b1 ** t), v / (1 - b2 ** t)
-        u = mh / (np.sqrt(vh + eps) if kind == "eps_inside" else np.sqrt(vh) + eps)
+            u = mh / (np.sqrt(vh) + eps)
         if kind in ("coupled", "no_decay"):
             w = w - lr * u
         elif kind == "decay_after":
@@ -64,9 +82,16 @@ def _adamw_variant(kind):
 
 
 ADAMW_VARIANTS = (("coupled_weight_decay", "coupled"), ("missing_bias_correction", "no_bias_correction"),
+                  ("missing_bias_correction", "no_bc_m"), ("missing_bias_correction", "no_bc_v"),
                   ("decay_after_update", "decay_after"), ("decay_without_lr", "decay_no_lr"),
-                  ("eps_inside_sqrt", "eps_inside"), ("step_off_by_one", "step_minus"),
+                  ("eps_inside_sqrt", "eps_inside"), ("missing_sqrt", "no_sqrt"),
+                  ("eps_hardcoded", "eps_fixed:1e-8"), ("eps_hardcoded", "eps_fixed:1e-6"),
+                  ("eps_hardcoded", "eps_fixed:1e-5"), ("step_off_by_one", "step_minus"),
                   ("step_off_by_one", "step_plus"), ("weight_decay_ignored", "no_decay"))
+
+
+ADAMW_NEXT_STEP = ("Next step: do this step by hand for a single number (w = 1, g = 0.5, m = v = 0, t = 1) and "
+                   "compare your m, v, m_hat, v_hat and new w with the docstring's formulas.")
 
 
 def _adamw_run(ns, steps, shape=(5, 4), dtype=np.float64, label="adamw"):
@@ -84,15 +109,21 @@ def _adamw_run(ns, steps, shape=(5, 4), dtype=np.float64, label="adamw"):
         history.append((rw.copy(), rm.copy(), rv.copy()))
 
 
-def _adamw_detect(steps, i, mine, w0):
-    for key, kind in ADAMW_VARIANTS:
-        w, m, v = w0.copy(), np.zeros_like(w0), np.zeros_like(w0)
-        with np.errstate(all="ignore"):
-            for g, t, hyper in steps[:i + 1]:
-                w, m, v = _adamw_variant(kind)(w, g, m, v, t, *hyper)
-        if all(_matches(a, b) for a, b in zip(mine, (w, m, v))):
-            return key
-    return None
+def _adamw_trajectory(kind, steps, w0):
+    """{"w", "m", "v"} after running the wrong step ``kind`` over ``steps`` ([(g, t, hyper)]) from w0."""
+    w, m, v = w0.copy(), np.zeros_like(w0), np.zeros_like(w0)
+    for g, t, hyper in steps:
+        w, m, v = _adamw_variant(kind)(w, g, m, v, t, *hyper)
+    return {"w": w, "m": m, "v": v}
+
+
+def _adamw_detect(steps, i, mine, ref, w0, unchanged):
+    """The mistake whose trajectory up to step i matches the learner's (w, m, v), when sure.
+    unchanged: {name: value before the step} of the arrays the step left alone (not in place?)."""
+    got, want = dict(zip("wmv", mine)), dict(zip("wmv", ref))
+    candidates = [(key, (lambda kind: lambda: _adamw_trajectory(kind, steps[:i + 1], w0))(kind))
+                  for key, kind in ADAMW_VARIANTS] + [("not_in_place", unchanged or None)]
+    return sure_mistake(got, want, candidates, TOL64)
 
 
 def _adamw_check(kind):
@@ -103,9 +134,11 @@ def _adamw_check(kind):
             steps = [(rng.standard_normal(shape), 1, (0.1, 0.9, 0.999, 1e-8, 0.0))]
         elif kind == "decay":
             steps = [(rng.standard_normal(shape), t, (0.1, 0.8, 0.99, 1e-8, 0.5)) for t in range(1, 6)]
-        elif kind == "small":
+        elif kind == "small":           # tiny and zero gradients, then eps itself varied (1e-3, 0.1)
             steps = [(np.zeros(shape) if t == 1 else 1e-6 * rng.standard_normal(shape), t,
                       (0.01, 0.9, 0.999, 1e-8, 0.1)) for t in range(1, 5)]
+            steps += [(1e-2 * rng.standard_normal(shape), t, (0.01, 0.9, 0.999, 1e-3 if t < 7 else 0.1, 0.1))
+                      for t in range(5, 8)]
         else:
             steps = [(rng.standard_normal(shape), t, (0.05, 0.9, 0.999, 1e-8, 0.1)) for t in range(1, 4)]
         dtype = np.float32 if kind == "float32" else np.float64
@@ -117,9 +150,11 @@ def _adamw_check(kind):
             g, t, hyper = steps[i]
             desc = (f"adamw_update step t={t} (lr={hyper[0]}, b1={hyper[1]}, b2={hyper[2]}, eps={hyper[3]}, "
                     f"weight_decay={hyper[4]}{', gradient 0' if not np.any(g) else ''})")
-            for name, a, b, old, r_old in zip("wmv", mine, ref, before, history[-1]):
-                if np.array_equal(a, old) and not np.array_equal(b, r_old):
-                    _fail_with(f"{desc}: the caller's `{name}` did not change.", "not_in_place")
+            unchanged = {name: old for name, a, b, old, r_old in zip("wmv", mine, ref, before, history[-1])
+                         if np.array_equal(a, old) and not np.array_equal(b, r_old)}
+            # with a zero gradient only the decay moves w: an unchanged w may be a forgotten decay instead
+            if unchanged and np.any(g):
+                _fail_with(f"{desc}: the caller's `{next(iter(unchanged))}` did not change.", "not_in_place")
             if kind == "float32":
                 for name, a in zip("wmv", mine):
                     if a.dtype != np.float32:
@@ -129,82 +164,94 @@ def _adamw_check(kind):
                 if problem:
                     where = f"{desc}: {problem}."
                     if kind != "float32":
-                        key = _adamw_detect(steps, i, mine, w0)
+                        key = _adamw_detect(steps, i, mine, ref, w0, unchanged)
                         if key:
                             _fail_with(where, key)
                         if not np.all(np.isfinite(a)) and not np.any(g):
                             raise Fail(where + " With a zero gradient m_hat = v_hat = 0: eps in the denominator "
                                        "keeps 0 / 0 away: m_hat / (sqrt(v_hat) + eps).")
-                    raise Fail(where)
+                    raise Fail(f"{where}\n{ADAMW_NEXT_STEP}")
     return run
 
 
 # -- warmup-cosine --------------------------------------------------------------------------------------
 def _warmup_variant(kind):
+    """A wrong warmup_cosine(step, total, base, warm, min_lr) -> lr."""
     def f(step, total, base, warm=0, min_lr=0.0):
-        if step < warm:
+        if step < warm or (kind == "warm_le" and step == warm and warm):
             if kind == "warm0":
                 return base * step / warm
             if kind == "warm_plus":
                 return base * (step + 1) / (warm + 1)
             return base * (step + 1) / warm
-        if kind == "progress_total":
-            progress = step / max(1, total)
-        elif kind == "progress_total2":
-            progress = (step - warm) / max(1, total)
-        else:
-            progress = (step - warm) / max(1, total - warm)
+        denominator = {"progress_total": total, "progress_total2": total, "end_minus": total - warm - 1,
+                       "end_plus": total - warm + 1}.get(kind, total - warm)
+        progress = (step - (0 if kind == "progress_total" else warm)) / max(1, denominator)
         if kind != "no_clamp":
             progress = min(1.0, progress)
         lo = 0.0 if kind == "no_min" else min_lr
+        amplitude = base if kind == "min_not_subtracted" else base - lo
         if kind == "linear":
-            return lo + (base - lo) * (1 - progress)
+            return lo + amplitude * (1 - progress)
         if kind == "no_half":
-            return lo + (base - lo) * (1 + math.cos(math.pi * progress))
-        return lo + 0.5 * (base - lo) * (1 + math.cos(math.pi * progress))
+            return lo + amplitude * (1 + math.cos(math.pi * progress))
+        return lo + 0.5 * amplitude * (1 + math.cos(math.pi * progress))
     return f
 
 
 WARMUP_VARIANTS = (("warmup_off_by_one", "warm0"), ("warmup_off_by_one", "warm_plus"),
+                   ("warmup_off_by_one", "warm_le"),
                    ("cosine_progress", "progress_total"), ("cosine_progress", "progress_total2"),
-                   ("min_lr_ignored", "no_min"), ("cosine_missing_half", "no_half"), ("linear_decay", "linear"),
-                   ("no_clamp", "no_clamp"))
+                   ("cosine_end_off_by_one", "end_minus"), ("cosine_end_off_by_one", "end_plus"),
+                   ("min_lr_ignored", "no_min"), ("min_lr_not_subtracted", "min_not_subtracted"),
+                   ("cosine_missing_half", "no_half"), ("linear_decay", "linear"), ("no_clamp", "no_clamp"))
+
+SCHEDULE_ARGS = ("step", "total_steps", "base_lr", "warmup_steps", "min_lr")
+
+
+def _schedule_calls(kind):
+    """The (step, total_steps, base_lr, warmup_steps[, min_lr]) calls of one schedule check."""
+    if kind == "warmup":
+        return [(s, 100, 1e-3, 10, 1e-5) for s in range(10)] + [(s, 20, 0.5, 4) for s in range(4)]
+    if kind == "cosine":
+        return [(s, 100, 1e-3, 10, 1e-5) for s in range(10, 101, 3)] + [(100, 100, 1e-3, 10, 1e-5)] + \
+               [(s, 20, 0.5, 4) for s in range(4, 21)]
+    return ([(s, 50, 0.1, 0, 0.001) for s in (0, 1, 25, 49, 50)] + [(s, 100, 1e-3, 10, 1e-5) for s in (150, 400)]
+            + [(s, 10, 0.2, 10, 0.01) for s in (9, 10, 12)] + [(3, 8, 1.0)])
+
+
+def _schedule_value(ns, c):
+    try:
+        got = ns["warmup_cosine"](*c)
+    except ZeroDivisionError as e:
+        raise Fail(f"warmup_cosine{c} (step, total_steps, base_lr, warmup_steps, min_lr) divides by zero "
+                   f"({e}). With warmup_steps=0 there is no warmup phase (step < 0 never holds); when "
+                   "warmup_steps == total_steps use max(1, total_steps - warmup_steps).")
+    try:
+        return float(got)
+    except Exception:
+        raise Fail(f"warmup_cosine must return a number; it returned {_kind(got)}")
 
 
 def _warmup_check(kind):
     def run(ns):
-        if kind == "warmup":
-            calls = [(s, 100, 1e-3, 10, 1e-5) for s in range(10)] + [(s, 20, 0.5, 4) for s in range(4)]
-        elif kind == "cosine":
-            calls = [(s, 100, 1e-3, 10, 1e-5) for s in range(10, 101, 3)] + [(100, 100, 1e-3, 10, 1e-5)] + \
-                    [(s, 20, 0.5, 4) for s in range(4, 21)]
-        else:
-            calls = ([(s, 50, 0.1, 0, 0.001) for s in (0, 1, 25, 49, 50)] + [(s, 100, 1e-3, 10, 1e-5) for s in (150, 400)]
-                     + [(s, 10, 0.2, 10, 0.01) for s in (9, 10, 12)] + [(3, 8, 1.0)])
-        for c in calls:
-            try:
-                got = ns["warmup_cosine"](*c)
-            except ZeroDivisionError as e:
-                raise Fail(f"warmup_cosine{c} (step, total_steps, base_lr, warmup_steps, min_lr) divides by zero "
-                           f"({e}). With warmup_steps=0 there is no warmup phase (step < 0 never holds); when "
-                           "warmup_steps == total_steps use max(1, total_steps - warmup_steps).")
-            try:
-                got = float(got)
-            except Exception:
-                raise Fail(f"warmup_cosine must return a number; it returned {_kind(got)}")
-            want = REF.warmup_cosine(*c)
-            if not abs(got - want) <= 1e-6 * max(abs(want), 1e-12):
-                names = ("step", "total_steps", "base_lr", "warmup_steps", "min_lr")
-                call = ", ".join(f"{n}={v}" for n, v in zip(names, c))
-                where = f"warmup_cosine({call}) = {got:.8g}, expected {want:.8g}."
-                for key, vk in WARMUP_VARIANTS:
-                    try:
-                        v = _warmup_variant(vk)(*c)
-                    except ZeroDivisionError:
-                        continue
-                    if abs(got - v) <= 1e-6 * max(abs(v), 1e-12):
-                        _fail_with(where, key)
-                raise Fail(where)
+        calls = _schedule_calls(kind)
+        got = [_schedule_value(ns, c) for c in calls]
+        want = [REF.warmup_cosine(*c) for c in calls]
+        bad = [i for i, (g, w) in enumerate(zip(got, want)) if not abs(g - w) <= TOL64 * max(abs(w), 1e-12)]
+        if not bad:
+            return
+        c = calls[bad[0]]
+        call = ", ".join(f"{n}={v}" for n, v in zip(SCHEDULE_ARGS, c))
+        where = f"warmup_cosine({call}) = {got[bad[0]]:.8g}, expected {want[bad[0]]:.8g}."
+        candidates = [(key, (lambda vk: lambda: {i: _warmup_variant(vk)(*c) for i, c in enumerate(calls)})(vk))
+                      for key, vk in WARMUP_VARIANTS]
+        key = sure_mistake(dict(enumerate(got)), dict(enumerate(want)), candidates, TOL64)
+        if key:
+            _fail_with(where, key)
+        raise Fail(f"{where} ({len(bad)} of {len(calls)} calls differ.)\nNext step: print your rate for steps "
+                   "0, 1, warmup_steps - 1, warmup_steps and total_steps of a small schedule (total 10, warmup 2) "
+                   "and compare them with the docstring's formulas.")
     return run
 
 
@@ -213,7 +260,7 @@ def checks():
     return [
         Check("adamw_update: first step (t=1), in place", ("adamw_update",), 1, _adamw_check("first")),
         Check("adamw_update: 5 steps with decoupled weight decay", ("adamw_update",), 2, _adamw_check("decay")),
-        Check("adamw_update: tiny and zero gradients (where eps matters)", ("adamw_update",), 1,
+        Check("adamw_update: tiny and zero gradients, eps varied (where eps matters)", ("adamw_update",), 1,
               _adamw_check("small")),
         Check("adamw_update: float32 parameters stay float32", ("adamw_update",), 1, _adamw_check("float32")),
         Check("warmup_cosine: the warmup phase", ("warmup_cosine",), 1, _warmup_check("warmup")),

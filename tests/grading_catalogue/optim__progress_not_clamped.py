@@ -1,0 +1,29 @@
+"""Exercise 9: AdamW + the warmup-cosine schedule. A learner's solution (replaces exercises/ex09_optim.py).
+
+Past total_steps the cosine climbs back up.
+
+TOPIC: optim
+FUNCTION: warmup_cosine
+EXPECT: no_clamp
+KIND: forward
+"""
+import math
+
+import numpy as np
+
+
+def adamw_update(w, g, m, v, t, lr, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0):
+    m *= b1
+    m += (1 - b1) * g
+    v *= b2
+    v += (1 - b2) * g * g
+    m_hat = m / (1 - b1 ** t)
+    v_hat = v / (1 - b2 ** t)
+    w -= lr * (m_hat / (np.sqrt(v_hat) + eps) + weight_decay * w)
+
+
+def warmup_cosine(step, total_steps, base_lr, warmup_steps=0, min_lr=0.0):
+    if step < warmup_steps:
+        return base_lr * (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return min_lr + 0.5 * (base_lr - min_lr) * (1 + math.cos(math.pi * progress))
