@@ -161,6 +161,11 @@ def claim_run_folder(folder, resume: bool = False, overwrite: bool = False):
                              "use one of them")
     if folder.exists() and not folder.is_dir():
         raise RunFolderError(f"--out {folder} is a file; expected a folder")
+    if resume and not (folder / "last.npz").is_file():
+        found = run_files(folder)
+        raise RunFolderError(f"--resume: no checkpoint {folder / 'last.npz'} to resume from" + (
+            f"; the run there ({', '.join(found)}) stopped before its first checkpoint: start it again "
+            "with --overwrite" if found else ""))
     new = not folder.exists()
     try:
         with RunLock(folder):

@@ -16,11 +16,18 @@ saves a ``last.npz`` that records exactly the best that ``best.npz`` holds: the 
 ``best.npz`` was already replaced, else the old one (and ``--resume`` repeats the evaluation, with
 the same result, since a resumed run is bit for bit the uninterrupted one).
 
+A real Ctrl-C never lands inside a training step either: :func:`deferred_interrupt` holds it
+until the step and its bookkeeping are done (a step half applied would make the resumed run
+differ); a second Ctrl-C interrupts at once.
+
 Before any checkpoint is written, every parameter and optimizer array is checked for NaN and inf:
 a diverged model is never saved, and error messages name only a checkpoint that exists.
 """
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 from pathlib import Path
 
 from minivit.checkpoint import nonfinite_arrays, read_meta, save_checkpoint
@@ -28,6 +35,30 @@ from minivit.checkpoint import nonfinite_arrays, read_meta, save_checkpoint
 
 class TrainingDiverged(RuntimeError):
     """The loss, the evaluation loss or the parameters became NaN or infinite."""
+
+
+@contextlib.contextmanager
+def deferred_interrupt():
+    """Hold Ctrl-C (SIGINT) until the block ends, then raise KeyboardInterrupt; a second Ctrl-C
+    raises at once. Does nothing outside the main thread or where SIGINT has another handler."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield
+        return
+    pressed = []
+
+    def hold(signum, frame):
+        if pressed:
+            raise KeyboardInterrupt
+        pressed.append(signum)
+
+    signal.signal(signal.SIGINT, hold)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if pressed:
+        raise KeyboardInterrupt
 
 
 class RunCheckpoints:

@@ -38,7 +38,7 @@ from minivit.optim import AdamW, clip_grad_norm
 from minivit.progress import Throughput, progress_bar, subset_label
 from minivit.progress import write_metrics as write_metrics_csv
 from minivit.runfolder import RunLock
-from minivit.runstate import RunCheckpoints, TrainingDiverged  # noqa: F401  (TrainingDiverged: part of this API)
+from minivit.runstate import RunCheckpoints, TrainingDiverged, deferred_interrupt  # noqa: F401 (TrainingDiverged: API)
 from minivit.tempfiles import remove_stale
 
 
@@ -331,18 +331,19 @@ class Trainer(RunCheckpoints):
         bar.set_description(f"epoch {epoch + 1}/{cfg.epochs}", refresh=False)
         p = self.partial
         while self.step_in_epoch < self.steps_per_epoch:
-            t0 = time.perf_counter()
-            loss, correct, t_data = self.train_step(epoch, self.step_in_epoch, order)
-            synchronize(xp)
-            dt = time.perf_counter() - t0
-            p["loss_sum"] += loss * cfg.batch_size
-            p["correct"] += correct
-            p["seen"] += cfg.batch_size
-            p["time_s"] += dt
-            p["data_s"] += t_data
-            self.throughput.add(cfg.batch_size, dt, t_data)
-            self.step_in_epoch += 1
-            self.global_step += 1
+            with deferred_interrupt():              # Ctrl-C waits for the step and its counters
+                t0 = time.perf_counter()
+                loss, correct, t_data = self.train_step(epoch, self.step_in_epoch, order)
+                synchronize(xp)
+                dt = time.perf_counter() - t0
+                p["loss_sum"] += loss * cfg.batch_size
+                p["correct"] += correct
+                p["seen"] += cfg.batch_size
+                p["time_s"] += dt
+                p["data_s"] += t_data
+                self.throughput.add(cfg.batch_size, dt, t_data)
+                self.step_in_epoch += 1
+                self.global_step += 1
             bar.update(1)
             bar.set_postfix(refresh=False, loss=f"{p['loss_sum'] / p['seen']:.3f}", acc=f"{p['correct'] / p['seen']:.3f}",
                             lr=f"{self.opt.lr:.2e}", img_s=f"{self.throughput.images_per_s:.0f}")

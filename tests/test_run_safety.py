@@ -193,3 +193,31 @@ def test_eval_json_prints_null_not_nan(monkeypatch, capsys):
     out = capsys.readouterr().out
     r = json.loads(out, parse_constant=lambda c: pytest.fail(f"not JSON: {c}"))
     assert r["test_loss"] is None and r["test_acc"] == 0.1
+
+
+def test_a_real_ctrl_c_waits_for_the_step_to_finish(tmp_path):
+    """SIGINT right after the optimizer moved the weights, before the step was counted: the
+    resumed run must still be the uninterrupted one (the step is not applied twice)."""
+    import signal
+
+    data = synthetic()
+    full = Trainer(tiny_cfg(), tmp_path / "full", device="cpu", dataset_obj=data, progress=False)
+    full.fit()
+    t = Trainer(tiny_cfg(), tmp_path / "cut", device="cpu", dataset_obj=data, progress=False)
+    real_opt_step, calls = t.opt.step, {"n": 0}
+
+    def step_then_sigint():
+        real_opt_step()
+        calls["n"] += 1
+        if calls["n"] == 11:
+            os.kill(os.getpid(), signal.SIGINT)     # as a user's Ctrl-C would arrive
+
+    t.opt.step = step_then_sigint
+    with pytest.raises(KeyboardInterrupt):
+        t.fit()
+    _, _, meta = load_checkpoint(tmp_path / "cut" / "last.npz")
+    assert (meta["epoch"], meta["step_in_epoch"]) == (1, 3)
+    r = Trainer(tiny_cfg(), tmp_path / "cut", device="cpu", dataset_obj=data, progress=False).resume()
+    r.fit()
+    for k, v in params_of(full).items():
+        np.testing.assert_array_equal(v, params_of(r)[k], err_msg=k)

@@ -200,3 +200,16 @@ def test_checkpoint_files_follow_the_umask(tmp_path):
     for name in ("last.npz", "best.npz", "metrics.csv", "config.json"):
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o644, name
     np.load(tmp_path / "last.npz")
+
+
+def test_resume_without_a_checkpoint_is_refused_before_loading_anything(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.json").write_text("{}")          # a run killed before its first checkpoint
+    assert main(["train", "--preset", "smoke", "--resume", "--out", str(out),
+                 "--data-dir", str(tmp_path / "nodata")]) == 2
+    err = capsys.readouterr().err
+    assert "no checkpoint" in err and "--overwrite" in err and "not found" not in err   # no data was looked for
+    assert main(["train", "--preset", "smoke", "--resume", "--out", str(tmp_path / "none"),
+                 "--data-dir", str(tmp_path / "nodata")]) == 2
+    assert not (tmp_path / "none").exists()                                         # no folder left behind
