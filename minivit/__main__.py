@@ -120,7 +120,11 @@ def cmd_eval(args):
     from minivit.progress import json_safe
     from minivit.train import evaluate_checkpoint
 
-    r = evaluate_checkpoint(args.checkpoint, data_dir=args.data_dir, device=args.device, out=args.out)
+    from pathlib import Path
+
+    args.out = args.out or str(Path(args.checkpoint).parent)       # confusion.png next to the checkpoint
+    r = evaluate_checkpoint(args.checkpoint, data_dir=args.data_dir, device=args.device, out=args.out,
+                            progress=not args.no_progress)
     if args.json:
         print(json.dumps(json_safe(r), allow_nan=False))     # NaN/inf (a diverged model's loss) -> null
         return 0
@@ -263,6 +267,7 @@ def build_parser():
     s.add_argument("--device", default=None, choices=["auto", "cpu", "gpu"])
     s.add_argument("--out", default=None, help="folder for confusion.png (default: next to the checkpoint)")
     s.add_argument("--json", action="store_true")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
     s.set_defaults(func=cmd_eval)
     s = sub.add_parser("inspect", help="analyses of a checkpoint: embedding filters, position similarity, "
                                        "attention distance, attention maps (PNGs)")
@@ -295,11 +300,13 @@ def build_parser():
     s.add_argument("--overwrite", action="store_true", help="move a run already in OUT aside to OUT.old-TIMESTAMP")
     s.add_argument("--seed", type=int, default=None)
     s.set_defaults(func=cmd_finetune)
-    for s in sub.choices.values():            # every subcommand: --debug, and folder options checked as folders
+    for name, s in sub.choices.items():       # every subcommand: --debug, and folder options checked as folders
         s.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
         for action in s._actions:
-            if action.dest in ("out", "data_dir") and action.type is None:
-                action.type = _data_source if action.dest == "data_dir" else _folder
+            if action.type is None and action.dest == "data_dir":
+                action.type = _data_source
+            elif action.type is None and action.dest == "out" and name in OUT_FOLDERS:
+                action.type = _folder
     return p
 
 
@@ -311,6 +318,9 @@ def _positive_int(s):
     if v < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {s}")
     return v
+
+
+OUT_FOLDERS = ("train", "finetune", "eval", "inspect")     # the subcommands whose --out is a folder
 
 
 def _folder(s):
