@@ -32,6 +32,9 @@ MISTAKES.update({
                                     "labels (one-hot) or was given as soft targets.",
     "soft_targets_ignored": "(B, K) float labels are soft targets (mixup, cutmix): use them as the target "
                             "distribution t directly (not their argmax).",
+    "int_labels_dtype": "Integer class labels come in any integer dtype (int32 from some loaders, int64 by "
+                        "default): tell them from soft targets by their shape (labels.ndim == 1: class indices; "
+                        "(B, K): soft targets), not by comparing the dtype with np.int64.",
     "log_of_softmax": "log(softmax(s)) underflows: for a score far below the maximum, softmax gives exactly 0 and "
                       "log(0) = -inf. Compute the log-softmax directly: log_p = (s - max) - log(sum(exp(s - max))).",
     "dlogits_not_averaged": "dlogits is missing the 1/B of the batch mean: dlogits = (softmax(s) - t) / B.",
@@ -133,6 +136,8 @@ def _ce_loss_check(kind):
         want = [REF.cross_entropy_forward(*_copy(args))[0] for args in cases]
         bad = [i for i, (g, w) in enumerate(zip(got, want)) if not abs(g - w) <= TOL64 * max(abs(w), 1e-12)]
         if not bad:
+            if kind == "int":
+                _int32_labels_check(ns)
             return
         i = bad[0]
         where = f"{_describe_ce(cases[i])}: loss {got[i]:.6g}, expected {want[i]:.6g}."
@@ -142,6 +147,24 @@ def _ce_loss_check(kind):
             _fail_with(where, key)
         raise Fail(f"{where} ({len(bad)} of {len(cases)} inputs differ.) {NEXT_STEP['cross_entropy_forward']}")
     return run
+
+
+def _int32_labels_check(ns):
+    """Class indices as int32 (as some loaders give them) must work as int64 ones do: run once the
+    int64 labels passed, so a failure here is about the dtype alone."""
+    rng = _rng("ce-int32")
+    logits, labels = 2 * rng.standard_normal((5, 7)), rng.integers(0, 7, 5)
+    want = REF.cross_entropy_forward(logits.copy(), labels)[0]
+    call = "cross_entropy_forward(logits (5, 7), labels (5,) of dtype int32, label_smoothing=0.0)"
+    try:
+        loss, _ = _ce_forward(ns, (logits, labels.astype(np.int32), 0.0))
+    except Fail:
+        raise
+    except Exception as e:
+        _fail_with(f"{call} raised {type(e).__name__}: {e} (the same labels as int64 work).", "int_labels_dtype")
+    if not abs(loss - want) <= TOL64 * abs(want):
+        _fail_with(f"{call}: loss {loss:.6g}, expected {want:.6g} (the same labels as int64 give the right loss).",
+                   "int_labels_dtype")
 
 
 def _ce_dlogits_variants(args, dloss):
