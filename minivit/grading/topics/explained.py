@@ -17,6 +17,16 @@ from minivit.grading.common import TOL64, Fail
 from minivit.grading.pair import Pair
 
 
+def _prefer_backward(keys, backward_keys, forward_keys):
+    """When one backward mistake and only the gradients of wrong forwards fit, the backward mistake:
+    the learner's backward computes exactly that (e.g. a backward that skips GELU is also the
+    gradient of an MLP without GELU), whatever their forward does."""
+    mine = [k for k in keys if k in backward_keys]
+    if len(keys) > 1 and len(mine) == 1 and all(k in forward_keys for k in keys if k not in mine):
+        return mine
+    return keys
+
+
 @dataclass
 class ExplainedPair(Pair):
     explain: object = None         # (args, dout, ref_cache, mine, ref) -> str ("" when it has nothing to say)
@@ -29,7 +39,8 @@ class ExplainedPair(Pair):
                                              dict(zip(self.grads, ref_grads)))
             except Exception:            # an explanation must never turn a failed check into a crash
                 self._why = ""
-        return super().backward_mistakes(args, dout, ref_cache, ref_grads, grads, tol)
+        keys = super().backward_mistakes(args, dout, ref_cache, ref_grads, grads, tol)
+        return _prefer_backward(keys, {k for k, _ in self.bwd_mistakes}, {k for k, _ in self.fwd_mistakes})
 
     def check_backward(self, ns):
         self._why = ""

@@ -82,8 +82,8 @@ def _dx_terms(a, dout, gamma=True):
     xhat, rstd, g = _ln_internal(a, dout)
     if not gamma:
         g = dout
-    return (rstd * g, -rstd * g.mean(axis=-1, keepdims=True),
-            -rstd * xhat * (g * xhat).mean(axis=-1, keepdims=True))
+    through_mean = np.broadcast_to(-rstd * g.mean(axis=-1, keepdims=True), g.shape)
+    return rstd * g, through_mean, -rstd * xhat * (g * xhat).mean(axis=-1, keepdims=True)
 
 
 # (key, coefficients of the three paths in the learner's dx); "D": the feature count (a sum for a mean)

@@ -1,14 +1,17 @@
 """Grading topic `mlp`: GELU and the MLP block: its checks, wrong variants and
-mistake messages."""
+mistake messages. GELU's dx is read by its parts (the two product-rule terms and the inner
+derivative, ``_gelu_terms``); the MLP's detectors name only MLP mistakes (a GELU bug is GELU's:
+the engine re-runs a failed MLP check with the reference GELU and charges it there)."""
 
 import math
 
 import numpy as np
 
 from minivit.layers.activation import _erf
-from minivit.grading.common import (MISTAKES, Check, Fail, REF, _bias_variants, _call_forward, _copy, _grads_tuple,
-    _mismatch, _rng)
-from minivit.grading.pair import Pair
+from minivit.grading.common import (MISTAKES, TOL64, Check, Fail, REF, _bias_variants, _call_forward, _copy,
+    _grads_tuple, _mismatch, _rng)
+from minivit.grading.topics.diagnosis import describe_terms
+from minivit.grading.topics.explained import ExplainedPair
 
 MISTAKES.update({
     "gelu_form_swapped": "Exact vs tanh GELU: you computed the other form than `approximate` asks for. "
@@ -25,6 +28,16 @@ MISTAKES.update({
     "activation_position": "GELU goes between the two linear layers: MLP(x) = GELU(x W1 + b1) W2 + b2.",
     "missing_activation_backward": "The gradient must go back through GELU: dh = gelu_backward(da) before the first "
                                    "linear layer's backward.",
+    "gelu_inner_derivative": "The derivative of tanh's argument is off: d/dx [c (x + 0.044715 x^3)] = "
+                             "c (1 + 3 * 0.044715 x^2). Keep the c, the 3 and the x^2 (it is not a constant).",
+    "gelu_sech_of_x": "tanh's derivative is taken at x: it is 1 - tanh(u)^2 at tanh's own argument "
+                      "u = c (x + 0.044715 x^3), i.e. 1 - t^2 with the same t as in the forward.",
+    "gelu_exact_pdf": "The normal density is off: phi(x) = exp(-x^2 / 2) / sqrt(2 pi) (the 1/sqrt(2 pi) and the "
+                      "/ 2 both matter), and d/dx [x Phi(x)] = Phi(x) + x phi(x).",
+    "mlp_approximate_not_passed": "mlp_forward does not pass `approximate` on: with approximate='none' the MLP "
+                                  "must use the exact GELU, gelu_forward(h, approximate).",
+    "mlp_gelu_grad_at_output": "GELU's derivative is evaluated at its output: the backward needs it at GELU's "
+                               "input h = x W1 + b1 (keep h, or gelu_forward's cache, for the backward).",
 })
 
 
@@ -56,15 +69,63 @@ def _gelu_variant(form):
     return f
 
 
-def _gelu_product_rule(a, d, rc, rg):
-    x = a[0]
-    approx = a[1] if len(a) > 1 else "tanh"
+def _gelu_terms(x, approx, dout):
+    """GELU's dx by its parts ({name: array}, each of x's shape; dx is their sum).
+
+    tanh form: "f" = dout * 0.5 (1 + t) and the two pieces of dout * x f'(x) = dout * 0.5 x (1 - t^2) c
+    (1 + 3 k x^2): "xf'_1" (the 1) and "xf'_3kx2" (the 3 k x^2). Exact form: "f" = dout * Phi(x),
+    "xf'" = dout * x phi(x)."""
     if approx == "tanh":
-        return {"dx": d * 0.5 * (1 + np.tanh(_C * (x + 0.044715 * x ** 3)))}
-    return {"dx": d * 0.5 * (1 + _erf(x / math.sqrt(2)))}
+        t = np.tanh(_C * (x + 0.044715 * x ** 3))
+        piece = dout * 0.5 * x * (1 - t * t) * _C
+        return {"f": dout * 0.5 * (1 + t), "xf'_1": piece, "xf'_3kx2": piece * 3 * 0.044715 * x ** 2}
+    return {"f": dout * 0.5 * (1 + _erf(x / math.sqrt(2))), "xf'": dout * x * np.exp(-x * x / 2) / math.sqrt(2 * math.pi)}
 
 
-GELU = Pair(
+def _gelu_dx_variants(x, approx, dout):
+    """[(key, wrong dx)]: one product-rule term only, the inner derivative without its 3 (or its x^2
+    or its c), sech^2 of x, a wrong normal density, the other form's derivative."""
+    T = _gelu_terms(x, approx, dout)
+    if approx == "tanh":
+        sech_x = dout * 0.5 * x * (1 - np.tanh(x) ** 2) * _C * (1 + 3 * 0.044715 * x ** 2)
+        out = [("gelu_product_rule", T["f"]), ("gelu_product_rule", T["xf'_1"] + T["xf'_3kx2"]),
+               ("gelu_inner_derivative", T["f"] + T["xf'_1"] + T["xf'_3kx2"] / 3),
+               ("gelu_inner_derivative", T["f"] + T["xf'_1"]),
+               ("gelu_inner_derivative", T["f"] + (T["xf'_1"] + T["xf'_3kx2"]) / _C),
+               ("gelu_sech_of_x", T["f"] + sech_x)]
+    else:
+        out = [("gelu_product_rule", T["f"]), ("gelu_product_rule", T["xf'"]),
+               ("gelu_exact_pdf", T["f"] + T["xf'"] * math.sqrt(2 * math.pi)),
+               ("gelu_exact_pdf", T["f"] + T["xf'"] * math.sqrt(2)),
+               ("gelu_exact_pdf", T["f"] + T["xf'"] * np.exp(-x * x / 2))]
+    other = "none" if approx == "tanh" else "tanh"
+    out.append(("gelu_form_swapped", sum(_gelu_terms(x, other, dout).values())))
+    return out
+
+
+def _gelu_bwd_mistakes():
+    """bwd_mistakes: each wrong dx of ``_gelu_dx_variants``, tried on the inputs of its own form."""
+    out = []
+    for form in ("tanh", "none"):
+        for i, (key, _) in enumerate(_gelu_dx_variants(np.zeros(1), form, np.zeros(1))):
+            def v(a, d, rc, rg, form=form, i=i):
+                approx = a[1] if len(a) > 1 else "tanh"
+                return {"dx": _gelu_dx_variants(a[0], approx, d)[i][1]} if approx == form else None
+            out.append((key, v))
+    return tuple(out)
+
+
+def _explain_gelu(args, dout, ref_cache, mine, ref):
+    """Which part of GELU's dx is missing or off (a least-squares fit onto ``_gelu_terms``)."""
+    if _mismatch("dx", mine["dx"], ref["dx"]) is None:
+        return ""
+    T = _gelu_terms(args[0], args[1] if len(args) > 1 else "tanh", dout)
+    names = {"f": "f(x) (the first product-rule term)", "xf'_1": "x f'(x) without the inner 3kx^2",
+             "xf'_3kx2": "x f'(x)'s inner 3 * 0.044715 x^2 part", "xf'": "x phi(x) (the second product-rule term)"}
+    return describe_terms("dx", mine["dx"], [(names[n], t) for n, t in T.items()], [1] * len(T), TOL64)
+
+
+GELU = ExplainedPair(
     "gelu_forward", "gelu_backward", ("dx",),
     cases=lambda: (lambda r: [(2 * r((2, 5, 8)), "tanh"), (2 * r((3, 4)), "none"), (2 * r(6),), (3 * r((2, 3)), "none")])(
         _rng("gelu").standard_normal),
@@ -76,7 +137,8 @@ GELU = Pair(
         ("gelu_missing_half", _gelu_variant("half")),
         ("relu", _gelu_variant("relu")),
     ),
-    bwd_mistakes=(("gelu_product_rule", _gelu_product_rule),),
+    bwd_mistakes=_gelu_bwd_mistakes(),
+    explain=_explain_gelu,
 )
 
 
@@ -102,10 +164,11 @@ def _gelu_large_check(ns):
 
 
 def _mlp_variant(kind):
+    """A wrong mlp_forward: "tanh_only" (approximate not passed on), "none" (no GELU), "after" (GELU last)."""
     def f(x, w1, b1, w2, b2, approximate="tanh"):
         h = x @ w1 + b1
-        if kind == "swapped":
-            return _gelu(h, "none" if approximate == "tanh" else "tanh") @ w2 + b2
+        if kind == "tanh_only":
+            return _gelu(h, "tanh") @ w2 + b2
         if kind == "none":
             return h @ w2 + b2
         if kind == "after":
@@ -114,28 +177,54 @@ def _mlp_variant(kind):
     return f
 
 
+def _mlp_chain(a, d, rc):
+    """The reference's backward links: (da (B, T, M), dh (B, T, M)) for MLP args ``a`` and dout ``d``."""
+    fc1, gelu_c, fc2 = rc
+    da, _, _ = REF.linear_backward(d, fc2)
+    return da, REF.gelu_backward(da, gelu_c)
+
+
+def _first_layer(dh, rc):
+    dx, dw1, db1 = REF.linear_backward(dh, rc[0])
+    return {"dx": dx, "dw1": dw1, "db1": db1}
+
+
 def _mlp_bwd_mistakes():
+    """Wrong MLP backwards: b1/b2 not summed (or averaged), W1/W2's gradient transposed, no GELU on
+    the way back, GELU's derivative taken at its output. (GELU's own mistakes are GELU's checks'.)"""
     out = []
-
-    def dh_of(rc, d):
-        fc1, gelu_c, fc2 = rc
-        da, _, _ = REF.linear_backward(d, fc2)
-        return REF.gelu_backward(da, gelu_c), da
-
     for name in ("db2", "db1"):
         for k, key in enumerate(("bias_grad_not_summed", "bias_grad_not_summed", "grad_mean_not_sum",
                                  "bias_grad_not_summed")):
             def v(a, d, rc, rg, name=name, k=k):
-                dy = d if name == "db2" else dh_of(rc, d)[0]
+                dy = d if name == "db2" else _mlp_chain(a, d, rc)[1]
                 return _bias_variants(name, dy, tuple(range(d.ndim - 1)))[k][1]
             out.append((key, v))
+    for name in ("dw1", "dw2"):
+        out.append(("dw_transposed", lambda a, d, rc, rg, name=name: {name: rg[name].T}))
+    out.append(("missing_activation_backward", lambda a, d, rc, rg: _first_layer(_mlp_chain(a, d, rc)[0], rc)))
 
-    def no_act(a, d, rc, rg):
-        _, da = dh_of(rc, d)
-        dx, dw1, db1 = REF.linear_backward(da, rc[0])
-        return {"dx": dx, "dw1": dw1, "db1": db1}
-    out.append(("missing_activation_backward", no_act))
+    def at_output(a, d, rc, rg):
+        x, w1, b1 = a[0], a[1], a[2]
+        approx = a[5] if len(a) > 5 else "tanh"
+        post, _ = REF.gelu_forward(x @ w1 + b1, approx)
+        _, cache_at_output = REF.gelu_forward(post, approx)
+        return _first_layer(REF.gelu_backward(_mlp_chain(a, d, rc)[0], cache_at_output), rc)
+    out.append(("mlp_gelu_grad_at_output", at_output))
     return tuple(out)
+
+
+def _explain_mlp(args, dout, ref_cache, mine, ref):
+    """Which link of the chain breaks first: the second layer (dw2, db2), or the first (dx, dw1, db1)."""
+    second = [n for n in ("dw2", "db2") if _mismatch(n, mine[n], ref[n]) is not None]
+    first = [n for n in ("dx", "dw1", "db1") if _mismatch(n, mine[n], ref[n]) is not None]
+    if second:
+        return (f"The chain breaks at the second linear layer ({', '.join(second)} wrong): "
+                "da, dw2, db2 = linear_backward(dout, fc2 cache) comes first.")
+    if first:
+        return (f"The second layer's gradients (dw2, db2) are right; {', '.join(first)} are not: check "
+                "gelu_backward(da, gelu cache), then linear_backward(dh, fc1 cache).")
+    return ""
 
 
 def _mlp_cases():
@@ -146,19 +235,20 @@ def _mlp_cases():
     return [case(2, 5, 8, 12, "tanh"), case(1, 3, 4, 16, "none"), case(2, 4, 6, 6)]
 
 
-MLP = Pair(
+MLP = ExplainedPair(
     "mlp_forward", "mlp_backward", ("dx", "dw1", "db1", "dw2", "db2"),
     cases=_mlp_cases,
     fd_cases=lambda: (lambda r: [(r((2, 3, 4)), r((4, 6)) / 2, 0.5 * r(6), r((6, 4)) / 2, 0.5 * r(4), a)
                                  for a in ("tanh", "none")])(_rng("mlp-fd").standard_normal),
     wrt=lambda a: [a[0], a[1], a[2], a[3], a[4]],
     fwd_mistakes=(
-        ("gelu_form_swapped", _mlp_variant("swapped")),
+        ("mlp_approximate_not_passed", _mlp_variant("tanh_only")),
         ("missing_activation", _mlp_variant("none")),
         ("activation_position", _mlp_variant("after")),
     ),
     bwd_mistakes=_mlp_bwd_mistakes(),
     derive=("dx",),
+    explain=_explain_mlp,
 )
 
 

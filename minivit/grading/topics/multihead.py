@@ -1,5 +1,6 @@
 """Grading topic `multihead`: Splitting/merging heads and multi-head self-attention: its checks, wrong variants and
-mistake messages."""
+mistake messages. mhsa_backward is read link by link (``_mhsa_links``): the output projection, the
+heads merged back, attention, dq/dk/dv laid back into the qkv columns, the qkv projection."""
 
 import math
 
@@ -7,8 +8,9 @@ import numpy as np
 
 from minivit import gradcheck
 from minivit.grading.common import (MISTAKES, Check, FD_TOL, Fail, REF, _as_array, _bias_variants,
-    _check_inputs_unchanged, _copy, _describe_args, _fail_with, _matches, _mismatch, _rng, _softmax)
-from minivit.grading.pair import Pair
+    _check_inputs_unchanged, _copy, _describe_args, _fail_with, _mismatch, _rng, _softmax)
+from minivit.grading.detect import next_step_forward, sure_mistakes, where_feedback
+from minivit.grading.topics.explained import ExplainedPair
 
 MISTAKES.update({
     "heads_reshape_only": "Reshaping (B, T, D) straight to (B, h, T, d) mixes features of different tokens in one "
@@ -20,6 +22,11 @@ MISTAKES.update({
     "no_heads": "The heads are not split: you ran one attention over all D features. Split q, k, v into "
                 "num_heads heads of width d = D / num_heads, attend in each, merge the heads.",
     "missing_out_proj": "The output projection is missing: MSA(z) = merge_heads(heads) W_out + b_out.",
+    "dqkv_layout": "dq, dk, dv go back into the (B, T, 3D) columns in the forward's layout: [q | k | v], each "
+                   "(h, d). Stack them as (3, B, h, T, d), transpose to (B, T, 3, h, d), reshape to (B, T, 3D).",
+    "dqkv_no_transpose": "dq, dk, dv (each (B, h, T, d)) were reshaped to (B, T, ...) without the transpose back: "
+                         "a reshape only relabels memory, so tokens and heads get mixed. Stack to (3, B, h, T, d), "
+                         "transpose(1, 3, 0, 2, 4), then reshape to (B, T, 3D).",
 })
 
 
@@ -65,11 +72,11 @@ def _plain_check(fname, kind, mistakes, reference):
             want = reference(*_copy(args))
             problem = _mismatch("the output", out, want)
             if problem:
-                where = f"{fname}({_describe_args(fname, args)}): {problem}."
-                for key, variant in mistakes:
-                    if _matches(out, variant(*_copy(args))):
-                        _fail_with(where, key)
-                raise Fail(where)
+                call = f"{fname}({_describe_args(fname, args)})"
+                keys = sure_mistakes(out, want, [(k, lambda v=v: v(*_copy(args))) for k, v in mistakes])
+                if len(keys) == 1:
+                    _fail_with(f"{call}: {problem}.", keys[0])
+                raise Fail(where_feedback(call, problem, next_step_forward(fname), keys))
     return run
 
 
@@ -117,12 +124,63 @@ def _mhsa_variant(layout="3hd", scale="d", heads="split", proj=True):
     return f
 
 
-def _mhsa_dqkv(rc, dout):
+def _mhsa_links(rc, dout, merge="ok", layout="ok", scale=1.0):
+    """The reference's backward, link by link, with one link optionally done wrong.
+
+    merge: how dmerged (B, T, D) becomes dheads (B, h, T, d): "ok", "reshape" (no transpose),
+    "inter" (every h-th feature). layout: how dq, dk, dv become dqkv (B, T, 3D): "ok", "reshape"
+    (no transpose back), "parts" (each part reshaped on its own), "h3d" ((B, T, h, 3, d) columns),
+    "kqv" (q and k swapped). scale: a factor on dq and dk (a wrong attention scale).
+    returns: {grad name: array} for dx, dw_qkv, db_qkv, dw_out, db_out."""
     qkv_cache, attn_cache, out_cache, h = rc
-    dmerged, _, _ = REF.linear_backward(dout, out_cache)
-    dq, dk, dv = REF.attention_backward(REF.merge_heads_backward(dmerged, h), attn_cache)
-    B, h_, T, d = dq.shape
-    return np.stack([dq, dk, dv]).transpose(1, 3, 0, 2, 4).reshape(B, T, 3 * h_ * d)
+    dmerged, dw_out, db_out = REF.linear_backward(dout, out_cache)
+    B, T, D = dmerged.shape
+    d = D // h
+    dheads = {"ok": lambda m: REF.merge_heads_backward(m, h), "reshape": lambda m: m.reshape(B, h, T, d),
+              "inter": lambda m: m.reshape(B, T, d, h).transpose(0, 3, 1, 2)}[merge](dmerged)
+    dq, dk, dv = REF.attention_backward(dheads, attn_cache)
+    dq, dk = dq * scale, dk * scale
+    parts = [dk, dq, dv] if layout == "kqv" else [dq, dk, dv]
+    stacked = np.stack(parts)                                               # (3, B, h, T, d)
+    dqkv = {"ok": lambda: stacked.transpose(1, 3, 0, 2, 4), "kqv": lambda: stacked.transpose(1, 3, 0, 2, 4),
+            "reshape": lambda: stacked, "parts": lambda: np.concatenate([p.reshape(B, T, D) for p in parts], -1),
+            "h3d": lambda: stacked.transpose(1, 3, 2, 0, 4)}[layout]().reshape(B, T, 3 * D)
+    dx, dw_qkv, db_qkv = REF.linear_backward(dqkv, qkv_cache)
+    return {"dx": dx, "dw_qkv": dw_qkv, "db_qkv": db_qkv, "dw_out": dw_out, "db_out": db_out, "dqkv": dqkv}
+
+
+def _links_variant(names=("dx", "dw_qkv", "db_qkv"), scale_of=None, **wrong):
+    """A bwd_mistakes entry: the gradients ``names`` of ``_mhsa_links`` with one link done wrong
+    (``wrong``; scale_of(args): the factor on dq and dk)."""
+    def v(a, d, rc, rg):
+        got = _mhsa_links(rc, d, **wrong, **({"scale": scale_of(a)} if scale_of else {}))
+        return {n: got[n] for n in names}
+    return v
+
+
+def _mhsa_dqkv(rc, dout):
+    return _mhsa_links(rc, dout)["dqkv"]
+
+
+def _explain_mhsa(args, dout, ref_cache, mine, ref):
+    """Which link of the chain breaks first: the output projection (dw_out, db_out), then the q, k
+    and v columns of dw_qkv (what reached dq, dk, dv), then dx alone (the qkv projection)."""
+    bad = [n for n in ("dw_out", "db_out") if _mismatch(n, mine[n], ref[n]) is not None]
+    if bad:
+        return (f"The chain breaks at its first link, the output projection ({', '.join(bad)}): "
+                "dmerged, dw_out, db_out = linear_backward(dout, out cache).")
+    D = args[0].shape[-1]
+    try:
+        parts = [n for i, n in enumerate("qkv") if _mismatch(n, mine["dw_qkv"][:, i * D:(i + 1) * D],
+                                                           ref["dw_qkv"][:, i * D:(i + 1) * D]) is not None]
+    except Exception:          # dw_qkv of the wrong shape: the shape message says it already
+        return ""
+    if parts:
+        return (f"dw_out and db_out are right; in dw_qkv the columns of {', '.join('d' + p for p in parts)} are "
+                "wrong: check merge_heads_backward, attention_backward and how dq, dk, dv go back to (B, T, 3D).")
+    if _mismatch("dx", mine["dx"], ref["dx"]) is not None:
+        return "dw_qkv is right but dx is not: the last link, dx = dqkv @ w_qkv.T."
+    return ""
 
 
 def _mhsa_cases():
@@ -134,18 +192,31 @@ def _mhsa_cases():
 
 
 def _mhsa_bwd_mistakes():
+    """Bias gradients not summed; the layout errors of each link; a wrong scale on dq and dk; a
+    transposed weight gradient."""
     out = []
-    for name, lead in (("db_out", None), ("db_qkv", None)):
+    for name in ("db_out", "db_qkv"):
         for k, key in enumerate(("bias_grad_not_summed", "bias_grad_not_summed", "grad_mean_not_sum",
                                  "bias_grad_not_summed")):
             def v(a, d, rc, rg, name=name, k=k):
                 dy = d if name == "db_out" else _mhsa_dqkv(rc, d)
                 return _bias_variants(name, dy, (0, 1))[k][1]
             out.append((key, v))
+    out += [("heads_reshape_only", _links_variant(merge="reshape")),
+            ("heads_interleaved", _links_variant(merge="inter")),
+            ("dqkv_no_transpose", _links_variant(layout="reshape")),
+            ("dqkv_no_transpose", _links_variant(layout="parts")),
+            ("dqkv_layout", _links_variant(layout="h3d")),
+            ("dqkv_layout", _links_variant(layout="kqv")),
+            ("missing_scale_backward", _links_variant(scale_of=lambda a: math.sqrt(a[0].shape[-1] // a[5]))),
+            ("scale_model_width", _links_variant(scale_of=lambda a: math.sqrt((a[0].shape[-1] // a[5]) /
+                                                                               a[0].shape[-1]))),
+            ("dw_transposed", lambda a, d, rc, rg: {"dw_out": rg["dw_out"].T}),
+            ("dw_transposed", lambda a, d, rc, rg: {"dw_qkv": rg["dw_qkv"].T})]
     return tuple(out)
 
 
-MHSA = Pair(
+MHSA = ExplainedPair(
     "mhsa_forward", "mhsa_backward", ("dx", "dw_qkv", "db_qkv", "dw_out", "db_out"),
     cases=_mhsa_cases,
     fd_cases=lambda: (lambda r: [(r((2, 3, 4)), r((4, 12)) / 2, 0.5 * r(12), r((4, 4)) / 2, 0.5 * r(4), 2)])(
@@ -162,6 +233,7 @@ MHSA = Pair(
     bwd_mistakes=_mhsa_bwd_mistakes(),
     derive=("dx",),
     known_zero=lambda a: {"db_qkv": slice(a[0].shape[-1], 2 * a[0].shape[-1])},
+    explain=_explain_mhsa,
 )
 
 
