@@ -228,8 +228,16 @@ def main(argv=None):
             topt.step()
 
     # -------------------------------------------- sanity check: same loss and gradients
+    # (also each framework's first use, timed apart: on a GPU it includes CuPy's kernel compiles)
+    first_use_s = {}
+    sync()
+    t0 = time.perf_counter()
     loss_np = minivit_fwd_bwd(0)
+    sync()
+    first_use_s["minivit forward+backward"] = time.perf_counter() - t0
     loss_t = torch_fwd_bwd()
+    sync()
+    first_use_s["PyTorch forward+backward"] = time.perf_counter() - t0 - first_use_s["minivit forward+backward"]
     tgrads = {n: p.grad.detach().cpu().numpy() for n, p in tmodel.named_parameters()}
     grad_err = max(float(np.abs(to_numpy(p.grad) - tgrads[n]).max()) / max(float(np.abs(tgrads[n]).max()), 1e-30)
                    for n, p in model.named_parameters())
@@ -238,12 +246,14 @@ def main(argv=None):
     fns = {}
     if args.impl in ("reference", "both"):
         fns["minivit"] = minivit_step
-    if args.impl in ("fast", "both") and args.device == "cpu":      # (the fast paths are CPU paths)
-        fns["minivit fast"] = with_impl(fast.FUNCTIONS, minivit_step)
+    if args.impl in ("fast", "both"):
+        # CPU: the NumPy fast paths; GPU: the fused kernels that MINIVIT_FUSED lets run (minivit/fused.py)
+        fns["minivit fast"] = with_impl(fast.FUNCTIONS if args.device == "cpu" else fast.functions(), minivit_step)
     if not fns:
         fns["minivit"] = minivit_step
     fns["PyTorch"] = torch_step
     times = {name: [] for name in fns}
+    first_step_s = {}
     load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
     for r in range(args.warmup + args.steps):
         order = list(fns) if r % 2 == 0 else list(fns)[::-1]
@@ -253,13 +263,15 @@ def main(argv=None):
             fns[name](r + 1)
             sync()
             dt = time.perf_counter() - t0
+            first_step_s.setdefault(name, dt)          # its first full step: includes first-use compiles
             if r >= args.warmup:
                 times[name].append(dt)
     load_after = os.getloadavg() if hasattr(os, "getloadavg") else None
 
     B = args.batch_size
     res = {name: {"median_step_s": statistics.median(ts), "min_step_s": min(ts), "max_step_s": max(ts),
-                  "images_per_s": B / statistics.median(ts)} for name, ts in times.items()}
+                  "images_per_s": B / statistics.median(ts), "first_step_s": first_step_s[name]}
+           for name, ts in times.items()}
     ratios = {name: res[name]["images_per_s"] / res["PyTorch"]["images_per_s"] for name in fns if name != "PyTorch"}
     ratio = max(ratios.values())
     train_flops = training_flops_per_image(config) * B
@@ -267,6 +279,13 @@ def main(argv=None):
         r["tflop_per_s"] = train_flops / r["median_step_s"] / 1e12
         if args.peak_tflops:
             r["mfu"] = r["tflop_per_s"] / args.peak_tflops
+    fused_info = {}
+    if args.device == "gpu" and "minivit fast" in fns:
+        from minivit import fused_kernels
+
+        fused_info = {"fused_functions": sorted(n for n, f in fast.functions().items()
+                                                if f.__module__ == "minivit.fused_ops"),
+                      "fused_compile_s": fused_kernels.COMPILE_SECONDS.get("module")}
     gpu = {}
     if tdev.type == "cuda":
         gpu = {"gpu": torch.cuda.get_device_name(), "tf32": args.tf32,
@@ -283,6 +302,7 @@ def main(argv=None):
         "machine": platform.platform(), "processor": platform.processor() or platform.machine(),
         "loadavg_before": load_before, "loadavg_after": load_after,
         "check_first_loss": {"minivit": loss_np, "PyTorch": loss_t},
+        "first_use_s": first_use_s, **fused_info,
         "check_first_step_grad_max_rel_diff": grad_err,
         "results": res, "ratios_over_torch_images_per_s": ratios, "ratio_minivit_over_torch_images_per_s": ratio,
     }
@@ -306,6 +326,11 @@ def main(argv=None):
         print(f"load average (1 min) before / after: {load_before[0]:.2f} / {load_after[0]:.2f}")
     print(f"check: first-step loss minivit {loss_np:.6f} vs torch {loss_t:.6f}; "
           f"max relative gradient difference {grad_err:.1e}")
+    print("first use (not in the timings): " + ", ".join(f"{k} {v:.2f} s" for k, v in first_use_s.items())
+          + "; first steps: " + ", ".join(f"{n} {r['first_step_s']:.2f} s" for n, r in res.items()))
+    if fused_info:
+        print(f"fused kernels in 'minivit fast': {', '.join(fused_info['fused_functions']) or 'none'}"
+              + (f" (compiled in {fused_info['fused_compile_s']:.2f} s)" if fused_info["fused_compile_s"] else ""))
     print()
     print(f"{'framework':<13} {'median step':>12} {'min':>10} {'max':>10} {'images/s':>10} {'TFLOP/s':>8}"
           + (f" {'MFU':>6}" if args.peak_tflops else ""))

@@ -26,7 +26,8 @@ def test_side_by_side_json(minivit_threads):
     assert report["check_first_loss"]["minivit"] == pytest.approx(report["check_first_loss"]["PyTorch"], rel=1e-5)
     assert report["check_first_step_grad_max_rel_diff"] < 1e-4
     for r_ in report["results"].values():
-        assert r_["images_per_s"] > 0 and r_["tflop_per_s"] > 0
+        assert r_["images_per_s"] > 0 and r_["tflop_per_s"] > 0 and r_["first_step_s"] > 0
+    assert set(report["first_use_s"]) == {"minivit forward+backward", "PyTorch forward+backward"}   # timed apart
 
 
 def test_peak_tflops_gives_mfu():
