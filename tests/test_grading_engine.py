@@ -288,8 +288,14 @@ STABLE_MISTAKES = (
 )
 
 
+# Names the grader no longer gives, on purpose (each with the commit that retired it).
+RETIRED_MISTAKES = {
+    "softmax_keepdims": "2632a20: always a broadcast error on the checks' shapes (broadcast_keepdims names it)",
+}
+
+
 def test_mistake_names_are_stable():
-    missing = sorted(set(STABLE_MISTAKES) - set(grading.MISTAKES))
+    missing = sorted(set(STABLE_MISTAKES) - set(grading.MISTAKES) - set(RETIRED_MISTAKES))
     assert not missing, f"mistake names are part of the JSON report; renamed or removed: {missing}"
 
 
