@@ -196,15 +196,6 @@ def build_parser():
     s.add_argument("--seed", type=int, default=0, help="seed of the random choice of images")
     s.set_defaults(func=cmd_pack)
 
-    s = sub.add_parser("pack", help="write a compact subset of CIFAR into one .npz file (e.g. for a GPU machine)")
-    s.add_argument("--out", required=True, help="the .npz file to write")
-    s.add_argument("--train", type=_positive_int, default=10000, help="number of training images (default 10000)")
-    s.add_argument("--test", type=_positive_int, default=2000, help="number of test images (default 2000)")
-    s.add_argument("--dataset", default="cifar10", choices=["cifar10", "cifar100"])
-    s.add_argument("--data-dir", default=None, help="where CIFAR is (default: $MINIVIT_DATA or ~/.cache/minivit)")
-    s.add_argument("--seed", type=int, default=0, help="seed of the random choice of images")
-    s.set_defaults(func=cmd_pack)
-
     from minivit.grading import TOPIC_NAMES
 
     s = sub.add_parser("grade", help="grade your exercises (exercises/): points and feedback per topic")
