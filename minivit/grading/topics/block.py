@@ -29,6 +29,8 @@ MISTAKES.update({
     "layernorm_grads_swapped": "The two LayerNorms' gradients are swapped: ln2_gamma / ln2_beta come from "
                                "F.layernorm_backward with the second LayerNorm's cache (right after the MLP's "
                                "backward), ln1_gamma / ln1_beta from the first one's (the last step).",
+    "attention_gets_dout": "The attention sub-block's backward must start from dz1, the whole gradient at z' "
+                           "(through LN2 and the MLP, plus dout from the residual), not from dout alone.",
     "grads_misassigned": "Some gradients are stored under another parameter's key. Unpack each backward in its "
                          "return order: F.mlp_backward -> (dx, dw1, db1, dw2, db2), F.mhsa_backward -> (dx, "
                          "dw_qkv, db_qkv, dw_out, db_out), F.layernorm_backward -> (dx, dgamma, dbeta).",
@@ -173,6 +175,7 @@ BLOCK = BlockPair(
         ("missing_residual_grad", residual_variant("no_res2")),
         ("missing_residual_grad", residual_variant("no_res12")),
         ("layernorm_grads_swapped", residual_variant("ln_swapped")),
+        ("attention_gets_dout", residual_variant("attn_dout")),
     ) + tuple((key, bias_variant(name, k)) for name in ("b2", "b_out")
               for k, key in enumerate(("bias_grad_not_summed", "bias_grad_not_summed", "grad_mean_not_sum"))),
     derive=("dx",),

@@ -54,10 +54,11 @@ def attention_path(d, rc, skip_masks=False):
 def block_backward(dout, rc, kind="ok"):
     """{dx and every parameter's gradient} of the block, the right way (kind "ok") or with one
     mistake: "no_res1" / "no_res2" / "no_res12" (a residual's gradient missing), "no_masks"
-    (dropout/drop-path not undone), "ln_swapped" (the two LayerNorms' gradients swapped)."""
+    (dropout/drop-path not undone), "ln_swapped" (the two LayerNorms' gradients swapped), "attn_dout"
+    (the attention's backward fed dout instead of dz1)."""
     dz_mlp, g, _ = mlp_path(dout, rc, kind == "no_masks")
     dz1 = dz_mlp if kind in ("no_res2", "no_res12") else dz_mlp + dout
-    dx_attn, g_attn, _ = attention_path(dz1, rc, kind == "no_masks")
+    dx_attn, g_attn, _ = attention_path(dout if kind == "attn_dout" else dz1, rc, kind == "no_masks")
     g.update(g_attn)
     g["dx"] = dx_attn if kind in ("no_res1", "no_res12") else dx_attn + dz1
     if kind == "ln_swapped":
