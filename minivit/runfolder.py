@@ -49,7 +49,7 @@ def move_aside(folder) -> Path:
     """Move everything in ``folder`` (but its lock) into a new ``<folder>.old-<timestamp>``.
 
     returns: the new folder. The run folder itself stays (so its lock stays held)."""
-    folder = Path(folder)
+    folder = Path(folder).resolve()                 # so that '--out .' has a name to extend
     stamp = time.strftime("%Y%m%d-%H%M%S")
     old, n = folder.with_name(f"{folder.name}.old-{stamp}"), 1
     while old.exists():
@@ -114,10 +114,10 @@ class RunLock:
         except OSError:
             return "unknown"
 
-    def _refuse(self):
+    def _refuse(self, hint=""):
         raise RunFolderLocked(
             f"{self.folder} is in use by another trainer (process {self.holder()}, lock file {self.path}); "
-            "wait for it to finish, or choose another --out folder")
+            f"wait for it to finish, or choose another --out folder{hint}")
 
     def _lock_flock(self):
         for _ in range(10):
@@ -142,7 +142,7 @@ class RunLock:
             except FileExistsError:
                 pid = self.holder()
                 if pid.isdigit() and pid_alive(int(pid)):
-                    self._refuse()
+                    self._refuse(" (if no trainer runs, delete the lock file)")
                 with contextlib.suppress(FileNotFoundError):
                     self.path.unlink()        # stale: its process no longer runs
         self._refuse()

@@ -213,3 +213,20 @@ def test_resume_without_a_checkpoint_is_refused_before_loading_anything(tmp_path
     assert main(["train", "--preset", "smoke", "--resume", "--out", str(tmp_path / "none"),
                  "--data-dir", str(tmp_path / "nodata")]) == 2
     assert not (tmp_path / "none").exists()                                         # no folder left behind
+
+
+def test_lock_without_flock_decides_by_the_pid(tmp_path, monkeypatch, live_child):
+    """Where flock is missing (Windows), a lock file naming a dead process is stale, one naming
+    a live process is respected."""
+    import minivit.runfolder
+
+    monkeypatch.setattr(minivit.runfolder, "fcntl", None)
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / ".lock").write_text(f"{dead_pid()}\n")
+    with RunLock(out):
+        assert (out / ".lock").read_text().strip() == str(os.getpid())
+    (out / ".lock").write_text(f"{live_child.pid}\n")
+    with pytest.raises(RunFolderLocked, match=f"process {live_child.pid}.*delete the lock file"):
+        RunLock(out).acquire()
+    assert (out / ".lock").read_text().strip() == str(live_child.pid)
