@@ -81,7 +81,7 @@ def cmd_train(args):
 
     cfg = recipe(args.preset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, dataset=args.dataset,
                  subset=args.subset, seed=args.seed, threads=args.threads)
-    out = args.out or f"runs/{args.preset}-{cfg.dataset}"
+    out = args.out = args.out or f"runs/{args.preset}-{cfg.dataset}"     # (args.out: named by the error handler)
     with claim_run_folder(out, resume=args.resume, overwrite=args.overwrite):   # locked until the run ends
         return _train(args, cfg, out)
 
@@ -339,12 +339,12 @@ def _nonnegative_int(s):
 
 
 def _positive_float(s):
-    if not 0 < v < float("inf"):                  # refuses nan and inf too
-        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {s}")
     try:
         v = float(s)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {s}") from None
+    if not 0 < v < float("inf"):                  # refuses nan and inf too
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {s}")
     return v
 
 

@@ -148,6 +148,12 @@ def _full_disk(t, c, m):
             "--data-dir", data_dir()]
 
 
+def _full_disk_default_out(t, c, m):
+    m.chdir(t)                                   # the default --out, runs/smoke-cifar10, under the test's folder
+    _full_disk(t, c, m)
+    return ["train", "--preset", "smoke", "--subset", "128", "--epochs", "1", "--data-dir", data_dir()]
+
+
 def _read_only_out(t, c, m):
     (t / "ro").mkdir()
     deny_writes_under(m, t / "ro", read_only)
@@ -215,6 +221,7 @@ CASES = [
     ("--resume, missing key", _resume_missing_key, 2, "last.npz: cannot resume from it: meta_json lacks ['epoch']"),
     ("full disk", _full_disk, 1, "no space left on device"),
     ("full disk names the folder", _full_disk, 1, "{tmp}/run"),
+    ("full disk, default --out", _full_disk_default_out, 1, "cannot write runs/smoke-cifar10: no space left"),
     ("read-only --out (train)", _read_only_out, 2, "cannot write {tmp}/ro/"),
     ("read-only --out (train) says why", _read_only_out, 2, "permission denied"),
     ("read-only --out (eval)", _read_only_eval_out, 2, "cannot write {tmp}/ro/confusion.png: permission denied"),
@@ -234,7 +241,7 @@ CASES = [
     ("malformed option", _bad_int, 2, "argument --epochs: expected a positive integer, got x"),
     ("unknown preset", _unknown_preset, 2, "argument --preset: invalid choice: 'nope'"),
 ]
-NEEDS_DATA = {_huge_header_resume, _resume_missing_key, _full_disk, _read_only_out, _read_only_eval_out,
+NEEDS_DATA = {_huge_header_resume, _resume_missing_key, _full_disk, _full_disk_default_out, _read_only_out, _read_only_eval_out,
               _class_names_not_utf8}
 
 
@@ -321,3 +328,10 @@ def test_offline_message_shows_the_option_on_the_cli(tmp_path, monkeypatch, caps
     assert "--data-dir DIR" in err and "data_dir=" not in err
     with pytest.raises(data.DataNotFoundError, match="data_dir=DIR"):   # the Python form in Python
         data.load_cifar("cifar10", tmp_path / "empty")
+
+
+def test_options_that_are_fine_parse():
+    """The parser builds (no subcommand twice) and the number types accept good values."""
+    args = cli.build_parser().parse_args(["train", "--lr", "0.01", "--epochs", "2", "--out", "runs/x"])
+    assert args.lr == 0.01 and args.epochs == 2
+    assert cli.build_parser().parse_args(["bench", "--warmup", "0"]).warmup == 0
