@@ -33,6 +33,9 @@ MISTAKES.update({
                           "its softmax becomes 0/0 = NaN. Subtract x.max(axis=axis, keepdims=True).",
     "softmax_normalized_over_all": "The exponentials are divided by their sum over the whole array: each slice "
                                    "along `axis` must sum to 1 on its own, e / e.sum(axis=axis, keepdims=True).",
+    "scale_wrong_dim": "The scale uses another axis's size: d is the size of each query/key vector, the LAST "
+                       "axis, d = q.shape[-1] (q is (..., T, d); q.shape[1] or q.shape[2] is a batch, head or "
+                       "token count).",
     "scores_transposed": "The scores are k q^T instead of q k^T: row i of S holds query i's scores against every "
                          "key j (S[i, j] = q_i . k_j), so that the softmax over the last axis weighs the keys.",
 })
@@ -69,9 +72,13 @@ SOFTMAX = PartsPair(
 
 
 def _attention_variant(scale="sqrt", axis=-1, transpose=False, softmax=_softmax, scores_t=False):
-    """A wrong attention forward: another scale, softmax axis or softmax, A or the scores transposed."""
+    """A wrong attention forward: another scale (an int: 1/sqrt of q.shape[scale], another axis than
+    d), softmax axis or softmax, A or the scores transposed."""
     def f(q, k, v):
         d = q.shape[-1]
+        if isinstance(scale, int):
+            return None if scale >= q.ndim - 1 or q.shape[scale] == d else \
+                _softmax(q @ k.swapaxes(-1, -2) / math.sqrt(q.shape[scale]), -1) @ v
         s = {"sqrt": 1 / math.sqrt(d), "none": 1.0, "d": 1 / d, "times": math.sqrt(d)}[scale]
         S = (k @ q.swapaxes(-1, -2) if scores_t else q @ k.swapaxes(-1, -2)) * s
         A = softmax(S, axis)
@@ -97,6 +104,9 @@ ATTENTION = PartsPair(
         ("softmax_axis", _attention_variant(axis=-2)),
         ("attention_transposed", _attention_variant(transpose=True)),
         ("scores_transposed", _attention_variant(scores_t=True)),
+        ("scale_wrong_dim", _attention_variant(scale=0)),
+        ("scale_wrong_dim", _attention_variant(scale=1)),
+        ("scale_wrong_dim", _attention_variant(scale=2)),
         ("softmax_normalized_over_all", _attention_variant(softmax=_softmax_over_all)),
         ("softmax_normalized_over_all", _attention_variant(softmax=lambda x, a: _softmax_over_all(x, a, False))),
     ),
