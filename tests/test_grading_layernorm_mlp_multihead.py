@@ -37,3 +37,60 @@ def _write(tmp_path, topic, code):
 
 def _check(t, start):
     return next(c for c in t["checks"] if c["name"].startswith(start))
+
+
+CATALOGUE = __import__("pathlib").Path(__file__).resolve().parent / "grading_catalogue"
+
+
+def _grade_edited(tmp_path, topic, case, edits):
+    """Grade catalogue case ``case`` (a learner's file) with the (old, new) text ``edits`` applied."""
+    src = (CATALOGUE / case).read_text()
+    for old, new in edits:
+        assert old in src, old
+        src = src.replace(old, new)
+    (tmp_path / TOPIC_BY_NAME[topic].file).write_text(src)
+    return grade([topic], tmp_path)["topics"][topic]
+
+
+def test_mhsa_fd_check_accepts_a_consistent_pair_whose_key_bias_matters(tmp_path):
+    """q/k/v read as (B, T, h, 3, d) in the forward and written back the same way in the backward:
+    the key bias is no longer the key's, its gradient is not zero, and the backward is still the
+    exact gradient of this forward. Only the forward check may fail (the old check said "the forward
+    and the backward do not describe the same function")."""
+    t = _grade_edited(tmp_path, "multihead", "multihead__qkv_heads_first.py",
+                      [(".transpose(1, 3, 0, 2, 4).reshape(B, T, 3 * D)", ".transpose(1, 3, 2, 0, 4).reshape(B, T, 3 * D)")])
+    assert _check(t, "mhsa_forward: matches")["mistake"] == "qkv_layout"
+    fd = _check(t, "mhsa_backward: agrees with finite differences")
+    assert fd["status"] == "ok", fd["feedback"]
+
+
+def test_a_gelu_bug_is_charged_to_gelu_only(tmp_path):
+    """The MLP calls the learner's own (wrong) gelu_backward: GELU's check names the mistake, the MLP
+    checks keep their points (they pass with the reference GELU) and name nothing."""
+    t = _grade_edited(tmp_path, "mlp", "mlp__gelu_bwd_missing_3.py", [])
+    assert _check(t, "gelu_backward: gradients")["mistake"] == "gelu_inner_derivative"
+    for c in t["checks"]:
+        if c["name"].startswith("mlp"):
+            assert c["points"] == c["max"] and not c["mistake"], c
+    assert any("gelu_backward" in (c.get("caused_by") or "") for c in t["checks"] if c["name"].startswith("mlp"))
+
+
+def test_layernorm_dx_off_by_an_odd_factor_is_not_named_but_its_term_is_pointed_at(tmp_path):
+    t = _grade_edited(tmp_path, "layernorm", "layernorm__dx_var_term_plus.py",
+                      [("+ xhat * (g * xhat)", "- 0.7 * xhat * (g * xhat)")])
+    c = _check(t, "layernorm_backward: gradients")
+    assert c["status"] == "fail" and c["mistake"] is None
+    assert "(through the variance) is scaled by 0.7" in c["feedback"]
+
+
+def test_mhsa_backward_feedback_names_the_first_broken_link(tmp_path):
+    t = _grade_edited(tmp_path, "multihead", "multihead__dqkv_k_before_q.py",
+                      [("np.stack([dk, dq, dv])", "np.stack([dq, dk, 0.5 * dv])")])
+    c = _check(t, "mhsa_backward: gradients")
+    assert c["mistake"] is None and "the columns of dv are wrong" in c["feedback"], c["feedback"]
+
+
+def test_hard_coded_eps_is_not_told_eps_belongs_inside_the_sqrt(tmp_path):
+    t = _grade_edited(tmp_path, "layernorm", "layernorm__eps_hardcoded_1e5.py", [])
+    named = {c["mistake"] for c in t["checks"] if c["mistake"]}
+    assert named == {"eps_argument_ignored"}, named
