@@ -55,8 +55,9 @@ def _check(lib, result, what, log=""):
         raise NvrtcError(f"{what}: {lib.nvrtcGetErrorString(result).decode()}" + (f"\n{log}" if log else ""))
 
 
-def compile_ptx(lib, source: str, options=("-arch=compute_90",), name: str = "kernels.cu") -> str:
-    """Compile ``source`` with ``options``; return the PTX text. Raises NvrtcError with the log on failure."""
+def compile_ptx(lib, source: str, options=("-arch=compute_90",), name: str = "kernels.cu", log_out=None) -> str:
+    """Compile ``source`` with ``options``; return the PTX text. Raises NvrtcError with the log on failure.
+    log_out: a list to append the compiler's log to (warnings, when it succeeds)."""
     prog = ctypes.c_void_p()
     _check(lib, lib.nvrtcCreateProgram(ctypes.byref(prog), source.encode(), name.encode(), 0, None, None),
            "nvrtcCreateProgram")
@@ -67,6 +68,8 @@ def compile_ptx(lib, source: str, options=("-arch=compute_90",), name: str = "ke
         _check(lib, lib.nvrtcGetProgramLogSize(prog, ctypes.byref(size)), "nvrtcGetProgramLogSize")
         log = ctypes.create_string_buffer(size.value)
         _check(lib, lib.nvrtcGetProgramLog(prog, log), "nvrtcGetProgramLog")
+        if log_out is not None:
+            log_out.append(log.value.decode(errors="replace"))
         _check(lib, result, f"nvrtcCompileProgram {' '.join(options)}", log.value.decode(errors="replace"))
         _check(lib, lib.nvrtcGetPTXSize(prog, ctypes.byref(size)), "nvrtcGetPTXSize")
         ptx = ctypes.create_string_buffer(size.value)
