@@ -48,9 +48,11 @@ def save_checkpoint(path, model, optimizer=None, meta: dict | None = None):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.remove(tmp)
+        if isinstance(e, OSError) and e.filename is None and e.strerror:     # a full disk: say which file
+            raise type(e)(e.errno, e.strerror, str(path)) from e
         raise
     return path
 
