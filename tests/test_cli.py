@@ -135,8 +135,10 @@ def test_gradcheck_command_fails_on_wrong_gradient(capsys):
 def test_gradcheck_command_exit_code_follows_run_all(monkeypatch, capsys):
     import minivit.gradcheck as gc
 
-    monkeypatch.setattr(gc, "run_all", lambda verbose=True, seed=0: False)
+    monkeypatch.setattr(gc, "run_all", lambda verbose=True, seed=0, device=None: False)
     assert cli.main(["gradcheck"]) == 1
-    monkeypatch.setattr(gc, "run_all", lambda verbose=True, seed=0: True)
+    monkeypatch.setattr(gc, "run_all", lambda verbose=True, seed=0, device=None: True)
     assert cli.main(["gradcheck"]) == 0
+    monkeypatch.setattr(gc, "run_all", lambda verbose=True, seed=0, device=None: device == "gpu")
+    assert cli.main(["gradcheck", "--device", "gpu"]) == 0         # --device reaches run_all
 
