@@ -67,3 +67,12 @@ def test_adamw_eps_argument_is_varied(tmp_path):
     rows = _grade(tmp_path, "optim__eps_hard_coded.py", "optim", "adamw_update")
     row = _row(rows, "adamw_update: tiny and zero gradients")
     assert row["mistake"] == "eps_hardcoded" and "eps=0.001" in row["feedback"]
+
+
+def test_adamw_feedback_reads_w_by_its_parts(tmp_path):
+    """m and v are checked before w; a w off only in its decay says by how much it shrinks."""
+    rows = _grade(tmp_path, "optim__valid_folded_step_size.py", "optim", "adamw_update",
+                  "        w *= 1.0 - lr * weight_decay\n", "        w *= 1.0 - 2 * lr * weight_decay\n")
+    row = _row(rows, "adamw_update: 5 steps")
+    assert row["mistake"] is None and "m and v are right" in row["feedback"]
+    assert "w shrinks by the factor 0.9 (expected 1 - lr * weight_decay = 0.95)" in row["feedback"]

@@ -9,6 +9,7 @@ import numpy as np
 
 from minivit.grading.common import MISTAKES, Check, Fail, REF, TOL32, TOL64, _fail_with, _kind, _mismatch, _rng
 from minivit.grading.detect import sure_mistake
+from minivit.grading.topics.diagnosis import fit_terms
 
 MISTAKES.update({
     "not_in_place": "Not updated in place: `w = w - ...` (or `m = b1 * m + ...`) only rebinds a local name, and the "
@@ -94,6 +95,25 @@ ADAMW_NEXT_STEP = ("Next step: do this step by hand for a single number (w = 1, 
                    "compare your m, v, m_hat, v_hat and new w with the docstring's formulas.")
 
 
+def _w_by_parts(w_new, w_old, ref, t, hyper):
+    """Which part of w's update is off, or "": the learner's new w fitted (least squares) onto the
+    old w and the Adam step lr * m_hat / (sqrt(v_hat) + eps) (all of w's shape). The old w's
+    coefficient should be 1 - lr * weight_decay (the decay), the step's -1."""
+    lr, b1, b2, eps, wd = hyper
+    _, m, v = ref
+    step = lr * (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + eps)
+    terms = [w_old, -step] if np.any(step) else [w_old]
+    c, resid = fit_terms(w_new, terms)
+    if resid > TOL64:
+        return ""
+    notes = []
+    if len(c) > 1 and abs(c[1] - 1) > 1e-4:
+        notes.append("the Adam step is missing" if abs(c[1]) < 1e-4 else f"the Adam step is scaled by {c[1]:.4g}")
+    if abs(c[0] - (1 - lr * wd)) > 1e-4:
+        notes.append(f"w shrinks by the factor {c[0]:.6g} (expected 1 - lr * weight_decay = {1 - lr * wd:.6g})")
+    return f"Your new w is exactly a combination of the old w and the Adam step, but {'; '.join(notes)}." if notes else ""
+
+
 def _adamw_run(ns, steps, shape=(5, 4), dtype=np.float64, label="adamw"):
     """Run the learner's adamw_update and the reference side by side over ``steps`` ([(g, t, hyper)])."""
     rng = _rng(label)
@@ -159,7 +179,8 @@ def _adamw_check(kind):
                 for name, a in zip("wmv", mine):
                     if a.dtype != np.float32:
                         raise Fail(f"{desc}: `{name}` is no longer float32.")
-            for name, a, b in zip("wmv", mine, ref):
+            for j in (1, 2, 0):             # m and v first: w's update is built from them
+                name, a, b = "wmv"[j], mine[j], ref[j]
                 problem = _mismatch(name, a, b, tol)
                 if problem:
                     where = f"{desc}: {problem}."
@@ -170,6 +191,9 @@ def _adamw_check(kind):
                         if not np.all(np.isfinite(a)) and not np.any(g):
                             raise Fail(where + " With a zero gradient m_hat = v_hat = 0: eps in the denominator "
                                        "keeps 0 / 0 away: m_hat / (sqrt(v_hat) + eps).")
+                        if name == "w":
+                            parts = _w_by_parts(mine[0], history[-1][0], ref, t, hyper)
+                            where += f" ({'m and v are right. ' + parts if parts else 'm and v are right.'})"
                     raise Fail(f"{where}\n{ADAMW_NEXT_STEP}")
     return run
 
