@@ -1,4 +1,4 @@
-"""Fused GPU kernels: the switch, the table of verified kernels, and thin launchers.
+"""Fused GPU kernels: which may run (the MINIVIT_FUSED switch and the table of verified kernels).
 
 On a GPU, each elementwise step of the plain code (``x * x``, ``+= 1``, ``tanh``...) is its own
 CUDA kernel reading and writing the whole array. The kernels in ``minivit/fused_kernels.cu``
