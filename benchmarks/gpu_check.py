@@ -276,12 +276,26 @@ def parse_args(argv=None):
     return args
 
 
+def environment() -> dict:
+    """The driver (nvidia-smi) and the source tree's commit, when they can be had in a few seconds."""
+    env = {}
+    for key, argv in (("nvidia_smi", ["nvidia-smi", "--query-gpu=name,driver_version,memory.total",
+                                      "--format=csv,noheader"]),
+                      ("commit", ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])):
+        try:
+            r = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+            env[key] = r.stdout.strip() if r.returncode == 0 else None
+        except (OSError, subprocess.TimeoutExpired):
+            env[key] = None
+    return env
+
+
 def main(argv=None):
     args = parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     ctx = {"out": str(out), "data": args.data, "cpu": args.cpu,
-           "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+           "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), **environment()}
     chosen = [s for s in steps() if not args.only or s.name in args.only.split(",")]
     run_steps(chosen, ctx, args.total_s)
     md, js = write_reports(ctx, out)

@@ -41,7 +41,9 @@ def markdown(ctx) -> str:
              f"Started {ctx.get('started')}, {ctx.get('total_s')} s in all"
              + (" — **CPU dry run (--cpu)**, not a GPU check" if ctx.get("cpu") else "") + ".",
              "Machine: " + ", ".join(f"{k} {info[k]}" for k in ("gpu", "cuda_runtime", "cupy", "torch", "numpy",
-                                                                  "python", "platform") if k in info), "",
+                                                                  "python", "platform") if k in info) + ".",
+             f"nvidia-smi (name, driver, memory): {ctx.get('nvidia_smi') or '—'}; source tree at commit "
+             f"{ctx.get('commit') or 'unknown'}.", "",
              "| step | status | time (s) | limit (s) | result |", "|---|---|---|---|---|"]
     for name, r in steps.items():
         lines.append(f"| {name} | {r['status']} | {_fmt(r.get('seconds'))} | {_fmt(r.get('limit_s'), '.0f', 'rest')} | "

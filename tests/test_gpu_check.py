@@ -105,7 +105,7 @@ def test_report_tables_from_step_results():
             "test_acc": None, "curve": [{"epoch": "1", "train_loss": "2.2", "test_loss": "2.1", "test_acc": "0.3",
                                          "images_per_s": "1900"}]}}}}
     text = markdown(ctx)
-    assert "Machine: gpu NVIDIA H200, cupy 14.0" in text
+    assert "Machine: gpu NVIDIA H200, cupy 14.0" in text and "driver, memory): —; source tree at commit unknown" in text
     assert "| off | minivit | 2000 | 0.80 | 10.00 | 15.0% | 8.50 |" in text
     assert "| off | PyTorch | 2500 | 1.00 | 12.50 | 19.0% | 1.00 |" in text
     assert "1 of 2 kernels match their plain twins; compiled in 2.0 s" in text
