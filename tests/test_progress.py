@@ -1,6 +1,5 @@
 """What a run reports: the progress bar's whole-run ETA, images/s after --resume, metrics.csv, labels."""
 import csv
-from pathlib import Path
 
 import pytest
 
