@@ -1,7 +1,7 @@
-"""Grading topic `loss`: Softmax cross-entropy with label smoothing: its checks, wrong variants and
-mistake messages. Each check grades all its inputs first, then names a wrong variant only when it
-matches the learner on every input (``detect.sure_mistake``); dlogits is also read by its parts
-(softmax, target, uniform smoothing term)."""
+"""Grading topic `loss`: Softmax cross-entropy with label smoothing: its checks and mistake messages
+(the wrong variants are in ``loss_variants.py``). Each check grades all its inputs first, then names
+a wrong variant only when it matches the learner on every input (``detect.sure_mistake``); dlogits
+is also read by its parts (softmax, target, uniform smoothing term)."""
 
 import math
 
@@ -9,9 +9,10 @@ import numpy as np
 
 from minivit import gradcheck
 from minivit.grading.common import (MISTAKES, Check, FD_TOL, Fail, REF, TOL32, TOL64, _call_forward, _copy,
-    _describe_args, _fail_with, _grads_tuple, _kind, _mismatch, _rng, _softmax)
+    _describe_args, _fail_with, _grads_tuple, _kind, _mismatch, _rng)
 from minivit.grading.detect import sure_mistake
 from minivit.grading.topics.diagnosis import describe_terms
+from minivit.grading.topics.loss_variants import LOSS_FWD_MISTAKES, dlogits_terms, dlogits_variants
 
 MISTAKES.update({
     "loss_not_averaged": "The loss is summed over the batch; take the mean: loss = -(1/B) sum_b sum_k t_bk log p_bk.",
@@ -52,53 +53,6 @@ NEXT_STEP = {
 }
 
 
-# -- cross-entropy --------------------------------------------------------------------------------------
-def _ce_target(logits, labels, eps, kind="ok"):
-    """The (B, K) float64 target for logits (B, K), labels (B,) int or (B, K) soft, smoothing eps,
-    the right way (kind "ok") or one of the wrong ones."""
-    B, K = logits.shape
-    if labels.ndim == 1 or kind == "soft_argmax":
-        idx = labels if labels.ndim == 1 else labels.argmax(axis=1)
-        t = np.zeros((B, K))
-        t[np.arange(B), idx] = 1.0
-    else:
-        t = labels.astype(np.float64).copy()
-    if kind == "no_smoothing" or not eps or (kind == "soft_no_smoothing" and labels.ndim == 2):
-        return t
-    if kind == "k_minus_1":
-        return t * (1 - eps) + (1 - t) * eps / (K - 1)
-    if kind == "no_uniform":
-        return t * (1 - eps)
-    return t * (1 - eps) + eps / K
-
-
-TARGET_KINDS = ("no_smoothing", "k_minus_1", "no_uniform", "soft_no_smoothing", "soft_argmax")
-
-
-def _ce_loss_variant(kind):
-    """A wrong cross_entropy_forward: (logits, labels, eps) -> the loss (a float)."""
-    def f(logits, labels, eps=0.0):
-        B, K = logits.shape
-        t = _ce_target(logits, labels, eps, kind if kind in TARGET_KINDS else "ok")
-        logp = logits - logits.max(axis=1, keepdims=True)
-        logp = logp - np.log(np.exp(logp).sum(axis=1, keepdims=True))
-        loss = -(t * logp).sum()
-        return {"sum": loss, "mean_all": loss / (B * K), "sign": -loss / B,
-                "no_log": -(t * np.exp(logp)).sum() / B}.get(kind, loss / B)
-    return f
-
-
-LOSS_FWD_MISTAKES = (("label_smoothing_missing", _ce_loss_variant("no_smoothing")),
-                     ("label_smoothing_k_minus_1", _ce_loss_variant("k_minus_1")),
-                     ("label_smoothing_no_uniform", _ce_loss_variant("no_uniform")),
-                     ("label_smoothing_soft_targets", _ce_loss_variant("soft_no_smoothing")),
-                     ("soft_targets_ignored", _ce_loss_variant("soft_argmax")),
-                     ("loss_not_averaged", _ce_loss_variant("sum")),
-                     ("loss_mean_over_classes", _ce_loss_variant("mean_all")),
-                     ("loss_sign", _ce_loss_variant("sign")),
-                     ("missing_log", _ce_loss_variant("no_log")))
-
-
 def _ce_cases(kind):
     rng = _rng("ce-" + kind)
     r = rng.standard_normal
@@ -122,6 +76,16 @@ def _ce_forward(ns, args):
     except Exception:
         raise Fail(f"cross_entropy_forward must return (loss, cache) with loss a scalar; the loss was {_kind(loss)}")
     return value, res[1]
+
+
+def _ce_backward(ns, cache, dloss, after):
+    """The learner's dlogits for ``cache`` (dloss None: the default); ``after`` names the forward call
+    in the message when the result is not one array."""
+    res = ns["cross_entropy_backward"](cache) if dloss is None else ns["cross_entropy_backward"](cache, dloss)
+    try:
+        return _grads_tuple("cross_entropy_backward", res, ("dlogits",))[0]
+    except Fail as e:
+        raise Fail(f"cross_entropy_backward after {after}: {e}", e.mistake) from None
 
 
 def _describe_ce(args):
@@ -167,39 +131,6 @@ def _int32_labels_check(ns):
                    "int_labels_dtype")
 
 
-def _ce_dlogits_variants(args, dloss):
-    """[(mistake key, wrong dlogits (B, K))] for one input of the backward check."""
-    logits, labels = args[0], args[1]
-    eps = args[2] if len(args) > 2 else 0.0
-    B = logits.shape[0]
-    p = _softmax(logits, 1)
-    logp = np.log(p)
-    t = _ce_target(logits, labels, eps)
-    out = [("dlogits_not_averaged", dloss * (p - t)),
-           ("dlogits_sign", dloss * (t - p) / B),
-           ("dloss_ignored", (p - t) / B),
-           ("dlogits_no_softmax", dloss * (logits - t) / B),
-           ("dlogits_no_softmax", dloss * (logp - t) / B)]
-    for key, kind in (("label_smoothing_missing", "no_smoothing"), ("label_smoothing_k_minus_1", "k_minus_1"),
-                      ("label_smoothing_no_uniform", "no_uniform"),
-                      ("label_smoothing_soft_targets", "soft_no_smoothing"), ("soft_targets_ignored", "soft_argmax")):
-        out.append((key, dloss * (p - _ce_target(logits, labels, eps, kind)) / B))
-    return out
-
-
-def _dlogits_terms(args, dloss):
-    """The reference dlogits' separate terms [(name, (B, K) array)] and their coefficients (dloss each):
-    softmax(s)/B, minus the (1 - eps)-scaled labels / B, minus the uniform eps/K / B."""
-    logits, labels = args[0], args[1]
-    eps = args[2] if len(args) > 2 else 0.0
-    B, K = logits.shape
-    base = _ce_target(logits, labels, 0.0)
-    terms = [("softmax(s) / B", _softmax(logits, 1) / B), ("-(1 - eps) * labels / B", -(1 - eps) * base / B)]
-    if eps:
-        terms.append(("-eps / K / B (the uniform smoothing)", np.full((B, K), -eps / K / B)))
-    return terms, [dloss] * len(terms)
-
-
 def _ce_backward_check(ns):
     cases = _ce_cases("int")[:2] + _ce_cases("smooth")[:2] + _ce_cases("soft")[:1]
     runs = [(args, dloss) for i, args in enumerate(cases) for dloss in ((None, 2.5) if i in (0, 3) else (None,))]
@@ -207,8 +138,7 @@ def _ce_backward_check(ns):
     for args, dloss in runs:
         _, cache = _ce_forward(ns, args)
         _, ref_cache = REF.cross_entropy_forward(*_copy(args))
-        res = ns["cross_entropy_backward"](cache) if dloss is None else ns["cross_entropy_backward"](cache, dloss)
-        got.append(_grads_tuple("cross_entropy_backward", res, ("dlogits",))[0])
+        got.append(_ce_backward(ns, cache, dloss, _describe_ce(args)))
         want.append(REF.cross_entropy_backward(ref_cache, 1.0 if dloss is None else dloss))
     problems = [_mismatch("dlogits", g, w) for g, w in zip(got, want)]
     bad = [i for i, p in enumerate(problems) if p]
@@ -218,12 +148,12 @@ def _ce_backward_check(ns):
     args, dloss = runs[i]
     where = (f"cross_entropy_backward after {_describe_ce(args)}{'' if dloss is None else f', dloss={dloss}'}: "
              f"{problems[i]}.")
-    variants = [_ce_dlogits_variants(a, 1.0 if d is None else d) for a, d in runs]   # same keys, same order
+    variants = [dlogits_variants(a, 1.0 if d is None else d) for a, d in runs]   # same keys, same order
     candidates = [(key, {r: v[j][1] for r, v in enumerate(variants)}) for j, (key, _) in enumerate(variants[0])]
     key = sure_mistake(dict(enumerate(got)), dict(enumerate(want)), candidates, TOL64)
     if key:
         _fail_with(where, key)
-    terms, coefs = _dlogits_terms(args, 1.0 if dloss is None else dloss)
+    terms, coefs = dlogits_terms(args, 1.0 if dloss is None else dloss)
     parts = describe_terms("dlogits", got[i], terms, coefs)
     raise Fail(f"{where} {parts + ' ' if parts else ''}{NEXT_STEP['cross_entropy_backward']}")
 
@@ -234,7 +164,7 @@ def _ce_fd_check(ns):
                  (rng.standard_normal((2, 4)), rng.dirichlet(np.ones(4), 2), 0.0)]:
         logits = args[0].copy()
         _, cache = _ce_forward(ns, (logits,) + args[1:])
-        d = _grads_tuple("cross_entropy_backward", ns["cross_entropy_backward"](cache), ("dlogits",))[0]
+        d = _ce_backward(ns, cache, None, _describe_ce(args))
         num = gradcheck.numerical_gradient(lambda: _ce_forward(ns, (logits,) + args[1:])[0], logits)
         if d.shape != num.shape:
             raise Fail(f"dlogits has shape {tuple(d.shape)}, the logits have {tuple(num.shape)}")
@@ -252,7 +182,7 @@ def _ce_float32_check(ns):
     want, ref_cache = REF.cross_entropy_forward(args[0].astype(np.float64), args[1], 0.1)
     if not abs(loss - want) <= TOL32 * abs(want):
         raise Fail(f"cross_entropy_forward in float32: loss {loss:.6g}, expected {want:.6g} (see the float64 checks).")
-    d = _grads_tuple("cross_entropy_backward", ns["cross_entropy_backward"](cache), ("dlogits",))[0]
+    d = _ce_backward(ns, cache, None, "cross_entropy_forward in float32")
     if d.dtype != np.float32:
         _fail_with(f"cross_entropy_backward returned dlogits as {d.dtype} for float32 logits.", "float64_promotion")
     problem = _mismatch("dlogits", d, REF.cross_entropy_backward(ref_cache), TOL32)
@@ -275,7 +205,7 @@ def _ce_large_check(ns):
             _fail_with(where + f"the loss is {loss}.", "no_max_subtraction" if n == 0 else "log_of_softmax")
         if not abs(loss - want) <= TOL64 * abs(want):
             raise Fail(where + f"loss {loss:.6g}, expected {want:.6g}.")
-        d = _grads_tuple("cross_entropy_backward", ns["cross_entropy_backward"](cache), ("dlogits",))[0]
+        d = _ce_backward(ns, cache, None, f"cross_entropy_forward with logits up to {np.abs(args[0]).max():.0f}")
         problem = _mismatch("dlogits", d, REF.cross_entropy_backward(ref_cache))
         if problem:
             if not np.all(np.isfinite(np.asarray(d, dtype=np.float64))):
