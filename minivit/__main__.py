@@ -94,7 +94,11 @@ def _train(args, cfg, out):
         from minivit.grading import default_path, exercises_impl
 
         path = args.exercises_path or default_path()
-        impl = exercises_impl(path)
+        try:
+            impl = exercises_impl(path)
+        except RuntimeError as e:             # the learner's files are this command's input
+            e.exit_code = 2
+            raise
         print(f"training with your exercise implementations from {path}")
     elif args.impl == "fast":                 # minivit/fast.py: the same math with fewer passes (CPU)
         from minivit import fast

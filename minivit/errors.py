@@ -11,7 +11,8 @@ any exception and hands it here:
   ``RuntimeError`` (e.g. a diverged training run, a GPU that was asked for but is missing),
   and anything unexpected (reported with its type, since it is a bug).
 
-An exception may carry a ``cli_message`` attribute: the text to show on the command line when it
+An exception may carry an ``exit_code`` attribute (e.g. a RuntimeError about the user's own
+exercise files is bad input: 2), and a ``cli_message`` attribute: the text to show on the command line when it
 differs from the Python one (e.g. ``--data-dir DIR`` instead of ``data_dir=...``).
 An ``OSError`` without a file name gets the folder the command was writing to, when known.
 """
@@ -32,7 +33,10 @@ _READ_ONLY = {errno.EROFS, errno.EACCES, errno.EPERM}
 
 
 def exit_code(e: BaseException) -> int:
-    """2 when the input is at fault, 1 otherwise (see the module docstring)."""
+    """2 when the input is at fault, 1 otherwise (see the module docstring). An exception may
+    decide for itself with an ``exit_code`` attribute."""
+    if isinstance(getattr(e, "exit_code", None), int):
+        return e.exit_code
     if isinstance(e, (UsageError, ValueError, KeyError)):
         return BAD_INPUT
     if isinstance(e, _INPUT_OS_ERRORS) or (isinstance(e, OSError) and e.errno in _READ_ONLY):

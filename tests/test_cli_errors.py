@@ -335,3 +335,16 @@ def test_options_that_are_fine_parse():
     args = cli.build_parser().parse_args(["train", "--lr", "0.01", "--epochs", "2", "--out", "runs/x"])
     assert args.lr == 0.01 and args.epochs == 2
     assert cli.build_parser().parse_args(["bench", "--warmup", "0"]).warmup == 0
+
+
+def test_exit_codes_by_kind():
+    from minivit import errors
+
+    assert errors.exit_code(ValueError("x")) == 2 and errors.exit_code(KeyError("k")) == 2
+    assert errors.exit_code(FileNotFoundError(2, "No such file", "f")) == 2
+    assert errors.exit_code(PermissionError(13, "Permission denied", "f")) == 2
+    assert errors.exit_code(OSError(28, "No space left on device")) == 1
+    assert errors.exit_code(RuntimeError("diverged")) == 1 and errors.exit_code(AttributeError("bug")) == 1
+    e = RuntimeError("your exercises are not complete")
+    e.exit_code = 2
+    assert errors.exit_code(e) == 2
