@@ -1,5 +1,5 @@
-"""Diagnosing a result by its parts (used by the loss and block topics; naming a mistake only when
-sure is ``minivit.grading.detect.sure_mistake``).
+"""Diagnosing a result by its parts (used by the loss, block and optim topics; naming a mistake
+only when sure is ``minivit.grading.detect.sure_mistake``).
 
 :func:`fit_terms` / :func:`describe_terms` write the learner's result as a least-squares combination
 of the reference's separate terms (a gradient's paths, say) and say which term is missing, has the

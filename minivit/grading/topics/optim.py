@@ -111,7 +111,9 @@ def _w_by_parts(w_new, w_old, ref, t, hyper):
         notes.append("the Adam step is missing" if abs(c[1]) < 1e-4 else f"the Adam step is scaled by {c[1]:.4g}")
     if abs(c[0] - (1 - lr * wd)) > 1e-4:
         notes.append(f"w shrinks by the factor {c[0]:.6g} (expected 1 - lr * weight_decay = {1 - lr * wd:.6g})")
-    return f"Your new w is exactly a combination of the old w and the Adam step, but {'; '.join(notes)}." if notes else ""
+    if not notes:
+        return ""
+    return f"Your new w is exactly a combination of the old w and the Adam step, but {'; '.join(notes)}."
 
 
 def _adamw_run(ns, steps, shape=(5, 4), dtype=np.float64, label="adamw"):
