@@ -98,6 +98,22 @@ def test_exit_and_crash_in_learner_code_are_errors_not_the_graders_end(tmp_path)
     assert pos["status"] == "error" and "ended the grading process" in pos["feedback"]
 
 
+def test_a_script_without_a_main_guard_can_call_grade(tmp_path):
+    """spawn re-runs the caller's script in the child unless told not to: a script that calls
+    grade() at its top level (no `if __name__ == "__main__":`) must not run again there."""
+    d = exercises(tmp_path / "ex", "tokens", "", only=True)
+    script = tmp_path / "grade_me.py"
+    script.write_text(f"from minivit.grading import grade\n"
+                      f"r = grade(['tokens'], {str(d)!r}, functions=['cls_token_forward'])\n"
+                      f"print('POINTS', r['total'], r['max'])\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=ROOT,
+                          env=env)
+    assert proc.returncode == 0, proc.stderr
+    lines = [ln.split() for ln in proc.stdout.splitlines() if ln.startswith("POINTS")]
+    assert len(lines) == 1 and lines[0][1] == lines[0][2] != "0", proc.stdout + proc.stderr
+
+
 # ========================================================================== output and --json
 PRINTING = """
     import os

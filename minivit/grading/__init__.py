@@ -27,21 +27,37 @@ mistake messages.
 
 API: :func:`load_exercises`, :func:`grade`, :func:`format_report`, :func:`exercises_impl`.
 """
-from minivit.grading.common import (TOPIC_TIMEOUT_S, FD_TOL, KEY_ZERO_TOL, MISTAKES, REF, TOL32, TOL64,  # noqa: F401
-                                    Check, Fail)
-from minivit.grading.topics import (EXERCISE_FUNCTIONS, TOPIC_BY_NAME, TOPIC_NAMES, TOPICS, Topic,  # noqa: F401
-                                    topic_checks, topic_module)
-from minivit.grading.loading import default_path, describe_exception, load_exercises  # noqa: F401
-from minivit.grading.engine import SCHEMA_VERSION, grade, grade_topic, max_points, topic_check_list  # noqa: F401
-from minivit.grading.detect import is_sure, sure_mistake, sure_mistakes, where_feedback  # noqa: F401
-from minivit.grading.report import format_report, format_topic, gradescope_results, write_json  # noqa: F401
-from minivit.grading.implemented import check_implemented, exercises_impl  # noqa: F401
+import importlib
+
+# name -> the module that defines it. Loaded on first use (PEP 562), so that the child process,
+# which imports only ``minivit.grading.child``, never loads the checks and the detectors.
+_PUBLIC = {
+    "minivit.grading.common": ("TOPIC_TIMEOUT_S", "FD_TOL", "KEY_ZERO_TOL", "MISTAKES", "REF", "TOL32", "TOL64",
+                               "Check", "Fail"),
+    "minivit.grading.topics": ("EXERCISE_FUNCTIONS", "TOPIC_BY_NAME", "TOPIC_NAMES", "TOPICS", "Topic",
+                               "topic_checks", "topic_module"),
+    "minivit.grading.loading": ("default_path", "describe_exception", "load_exercises"),
+    "minivit.grading.engine": ("SCHEMA_VERSION", "grade", "grade_topic", "max_points", "topic_check_list"),
+    "minivit.grading.detect": ("is_sure", "sure_mistake", "sure_mistakes", "where_feedback"),
+    "minivit.grading.report": ("format_report", "format_topic", "gradescope_results", "write_json"),
+    "minivit.grading.implemented": ("check_implemented", "exercises_impl"),
+}
 
 
 def __getattr__(name):
-    """A topic's own objects (``grading.LAYERNORM``, ``grading.ADAMW_VARIANTS``...) from its module."""
-    for topic in TOPIC_NAMES:
-        module = topic_module(topic)
+    """The public API above, and a topic's own objects (``grading.LAYERNORM``...) from its module."""
+    topics = importlib.import_module("minivit.grading.topics")     # every topic registers its mistakes
+    for module, names in _PUBLIC.items():
+        if name in names:
+            value = getattr(importlib.import_module(module), name)
+            globals()[name] = value
+            return value
+    for topic in topics.TOPIC_NAMES:
+        module = topics.topic_module(topic)
         if hasattr(module, name):
             return getattr(module, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | {n for names in _PUBLIC.values() for n in names})

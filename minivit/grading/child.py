@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+import types
 from pathlib import Path
 
 OUTPUT_LIMIT_BYTES = 8 * 2 ** 20      # a printing loop must not fill the disk
@@ -82,8 +83,8 @@ def _array_slots(args, kwargs):
                     yield (key, k), v
 
 
-def serve(conn, topic_name, folder, output_path):
-    """The child's main function (the target of the spawned process)."""
+def serve(conn, topic, folder, output_path):
+    """The child's main function (the target of the spawned process). topic: (name, file, functions)."""
     _redirect_output(output_path)
     import warnings
 
@@ -92,7 +93,6 @@ def serve(conn, topic_name, folder, output_path):
     from minivit import ops
     from minivit.grading import wire
     from minivit.grading.loading import import_topic
-    from minivit.grading.topics import TOPIC_BY_NAME
 
     def send(msg):
         sys.stdout.flush()
@@ -101,7 +101,7 @@ def serve(conn, topic_name, folder, output_path):
 
     ops.reset()                           # F holds minivit's reference pieces: each topic graded on its own
     ref = ops.reference()
-    topic = TOPIC_BY_NAME[topic_name]
+    topic = types.SimpleNamespace(name=topic[0], file=topic[1], functions=tuple(topic[2]))
     module, error = import_topic(topic, folder)
     if error:
         send(("import_error", error))

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import builtins
 import multiprocessing
+import sys
 import time
+import types
 
 import numpy as np
 
@@ -63,9 +65,15 @@ class LearnerProcess:
         """Spawn the child and import the file -> None, or the import's error message."""
         ctx = multiprocessing.get_context("spawn")
         self.conn, theirs = ctx.Pipe()
+        topic = (self.topic.name, self.topic.file, tuple(self.topic.functions))
         self.process = ctx.Process(target=child.serve, daemon=True,
-                                   args=(theirs, self.topic.name, str(self.folder), self.output_path))
-        self.process.start()
+                                   args=(theirs, topic, str(self.folder), self.output_path))
+        main = sys.modules.get("__main__")
+        sys.modules["__main__"] = types.ModuleType("__main__")     # the child must not re-run the caller's
+        try:                                                        # script (spawn does, without this)
+            self.process.start()
+        finally:
+            sys.modules["__main__"] = main
         theirs.close()
         msg = self._receive(f"the import of {self.topic.file} (code at the top level of the file)")
         if msg[0] == "import_error":

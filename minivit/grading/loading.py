@@ -12,8 +12,6 @@ import types
 import warnings
 from pathlib import Path
 
-from minivit.grading.topics import TOPIC_BY_NAME, TOPIC_NAMES, TOPICS
-
 
 def default_path():
     """``./exercises`` when it exists, else the exercises folder next to the minivit package."""
@@ -51,7 +49,8 @@ def describe_exception(e, folder):
 
 
 def import_topic(t, path):
-    """Import topic ``t``'s file from folder ``path`` -> (module, None), or (None, error message)."""
+    """Import topic ``t``'s file (``t.name``, ``t.file``) from folder ``path`` -> (module, None), or
+    (None, error message). Loads no grading code: the child process calls it."""
     file = Path(path) / t.file
     if not file.is_file():
         return None, f"{file} not found"
@@ -93,6 +92,8 @@ def load_exercises(path=None, topics=None):
 
 
 def _topics(names):
+    from minivit.grading.topics import TOPIC_BY_NAME, TOPIC_NAMES, TOPICS
+
     if names is None or len(names) == 0:
         return list(TOPICS)
     unknown = [n for n in names if n not in TOPIC_BY_NAME]
