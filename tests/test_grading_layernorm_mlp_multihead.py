@@ -1,7 +1,6 @@
 """Grading topics layernorm, mlp and multihead: the untested regimes and the fairness rules of issue 12
 that the catalogue (tests/grading_catalogue/) does not show on its own."""
-import math
-import textwrap
+from pathlib import Path
 
 import numpy as np
 
@@ -30,16 +29,11 @@ def test_large_mean_input_separates_two_pass_from_cancelling_variance_by_10x_eac
     assert cancel_err >= 10 * TOL32, cancel_err           # the cancelling form fails by >= 10x
 
 
-def _write(tmp_path, topic, code):
-    (tmp_path / TOPIC_BY_NAME[topic].file).write_text("import math\nimport numpy as np\n" + textwrap.dedent(code))
-    return grade([topic], tmp_path)["topics"][topic]
-
-
 def _check(t, start):
     return next(c for c in t["checks"] if c["name"].startswith(start))
 
 
-CATALOGUE = __import__("pathlib").Path(__file__).resolve().parent / "grading_catalogue"
+CATALOGUE = Path(__file__).resolve().parent / "grading_catalogue"
 
 
 def _grade_edited(tmp_path, topic, case, edits):
