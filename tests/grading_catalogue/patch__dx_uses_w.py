@@ -2,10 +2,10 @@
 
 TOPIC: patch
 FUNCTION: linear_backward
-EXPECT: UNNAMED
+EXPECT: dx_w_not_transposed
 KIND: backward
 
-dx = dy @ w (w not transposed): a shape error, reported with its line.
+dx = dy @ w (w not transposed): a shape error on the checks' inputs, named from a square w.
 """
 import numpy as np
 

@@ -72,10 +72,21 @@ class PartsPair(Pair):
     (ref, mine: {grad name: array}); its sentence goes before the feedback's "Next step" line.
     learner_variants(args, dout, ref, mine) -> [(key, {grad name: array})]: wrong variants that
     depend on the learner's result too (e.g. "a rearrangement of dout"), judged by the same rule.
+    Backward variants (bwd_mistakes) may give only the gradients their mistake changes.
     """
 
     explain: object = None
     learner_variants: object = None
+
+    def __post_init__(self):
+        """Complete every backward variant with the reference's other gradients: a variant is then
+        named only when the learner's other gradients are right too (one mistake, for sure)."""
+        def full(variant):
+            def complete(args, dout, ref_cache, ref):
+                v = variant(args, dout, ref_cache, ref)
+                return {**ref, **v} if v else None
+            return complete
+        self.bwd_mistakes = tuple((key, full(v)) for key, v in self.bwd_mistakes)
 
     def checks(self):
         """The Pair's checks; float32 in, float32 out grades the forward (where dtypes get promoted)."""

@@ -1,8 +1,11 @@
 """Grading topic `patch`: Patchify and the linear layer (patch embedding): its checks, wrong variants and
 mistake messages."""
+from dataclasses import dataclass
+
 import numpy as np
 
-from minivit.grading.common import MISTAKES, _bias_variants, _fail_with, _grads_tuple, _rng
+from minivit.grading.common import REF, MISTAKES, _bias_variants, _call_forward, _fail_with, _grads_tuple, _rng
+from minivit.grading.detect import sure_mistakes
 from minivit.grading.topics.parts import PartsPair, describe_fit, fit_terms
 
 MISTAKES.update({
@@ -28,6 +31,11 @@ MISTAKES.update({
     "bias_grad_summed_all": "db is a single number: it was summed over every axis, D_out included. db has the "
                             "bias's shape (D_out,): sum over the leading axes only, "
                             "db = dy.reshape(-1, D_out).sum(axis=0).",
+    "dx_w_not_transposed": "dx uses w where it needs w transposed: dx = dy @ w.T (dy is (..., D_out), w is "
+                           "(D_in, D_out)). With a square w it runs but gives the wrong numbers; otherwise the "
+                           "shapes do not line up.",
+    "linear_w_transposed": "The forward multiplies by w transposed: y = x @ w + b with w of shape (D_in, D_out), "
+                           "not x @ w.T.",
     "dx_not_reshaped": "dx has the flattened shape (B*N, D_in): reshape it back to x's shape, "
                        "(dy2 @ w.T).reshape(x.shape).",
 })
@@ -114,7 +122,47 @@ def _explain_linear(args, dout, rc, ref, mine):
     return "".join(text)
 
 
-LINEAR = PartsPair(
+def _square_probe():
+    """A linear-layer input with a square w, where a w / w.T mix-up runs instead of raising."""
+    r = _rng("linear-square").standard_normal
+    return r((2, 3, 4)), r((4, 4)), r(4)
+
+
+@dataclass
+class _LinearPair(PartsPair):
+    """The linear layer's pair: a matmul shape error is retried on a square w, where mixing up w
+    and w.T runs; when the result there is surely that mix-up, it is named."""
+
+    def _probe(self, ns, key, fwd_only, err):
+        x, w, b = _square_probe()
+        out, cache = _call_forward(ns, self.fwd, (x, w, b))
+        want, ref_cache = REF.linear_forward(x, w, b)
+        if fwd_only:
+            got, ref, variant = {"out": out}, {"out": want}, {"out": x @ w.T + b}
+        else:
+            dy = _rng("linear-square-dy").standard_normal(want.shape)
+            got = dict(zip(self.grads, self.learner_grads(ns[self.bwd](dy.copy(), cache))))
+            ref = dict(zip(self.grads, REF.linear_backward(dy, ref_cache)))
+            variant = {**ref, "dx": dy @ w}
+        if sure_mistakes(got, ref, [(key, variant)]) == [key]:
+            _fail_with(f"{getattr(err, 'learner_description', err)} With a square w (4, 4) it runs, and "
+                       f"gives {'y = x @ w.T + b' if fwd_only else 'dx = dy @ w'}.", key)
+        raise err
+
+    def check_forward(self, ns):
+        try:
+            super().check_forward(ns)
+        except ValueError as e:
+            self._probe(ns, "linear_w_transposed", True, e)
+
+    def check_backward(self, ns):
+        try:
+            super().check_backward(ns)
+        except ValueError as e:
+            self._probe(ns, "dx_w_not_transposed", False, e)
+
+
+LINEAR = _LinearPair(
     "linear_forward", "linear_backward", ("dx", "dw", "db"),
     cases=lambda: (lambda r: [(r((2, 5, 6)), r((6, 4)) / 2, r(4)), (r((7, 3)), r((3, 5)), r(5)),
                               (r((1, 1, 4)), r((4, 4)), r(4)), (r((2, 3, 2, 6)), r((6, 3)), r(3))])(
