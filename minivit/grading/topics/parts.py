@@ -77,6 +77,7 @@ class PartsPair(Pair):
 
     explain: object = None
     learner_variants: object = None
+    learner_fwd: object = None          # (args, out, want) -> [(key, out variant)], tried when nothing else fits
 
     def __post_init__(self):
         """Complete every backward variant with the reference's other gradients: a variant is then
@@ -95,6 +96,13 @@ class PartsPair(Pair):
             if "float32 in, float32 out" in c.name:
                 c.function = self.fwd
         return out
+
+    def forward_mistakes(self, args, out, want, tol=TOL64):
+        """The listed forward variants; when none fits, the learner-dependent ones (``learner_fwd``)."""
+        keys = super().forward_mistakes(args, out, want, tol)
+        if not keys and self.learner_fwd:
+            keys = sure_mistakes(out, want, _safe(self.learner_fwd, args, out, want) or [], tol)
+        return keys
 
     def backward_mistakes(self, args, dout, ref_cache, ref_grads, grads, tol=TOL64):
         keys = super().backward_mistakes(args, dout, ref_cache, ref_grads, grads, tol)

@@ -28,6 +28,9 @@ MISTAKES.update({
                                   "in reverse order: dout.reshape(B, H/P, W/P, P, P, C) (the shape just before the "
                                   "forward's last reshape), .transpose(0, 1, 3, 2, 4, 5), .reshape(B, H, W, C). If "
                                   "patchify_forward is flagged too, fix it first: the backward undoes its order.",
+    "patch_wrong_order": "The patches hold exactly the pixels of x, but in the wrong order. Check each step: "
+                         "split H and W as (H/P, P) and (W/P, P) - grid index first -, transpose to "
+                         "(B, H/P, W/P, P, P, C), then reshape to (B, N, P*P*C).",
     "bias_grad_summed_all": "db is a single number: it was summed over every axis, D_out included. db has the "
                             "bias's shape (D_out,): sum over the leading axes only, "
                             "db = dy.reshape(-1, D_out).sum(axis=0).",
@@ -53,15 +56,27 @@ def _patch_variant(order):
     return f
 
 
+def _rearranged(values, like):
+    """The numbers of ``values`` placed in the order of ``like`` (same size): equal to ``like``
+    exactly when ``like`` only rearranges ``values``."""
+    like = np.asarray(like, dtype=np.float64)
+    v = np.empty(like.size)
+    v[np.argsort(like.ravel(), kind="stable")] = np.sort(np.asarray(values, dtype=np.float64).ravel())
+    return v.reshape(like.shape)
+
+
 def _rearranged_dout(args, dout, ref, mine):
-    """[("patch_backward_wrong_order", {"dx": dout's numbers in the order of the learner's dx})], or []
-    when dx does not have x's shape. Equal to dx exactly when dx only rearranges dout."""
-    dx = np.asarray(mine["dx"], dtype=np.float64)
-    if dx.shape != ref["dx"].shape:
+    """[("patch_backward_wrong_order", {"dx": dout's numbers in the order of the learner's dx})]."""
+    if np.shape(mine["dx"]) != ref["dx"].shape:
         return []
-    v = np.empty(dx.size)
-    v[np.argsort(dx.ravel(), kind="stable")] = np.sort(np.asarray(dout, dtype=np.float64).ravel())
-    return [("patch_backward_wrong_order", {"dx": v.reshape(dx.shape)})]
+    return [("patch_backward_wrong_order", {"dx": _rearranged(dout, mine["dx"])})]
+
+
+def _rearranged_x(args, out, want):
+    """[("patch_wrong_order", x's pixels in the order of the learner's patches)]."""
+    if np.shape(out) != want.shape:
+        return []
+    return [("patch_wrong_order", _rearranged(args[0], out))]
 
 
 PATCH = PartsPair(
@@ -78,6 +93,7 @@ PATCH = PartsPair(
     ),
     derive=(),                           # a wrong rearrangement in the backward has its own name
     learner_variants=_rearranged_dout,
+    learner_fwd=_rearranged_x,
 )
 
 

@@ -64,6 +64,7 @@ CLS = PartsPair(
     ),
     bwd_mistakes=(
         ("bias_grad_not_summed", lambda a, d, rc, rg: _cls_full(d, dcls=d[:, :1])),
+        ("bias_grad_not_summed", lambda a, d, rc, rg: _cls_full(d, dcls=d[:1, :1])),        # first image only
         ("grad_mean_not_sum", lambda a, d, rc, rg: _cls_full(d, dcls=d[:, :1].mean(axis=0, keepdims=True))),
         ("param_grad_shape", lambda a, d, rc, rg: _cls_full(d, dcls=d[:, 0].sum(axis=0))),
         ("param_grad_shape", lambda a, d, rc, rg: _cls_full(d, dcls=d[:, :1].sum(axis=0))),
@@ -82,6 +83,7 @@ POS = PartsPair(
     wrt=lambda a: [a[0], a[1]],
     bwd_mistakes=(
         ("bias_grad_not_summed", lambda a, d, rc, rg: _pos_full(d, dpos=d)),
+        ("bias_grad_not_summed", lambda a, d, rc, rg: _pos_full(d, dpos=d[:1])),             # first image only
         ("grad_mean_not_sum", lambda a, d, rc, rg: _pos_full(d, dpos=d.mean(axis=0, keepdims=True))),
         ("param_grad_shape", lambda a, d, rc, rg: _pos_full(d, dpos=d.sum(axis=0))),
         ("pos_grad_summed_over_tokens", lambda a, d, rc, rg: _pos_full(d, dpos=d.sum(axis=(0, 1), keepdims=True))),
