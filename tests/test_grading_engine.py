@@ -310,6 +310,8 @@ def test_only_grades_the_checks_of_one_function(tmp_path, capsys):
     assert t["checks"] and {c["function"] for c in t["checks"]} == {"gelu_forward"}
     assert t["points"] == t["max"] == sum(c.points for c in grading.topic_check_list("mlp", ["gelu_forward"]))
     assert grade(functions=["gelu_forward"], path=d)["topics"].keys() == {"mlp"}
+    one = grading.topic_check_list("mlp")[-1].name                        # a single check, by its name
+    assert [c["name"] for c in topic_of(grade(["mlp"], d, checks=[one]), "mlp")["checks"]] == [one]
     assert cli.main(["grade", "mlp", "--path", str(d), "--only", "gelu_forward", "--json"]) == 0
     r = json.loads(capsys.readouterr().out)
     assert r["max"] == t["max"]

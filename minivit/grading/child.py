@@ -50,13 +50,15 @@ def _code_names(code):
     return names
 
 
-def _references(module, functions):
-    """{fname: the other topic functions its code names} (the ones a reference swap may help)."""
+def _references(module, functions, ref):
+    """{fname: the other topic functions its code names} (the ones a reference swap may help; not
+    those that already are minivit's, imported from minivit.layers)."""
+    own = {f for f in functions if getattr(module, f) is not getattr(ref, f, None)}
     out = {}
     for f in functions:
         code = getattr(getattr(module, f, None), "__code__", None)
         if code is not None:
-            out[f] = sorted((_code_names(code) & set(functions)) - {f})
+            out[f] = sorted((_code_names(code) & own) - {f})
     return out
 
 
@@ -108,7 +110,7 @@ def serve(conn, topic, folder, output_path):
         return
     found = [f for f in topic.functions if callable(getattr(module, f, None))]
     own = {f: getattr(module, f) for f in found}
-    send(("ready", {"functions": found, "refs": _references(module, found)}))
+    send(("ready", {"functions": found, "refs": _references(module, found, ref)}))
     caches = {}
     while True:
         try:
