@@ -7,7 +7,9 @@ import sys
 import time
 import traceback
 
-from minivit.errors import UsageError, exit_code, format_error
+from minivit.cli_types import (OUT_FOLDERS, Defaults, Parser, data_source, folder, nonnegative_int, positive_float,
+                               positive_int)
+from minivit.errors import exit_code, format_error
 
 
 def cmd_info(args):
@@ -169,7 +171,7 @@ def cmd_finetune(args):
 def build_parser():
     from minivit.model import PRESETS
 
-    p = _Parser(prog="python -m minivit", description="minivit: a Vision Transformer in NumPy, by hand.")
+    p = Parser(prog="python -m minivit", description="minivit: a Vision Transformer in NumPy, by hand.")
     p.add_argument("--debug", action="store_true", help="on an error, show the Python traceback too")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -193,8 +195,8 @@ def build_parser():
 
     s = sub.add_parser("pack", help="write a compact subset of CIFAR into one .npz file (e.g. for a GPU machine)")
     s.add_argument("--out", required=True, help="the .npz file to write")
-    s.add_argument("--train", type=_positive_int, default=10000, help="number of training images (default 10000)")
-    s.add_argument("--test", type=_positive_int, default=2000, help="number of test images (default 2000)")
+    s.add_argument("--train", type=positive_int, default=10000, help="number of training images (default 10000)")
+    s.add_argument("--test", type=positive_int, default=2000, help="number of test images (default 2000)")
     s.add_argument("--dataset", default="cifar10", choices=["cifar10", "cifar100"])
     s.add_argument("--data-dir", default=None, help="where CIFAR is (default: $MINIVIT_DATA or ~/.cache/minivit)")
     s.add_argument("--seed", type=int, default=0, help="seed of the random choice of images")
@@ -222,33 +224,33 @@ def build_parser():
 
     s.add_argument("--preset", default="cifar", choices=sorted(PRESETS) + sorted(RECIPES),
                    help="a model preset, or a training recipe (its model and threads)")
-    s.add_argument("--batch-size", type=_positive_int, default=128)
+    s.add_argument("--batch-size", type=positive_int, default=128)
     s.add_argument("--device", default=None, choices=["auto", "cpu", "gpu"])
-    s.add_argument("--steps", type=_positive_int, default=10)
-    s.add_argument("--warmup", type=_nonnegative_int, default=2)
+    s.add_argument("--steps", type=positive_int, default=10)
+    s.add_argument("--warmup", type=nonnegative_int, default=2)
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.add_argument("--no-stages", action="store_true", help="skip the per-stage breakdown")
     s.add_argument("--impl", default="reference", choices=["reference", "fast"],
                    help="time minivit's reference functions or the fast paths of minivit/fast.py")
-    s.add_argument("--threads", type=_positive_int, default=None,
+    s.add_argument("--threads", type=positive_int, default=None,
                    help="CPU: split each batch over this many threads, one model replica each (as train --threads; "
                         f"default: the recipe's; for a model preset the train default's, {RECIPES['cpu'].threads})")
     s.set_defaults(func=cmd_bench)
 
-    s = sub.add_parser("train", help="train a ViT on CIFAR-10/100", formatter_class=_Defaults)
+    s = sub.add_parser("train", help="train a ViT on CIFAR-10/100", formatter_class=Defaults)
     s.add_argument("--preset", default="cpu", choices=sorted(RECIPES), help="training recipe")
-    s.add_argument("--epochs", type=_positive_int, default=None, help="override the recipe's number of epochs")
-    s.add_argument("--batch-size", type=_positive_int, default=None)
-    s.add_argument("--lr", type=_positive_float, default=None, help="peak learning rate")
+    s.add_argument("--epochs", type=positive_int, default=None, help="override the recipe's number of epochs")
+    s.add_argument("--batch-size", type=positive_int, default=None)
+    s.add_argument("--lr", type=positive_float, default=None, help="peak learning rate")
     s.add_argument("--device", default=None, choices=["auto", "cpu", "gpu"])
     s.add_argument("--data-dir", default=None, help="folder holding CIFAR (default: $MINIVIT_DATA or ~/.cache/minivit)")
     s.add_argument("--dataset", default=None, choices=["cifar10", "cifar100"])
-    s.add_argument("--subset", type=_positive_int, default=None, help="train on only N images")
+    s.add_argument("--subset", type=positive_int, default=None, help="train on only N images")
     s.add_argument("--out", default=None, help="output folder (default: runs/PRESET-DATASET)")
     s.add_argument("--resume", action="store_true", help="continue from OUT/last.npz")
     s.add_argument("--overwrite", action="store_true", help="move a run already in OUT aside to OUT.old-TIMESTAMP")
     s.add_argument("--seed", type=int, default=None)
-    s.add_argument("--threads", type=_positive_int, default=None,
+    s.add_argument("--threads", type=positive_int, default=None,
                    help="CPU: split each batch over this many threads (data parallel; see minivit/parallel.py)")
     s.add_argument("--impl", default="reference", choices=["reference", "exercises", "fast"],
                    help="run minivit's functions, your exercise implementations (see exercises/README.md), "
@@ -271,25 +273,25 @@ def build_parser():
     s.add_argument("--data-dir", default=None)
     s.add_argument("--dataset", default=None, choices=["cifar10", "cifar100"],
                    help="test images to use (default: the checkpoint's dataset, else cifar10)")
-    s.add_argument("--images", type=_positive_int, default=8, help="number of test images for the attention maps")
+    s.add_argument("--images", type=positive_int, default=8, help="number of test images for the attention maps")
     s.add_argument("--device", default=None, choices=["auto", "cpu", "gpu"])
     s.set_defaults(func=cmd_inspect)
 
     from minivit.finetune import FINETUNE_RECIPES
 
     s = sub.add_parser("finetune", help="fine-tune a pre-trained checkpoint (official ViT .npz or minivit) on CIFAR",
-                       formatter_class=_Defaults)
+                       formatter_class=Defaults)
     s.add_argument("--from", dest="checkpoint", required=True, help="checkpoint to start from")
     s.add_argument("--preset", default="gpu", choices=sorted(FINETUNE_RECIPES), help="fine-tuning recipe")
-    s.add_argument("--epochs", type=_positive_int, default=None)
-    s.add_argument("--batch-size", type=_positive_int, default=None)
-    s.add_argument("--lr", type=_positive_float, default=None, help="peak learning rate (SGD, momentum 0.9)")
-    s.add_argument("--image-size", type=_positive_int, default=None,
+    s.add_argument("--epochs", type=positive_int, default=None)
+    s.add_argument("--batch-size", type=positive_int, default=None)
+    s.add_argument("--lr", type=positive_float, default=None, help="peak learning rate (SGD, momentum 0.9)")
+    s.add_argument("--image-size", type=positive_int, default=None,
                    help="fine-tuning resolution (default: the checkpoint's; position embeddings are interpolated)")
     s.add_argument("--device", default=None, choices=["auto", "cpu", "gpu"])
     s.add_argument("--data-dir", default=None)
     s.add_argument("--dataset", default=None, choices=["cifar10", "cifar100"])
-    s.add_argument("--subset", type=_positive_int, default=None, help="train on only N images")
+    s.add_argument("--subset", type=positive_int, default=None, help="train on only N images")
     s.add_argument("--out", default=None, help="output folder (default: runs/finetune-NAME-DATASET)")
     s.add_argument("--resume", action="store_true", help="continue from OUT/last.npz")
     s.add_argument("--overwrite", action="store_true", help="move a run already in OUT aside to OUT.old-TIMESTAMP")
@@ -299,73 +301,10 @@ def build_parser():
         s.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
         for action in s._actions:
             if action.type is None and action.dest == "data_dir":
-                action.type = _data_source
+                action.type = data_source
             elif action.type is None and action.dest == "out" and name in OUT_FOLDERS:
-                action.type = _folder
+                action.type = folder
     return p
-
-
-def _positive_int(s):
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s}")
-    return v
-
-
-OUT_FOLDERS = ("train", "finetune", "eval", "inspect")     # the subcommands whose --out is a folder
-
-
-def _folder(s):
-    """A folder option (--out, --data-dir): may not exist yet, but must not be a file."""
-    from pathlib import Path
-
-    if Path(s).exists() and not Path(s).is_dir():
-        raise argparse.ArgumentTypeError(f"{s} is a file; expected a folder")
-    return s
-
-
-def _data_source(s):
-    """--data-dir: a folder (as _folder), or a .npz data pack file (minivit/datapack.py)."""
-    return s if s.endswith(".npz") else _folder(s)
-
-
-def _nonnegative_int(s):
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {s}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {s}")
-    return v
-
-
-def _positive_float(s):
-    try:
-        v = float(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {s}") from None
-    if not 0 < v < float("inf"):                  # refuses nan and inf too
-        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {s}")
-    return v
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, with its complaints raised (as UsageError) into the one handler in ``main``."""
-
-    def error(self, message):
-        raise UsageError(f"{message} (see {self.prog} --help)")
-
-
-class _Defaults(argparse.ArgumentDefaultsHelpFormatter):
-    """Show "(default: X)" once: not for options whose help already says it, nor for None."""
-
-    def _get_help_string(self, action):
-        if action.default in (None, False) or "(default" in (action.help or ""):
-            return action.help
-        return super()._get_help_string(action)
 
 
 def main(argv=None):

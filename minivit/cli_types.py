@@ -1,0 +1,73 @@
+"""The command line's argument types, parser and help formatter (used by ``minivit/__main__.py``).
+
+Every value typed on the command line is checked here, and every complaint argparse has goes
+through ``Parser.error`` into the one error handler of ``minivit.__main__.main`` (one ``error:``
+line, exit code 2).
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from minivit.errors import UsageError
+
+
+def positive_int(s):
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s}")
+    return v
+
+
+OUT_FOLDERS = ("train", "finetune", "eval", "inspect")     # the subcommands whose --out is a folder
+
+
+def folder(s):
+    """A folder option (--out, --data-dir): may not exist yet, but must not be a file."""
+    if Path(s).exists() and not Path(s).is_dir():
+        raise argparse.ArgumentTypeError(f"{s} is a file; expected a folder")
+    return s
+
+
+def data_source(s):
+    """--data-dir: a folder (as folder), or a .npz data pack file (minivit/datapack.py)."""
+    return s if s.endswith(".npz") else folder(s)
+
+
+def nonnegative_int(s):
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {s}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {s}")
+    return v
+
+
+def positive_float(s):
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {s}") from None
+    if not 0 < v < float("inf"):                  # refuses nan and inf too
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {s}")
+    return v
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with its complaints raised (as UsageError) into the one handler in ``main``."""
+
+    def error(self, message):
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+class Defaults(argparse.ArgumentDefaultsHelpFormatter):
+    """Show "(default: X)" once: not for options whose help already says it, nor for None."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False) or "(default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
