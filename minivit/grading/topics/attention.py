@@ -8,7 +8,8 @@ import numpy as np
 from minivit.grading.common import MISTAKES, REF, Check, Fail, _call_forward, _copy, _fail_with, _grads_tuple, \
     _mismatch, _rng, _softmax
 from minivit.grading.topics.attention_backward import (attention_backward_variants, explain_attention,
-                                                       explain_softmax, softmax_backward_variants)
+                                                       explain_softmax, softmax_backward_variants,
+                                                       wrong_forward_grads)
 from minivit.grading.topics.parts import PartsPair
 
 MISTAKES.update({
@@ -88,6 +89,25 @@ def _attention_variant(scale="sqrt", axis=-1, transpose=False, softmax=_softmax,
     return f
 
 
+def _consistent_with_wrong_forward():
+    """(forward mistake key, variant) pairs: the exact gradients of each wrong attention forward (a
+    backward that is right for the learner's wrong forward), in the bwd_mistakes form."""
+    def make(scale=None, dim=None, **kw):
+        def variant(args, dout, rc, ref):
+            q, k, v = args
+            d = q.shape[-1]
+            if dim is not None and (dim >= q.ndim - 1 or q.shape[dim] == d):
+                return None
+            c = 1 / math.sqrt(q.shape[dim]) if dim is not None else scale(d)
+            return wrong_forward_grads(q, k, v, dout, c, **kw)
+        return variant
+    right = lambda d: 1 / math.sqrt(d)             # noqa: E731
+    return (("missing_scale", make(lambda d: 1.0)), ("scale_1_over_d", make(lambda d: 1 / d)),
+            ("scale_times_sqrt_d", make(lambda d: math.sqrt(d))), ("softmax_axis", make(right, axis=-2)),
+            ("attention_transposed", make(right, transpose=True)), ("scores_transposed", make(right, scores_t=True)),
+            *(("scale_wrong_dim", make(dim=i)) for i in range(3)))
+
+
 ATTENTION = PartsPair(
     "attention_forward", "attention_backward", ("dq", "dk", "dv"),
     cases=lambda: (lambda r: [(r((2, 2, 5, 4)), r((2, 2, 5, 4)), r((2, 2, 5, 4))),
@@ -110,7 +130,8 @@ ATTENTION = PartsPair(
         ("softmax_normalized_over_all", _attention_variant(softmax=_softmax_over_all)),
         ("softmax_normalized_over_all", _attention_variant(softmax=lambda x, a: _softmax_over_all(x, a, False))),
     ),
-    bwd_mistakes=attention_backward_variants(),
+    bwd_mistakes=attention_backward_variants() + _consistent_with_wrong_forward(),
+    derive=(),                        # the wrong forwards' gradients are exact: _consistent_with_wrong_forward
     explain=explain_attention,
 )
 

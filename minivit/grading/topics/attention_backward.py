@@ -117,6 +117,23 @@ def _attention_variants(args, dout, rc, ref):
     return out
 
 
+def wrong_forward_grads(q, k, v, dout, scale, axis=-1, transpose=False, scores_t=False):
+    """The exact gradients {dq, dk, dv} of a wrong attention forward (what a backward consistent
+    with that forward returns): scores S = scale q k^T (scale k q^T when scores_t), A = softmax of S
+    over ``axis``, out = A v (A^T v when transpose). q, k, v, dout: (..., T, d)."""
+    S = scale * (k @ _T(q) if scores_t else q @ _T(k))
+    e = np.exp(S - S.max(axis=axis, keepdims=True))
+    A = e / e.sum(axis=axis, keepdims=True)
+    W = _T(A) if transpose else A                      # out = W v
+    dv = _T(W) @ dout
+    dW = dout @ _T(v)
+    dA = _T(dW) if transpose else dW
+    dS = scale * A * (dA - (dA * A).sum(axis=axis, keepdims=True))
+    if scores_t:
+        return {"dq": _T(dS) @ k, "dk": dS @ q, "dv": dv}
+    return {"dq": dS @ k, "dk": _T(dS) @ q, "dv": dv}
+
+
 ATTENTION_BACKWARD_KEYS = ("softmax_diagonal_jacobian", "softmax_backward_no_sum_term",
                            "softmax_backward_sum_without_s", "softmax_backward_sum_all",
                            "softmax_backward_wrong_axis", "attention_skips_softmax", "missing_scale_backward",
