@@ -34,6 +34,8 @@ MISTAKES.update({
                           "its softmax becomes 0/0 = NaN. Subtract x.max(axis=axis, keepdims=True).",
     "softmax_normalized_over_all": "The exponentials are divided by their sum over the whole array: each slice "
                                    "along `axis` must sum to 1 on its own, e / e.sum(axis=axis, keepdims=True).",
+    "softmax_max_in_numerator_only": "The maximum is subtracted in the numerator only: exp(x - max) / sum(exp(x)) "
+                                     "is not softmax. Subtract it once, e = exp(x - max), and divide by e.sum(...).",
     "scale_wrong_dim": "The scale uses another axis's size: d is the size of each query/key vector, the LAST "
                        "axis, d = q.shape[-1] (q is (..., T, d); q.shape[1] or q.shape[2] is a batch, head or "
                        "token count).",
@@ -59,12 +61,17 @@ def _softmax_over_all(x, axis=-1, global_max=True):
     return e / e.sum()
 
 
+def _softmax_max_numerator(x, axis=-1):
+    return np.exp(x - x.max(axis=axis, keepdims=True)) / np.exp(x).sum(axis=axis, keepdims=True)
+
+
 SOFTMAX = PartsPair(
     "softmax_forward", "softmax_backward", ("dx",),
     cases=lambda: (lambda r: [(r((4, 7)), -1), (r((2, 3, 5)), -1), (r((2, 5, 3)), 1), (r((5, 5)), -1),
                               (r((3, 4)),), (r((3, 1)), -1)])(_rng("softmax").standard_normal),
     fd_cases=lambda: (lambda r: [(r((2, 3, 5)), -1), (r((2, 4, 3)), 1)])(_rng("softmax-fd").standard_normal),
     fwd_mistakes=_softmax_axis_variants() + (("softmax_normalized_over_all", _softmax_over_all),
+                                             ("softmax_max_in_numerator_only", _softmax_max_numerator),
                                              ("softmax_normalized_over_all",
                                               lambda x, axis=-1: _softmax_over_all(x, axis, global_max=False))),
     bwd_mistakes=softmax_backward_variants(),

@@ -27,6 +27,14 @@ MISTAKES.update({
                         "dS k and dk = scale * dS^T q.",
     "missing_scale_dq": "dq is missing the 1/sqrt(d) factor (dk has it): S = scale * q k^T, so both dq = scale * "
                         "dS k and dk = scale * dS^T q.",
+    "softmax_backward_sign_flipped": "The softmax backward has its sign flipped: dx = s * (dout - sum(dout * s)), "
+                                     "not s * (sum(dout * s) - dout) (from ds_i/dx_j = s_i (delta_ij - s_j)).",
+    "dA_transposed": "dA is transposed: out = A v gives dA = dout v^T, shape (..., T, T) with dA[i, j] = "
+                     "dout_i . v_j (v dout^T is its transpose).",
+    "scale_twice_backward": "The scale is applied twice in the backward (to dA or dS, and again to dq and dk): "
+                            "S = scale * q k^T contributes one factor, dq = scale * dS k, dk = scale * dS^T q.",
+    "qk_operand_swapped": "dq or dk multiplies dS by the wrong operand: from S = scale * q k^T, dq = scale * dS k "
+                          "(the keys) and dk = scale * dS^T q (the queries).",
     "dq_transposed": "dq needs dS as it is, not transposed: dq = scale * dS k (query i collects from every key j "
                      "along row i of dS).",
 })
@@ -46,7 +54,8 @@ def _jvp_variants(s, d, axis):
     out = [("softmax_diagonal_jacobian", s * (1 - s) * d),
            ("softmax_backward_no_sum_term", s * d),
            ("softmax_backward_sum_without_s", s * (d - d.sum(axis=ax, keepdims=True))),
-           ("softmax_backward_sum_all", s * (d - (d * s).sum()))]
+           ("softmax_backward_sum_all", s * (d - (d * s).sum())),
+           ("softmax_backward_sign_flipped", s * ((d * s).sum(axis=ax, keepdims=True) - d))]
     out += [("softmax_backward_wrong_axis", s * (d - (d * s).sum(axis=k, keepdims=True)))
             for k in range(s.ndim) if k != ax and s.shape[k] > 1]
     return [(k, v) for k, v in out if v.shape == s.shape]
@@ -61,7 +70,7 @@ def softmax_backward_variants():
             return {"dx": found[0][1]} if found else None
         return variant
     keys = ["softmax_diagonal_jacobian", "softmax_backward_no_sum_term", "softmax_backward_sum_without_s",
-            "softmax_backward_sum_all"]
+            "softmax_backward_sum_all", "softmax_backward_sign_flipped"]
     return tuple((k, make(i)) for i, k in enumerate(keys)) + tuple(
         ("softmax_backward_wrong_axis", _wrong_axis(j)) for j in range(4))
 
@@ -107,13 +116,19 @@ def _attention_variants(args, dout, rc, ref):
     L = attention_links(q, k, v, A, scale, dout)
     out = [(key, _from_dS(q, k, dS, scale, L["dv"])) for key, dS in _jvp_variants(A, L["dA"], -1)]
     out.append(("attention_skips_softmax", _from_dS(q, k, L["dA"], scale, L["dv"])))
+    dAt = _T(L["dA"])
+    out.append(("dA_transposed", _from_dS(q, k, A * (dAt - (dAt * A).sum(axis=-1, keepdims=True)), scale, L["dv"])))
     full = {"dq": L["dq"], "dk": L["dk"], "dv": L["dv"]}
     out += [("missing_scale_backward", {**full, "dq": L["dq"] / scale, "dk": L["dk"] / scale}),
             ("missing_scale_dq", {**full, "dq": L["dq"] / scale}),
             ("missing_scale_dk", {**full, "dk": L["dk"] / scale}),
             ("dk_not_transposed", {**full, "dk": scale * L["dS"] @ q}),
             ("dq_transposed", {**full, "dq": scale * _T(L["dS"]) @ k}),
-            ("dv_not_transposed", {**full, "dv": A @ dout})]
+            ("dv_not_transposed", {**full, "dv": A @ dout}),
+            ("scale_twice_backward", {**full, "dq": L["dq"] * scale, "dk": L["dk"] * scale}),
+            ("qk_operand_swapped", {**full, "dk": scale * _T(L["dS"]) @ k}),
+            ("qk_operand_swapped", {**full, "dq": scale * L["dS"] @ q}),
+            ("qk_operand_swapped", {**full, "dq": scale * L["dS"] @ q, "dk": scale * _T(L["dS"]) @ k})]
     return out
 
 
@@ -135,10 +150,11 @@ def wrong_forward_grads(q, k, v, dout, scale, axis=-1, transpose=False, scores_t
 
 
 ATTENTION_BACKWARD_KEYS = ("softmax_diagonal_jacobian", "softmax_backward_no_sum_term",
-                           "softmax_backward_sum_without_s", "softmax_backward_sum_all",
+                           "softmax_backward_sum_without_s", "softmax_backward_sum_all", "softmax_backward_sign_flipped",
+                           "dA_transposed", "scale_twice_backward",
                            "softmax_backward_wrong_axis", "attention_skips_softmax", "missing_scale_backward",
                            "missing_scale_dq", "missing_scale_dk", "dk_not_transposed", "dq_transposed",
-                           "dv_not_transposed")
+                           "dv_not_transposed", "qk_operand_swapped")
 
 
 def attention_backward_variants():
@@ -150,7 +166,7 @@ def attention_backward_variants():
             return found[n] if n < len(found) else None
         return variant
     return tuple((key, make(key, n)) for key in ATTENTION_BACKWARD_KEYS
-                 for n in range(3 if key == "softmax_backward_wrong_axis" else 1))
+                 for n in range({"softmax_backward_wrong_axis": 3, "qk_operand_swapped": 3}.get(key, 1)))
 
 
 def _dS_terms(A, dA):

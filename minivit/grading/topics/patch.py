@@ -31,6 +31,8 @@ MISTAKES.update({
     "patch_wrong_order": "The patches hold exactly the pixels of x, but in the wrong order. Check each step: "
                          "split H and W as (H/P, P) and (W/P, P) - grid index first -, transpose to "
                          "(B, H/P, W/P, P, P, C), then reshape to (B, N, P*P*C).",
+    "bias_grad_wrong_axis": "db is summed over the wrong axis: over D_out (one number per position) instead of "
+                            "over the positions. db = dy.reshape(-1, D_out).sum(axis=0), shape (D_out,).",
     "bias_grad_summed_all": "db is a single number: it was summed over every axis, D_out included. db has the "
                             "bias's shape (D_out,): sum over the leading axes only, "
                             "db = dy.reshape(-1, D_out).sum(axis=0).",
@@ -112,7 +114,11 @@ def _linear_bwd_mistakes():
         ("grad_mean_not_sum", lambda args, dout, rc, rg: {"dw": rg["dw"] / rows(dout), "db": rg["db"] / rows(dout)}),
         ("grad_mean_not_sum", lambda args, dout, rc, rg: {"dw": rg["dw"] / rows(dout)}),
         ("grad_mean_not_sum", lambda args, dout, rc, rg: {"dw": rg["dw"] / dout.shape[0]}),
-        ("dx_not_reshaped", lambda args, dout, rc, rg: {"dx": rg["dx"].reshape(-1, rg["dx"].shape[-1])}))
+        ("dx_not_reshaped", lambda args, dout, rc, rg: {"dx": rg["dx"].reshape(-1, rg["dx"].shape[-1])}),
+        ("bias_grad_wrong_axis", lambda args, dout, rc, rg: {"db": dout.reshape(-1, dout.shape[-1]).sum(axis=1)}),
+        ("bias_grad_wrong_axis", lambda args, dout, rc, rg: {"db": dout.sum(axis=-1)}),
+        ("bias_grad_not_summed", lambda args, dout, rc, rg: None if dout.ndim < 3 else {     # the first image only
+            "dw": rc[0][0].reshape(-1, rc[1].shape[0]).T @ dout[0].reshape(-1, dout.shape[-1])}))
 
 
 def _linear_grads(fname, res, names):
