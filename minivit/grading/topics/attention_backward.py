@@ -196,6 +196,9 @@ def explain_attention(args, dout, rc, ref, mine):
             coefs, resid = fit_terms(mine[n], named)
             exp = {f"scale*({t}){' k' if n == 'dq' else '^T q'}": c for t, c in want.items()}
             if np.linalg.matrix_rank(np.stack([a.ravel() for a in named.values()], 1)) == len(named):
-                text.append(describe_fit(n, coefs, exp, resid))
+                text.append(describe_fit(n, coefs, exp, resid) or (
+                    f" Your {n} is no combination of the softmax's terms times {'k' if n == 'dq' else 'q'}: "
+                    f"check dA = dout v^T and dS = A * (dA - sum(dA * A, axis=-1, keepdims=True)) before {n}."
+                    if resid > 1e-6 else ""))
     return "".join(text)
 
