@@ -318,7 +318,7 @@ def main(argv=None):
         parser = build_parser()
         if not argv:                          # no command at all: show what there is
             parser.print_help(sys.stderr)
-        args = parser.parse_args(argv)
+        args = parser.parse_args(argv, raise_errors=True)
         return args.func(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -58,9 +58,21 @@ def positive_float(s):
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, with its complaints raised (as UsageError) into the one handler in ``main``."""
+    """argparse, with its complaints raised (as UsageError) into the one handler in ``main``
+    when ``parse_args(argv, raise_errors=True)`` (elsewhere argparse's usual: usage + exit 2)."""
+
+    raise_errors = False                      # one command line is parsed at a time
+
+    def parse_args(self, args=None, namespace=None, raise_errors=False):
+        saved, Parser.raise_errors = Parser.raise_errors, raise_errors
+        try:
+            return super().parse_args(args, namespace)
+        finally:
+            Parser.raise_errors = saved
 
     def error(self, message):
+        if not Parser.raise_errors:
+            super().error(message)
         raise UsageError(f"{message} (see {self.prog} --help)")
 
 
