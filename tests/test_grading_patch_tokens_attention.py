@@ -68,3 +68,19 @@ def linear_backward(dy, cache):
                "patchify_forward, patchify_backward, linear_forward", code)
     check = next(c for c in t["checks"] if c["name"].startswith("linear_backward: gradients"))
     assert check["mistake"] is None and "the term [x^T dy] has the wrong sign" in check["feedback"], check
+
+
+def test_a_variant_is_named_only_within_the_checks_tolerance(tmp_path):
+    """db averaged but also off by 3e-6 relative: within 1e-5 of the "averaged" variant (the old
+    detectors' tolerance), not within the checks' 1e-6: points lost, no name."""
+    code = '''
+def linear_backward(dy, cache):
+    x, w = cache
+    x2, dy2 = x.reshape(-1, x.shape[-1]), dy.reshape(-1, dy.shape[-1])
+    return (dy2 @ w.T).reshape(x.shape), x2.T @ dy2, dy2.mean(axis=0) * (1 + 3e-6)
+'''
+    t = _grade(tmp_path, "patch", "ex01_patch_embedding.py",
+               "patchify_forward, patchify_backward, linear_forward", code)
+    check = next(c for c in t["checks"] if c["name"].startswith("linear_backward: gradients"))
+    assert check["points"] == 0 and check["mistake"] is None, check
+    assert "db differs from the reference" in check["feedback"] and "Next step:" in check["feedback"]
