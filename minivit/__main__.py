@@ -68,6 +68,13 @@ def cmd_grade(args):
     return 0                                  # whatever the score: grading is feedback, not a test
 
 
+def cmd_hint(args):
+    from minivit.hints import hint
+
+    hint(args.function, args.level)          # an unknown function or level: ValueError -> error:, exit 2
+    return 0
+
+
 def cmd_bench(args):
     from minivit.bench import bench, format_report
 
@@ -218,6 +225,12 @@ def build_parser():
     s.add_argument("--gradescope", default=None, metavar="FILE",
                    help="also write Gradescope's autograder results (results.json) to FILE")
     s.set_defaults(func=cmd_grade)
+
+    s = sub.add_parser("hint", help="a hint for an exercise function, in three levels (try each before the next)")
+    s.add_argument("function", metavar="FUNCTION", help="an exercise function, e.g. layernorm_backward")
+    s.add_argument("--level", type=int, default=1, metavar="N",
+                   help="1: the approach, 2: the intermediate results, 3: the formula (default 1)")
+    s.set_defaults(func=cmd_hint)
 
     s = sub.add_parser("bench", help="time a training step (forward + backward + AdamW)")
     from minivit.train import RECIPES

@@ -93,6 +93,12 @@ def adamw_update(w, g, m, v, t, lr, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0
 
     The decay term acts on the weights directly instead of being added to the gradient: that is
     what "decoupled" means (with Adam, a penalty added to g would be rescaled by 1/sqrt(v_hat)).
+    Returns nothing: w, m and v are updated in place (the caller's arrays change).
+
+    Derivation:
+        In place means w -= ..., m *= b1; m += ... (w = w - ... only rebinds a local name).
+        The two bias corrections fold into one step size: m_hat / (sqrt(v_hat) + eps) =
+        c1 * m / (sqrt(v) + eps * sqrt(1 - b2^t)) with c1 = sqrt(1 - b2^t) / (1 - b1^t).
     """
     xp = get_array_module(w)
     m *= b1
@@ -150,7 +156,17 @@ class AdamW(Optimizer):
 
 def warmup_cosine(step, total_steps, base_lr, warmup_steps=0, min_lr=0.0):
     """Learning rate at ``step`` (0-based): linear warmup from ~0 to base_lr over ``warmup_steps``,
-    then cosine decay to ``min_lr`` at ``total_steps``."""
+    then cosine decay to ``min_lr`` at ``total_steps``; a Python float.
+
+        step < warmup_steps:  base_lr * (step + 1) / warmup_steps
+        after:                min_lr + 0.5 (base_lr - min_lr) (1 + cos(pi * progress)),
+                              progress = (step - warmup_steps) / (total_steps - warmup_steps), at most 1
+        (total_steps == warmup_steps: progress 1 from there on, so min_lr)
+
+    Derivation:
+        max(1, total_steps - warmup_steps) as the denominator keeps the no-decay case finite;
+        min(1.0, progress) holds min_lr past the end.
+    """
     if step < warmup_steps:
         return base_lr * (step + 1) / warmup_steps
     progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)

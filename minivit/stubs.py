@@ -7,8 +7,9 @@
 
 Each stub function is built from the reference function of the same name (``minivit.layers``,
 ``minivit.optim``): its ``def`` line is copied verbatim from the source (``ast`` positions, so
-defaults and line breaks stay exactly as written), its docstring is the reference docstring
-followed by the hints of :data:`HINTS`, and its body is ``raise NotImplementedError``. Stubs and
+defaults and line breaks stay exactly as written), its docstring is the *contract* part of the
+reference docstring (everything before its ``Derivation:`` line) and a pointer to the hints
+(``python -m minivit hint NAME``), and its body is ``raise NotImplementedError``. Stubs and
 reference therefore cannot drift apart: change a signature or a docstring in minivit, rerun the
 generator, and ``tests/test_grading.py::test_stubs_are_up_to_date`` keeps the two in step.
 
@@ -76,148 +77,26 @@ IMPORTS = {
     "optim": "import math\n\n" + _NP,
 }
 
-_CACHE = "cache: anything your backward needs (a tuple of arrays, say); it comes back to it unchanged."
-_F_NOTE = ("While grading, F holds minivit's reference functions (this exercise is graded on its own);\n"
-           "with `train --impl exercises`, F holds yours.")
-
-# Per function: the hints appended to the reference docstring.
-HINTS = {
-    "patchify_forward": f"""\
-B, H, W, C = x.shape; P = patch_size; the grid is (H/P) x (W/P) patches.
-Reshape to (B, H/P, P, W/P, P, C), transpose the two grid axes together ->
-(B, H/P, W/P, P, P, C), reshape to (B, N, P*P*C). A single reshape is not enough.
-No loops needed; the result may be a copy.
-{_CACHE}""",
-    "patchify_backward": """\
-patchify only moves numbers: undo it. Reshape dout to (B, H/P, W/P, P, P, C), transpose back to
-(B, H/P, P, W/P, P, C), reshape to (B, H, W, C). Keep x's shape in the cache.""",
-    "linear_forward": f"""\
-Flatten the leading axes: x.reshape(-1, D_in) @ w is one matrix multiply; reshape back.
-{_CACHE}""",
-    "linear_backward": """\
-With x2 = x.reshape(-1, D_in) and dy2 = dy.reshape(-1, D_out):
-dx = dy2 @ w.T (reshaped like x), dw = x2.T @ dy2, db = dy2.sum(axis=0).
-Every token of every image used the same w and b: their gradients sum over all of them.""",
-    "cls_token_forward": """\
-Make a (B, N+1, D) array with the dtype of x (np.empty(..., dtype=x.dtype)), put cls in position 0
-of every sequence, x in positions 1..N. (np.concatenate with np.broadcast_to works too.)""",
-    "cls_token_backward": """\
-dx is dout without position 0. dcls keeps the shape (1, 1, D): sum dout[:, :1] over the batch
-(keepdims=True).""",
-    "pos_embed_forward": """\
-Broadcasting does the work: x + pos adds the same (T, D) table to every image.
-Return a new array; do not modify x in place.""",
-    "pos_embed_backward": """\
-dx = dout. dpos: the same table was added to every image, so sum over the batch, keeping the
-shape (1, T, D).""",
-    "softmax_forward": f"""\
-e = exp(x - max(x, axis, keepdims=True)); out = e / sum(e, axis, keepdims=True).
-Without the max, exp overflows for scores of a few hundred (the grader tries 1e4).
-keepdims=True keeps every row's max and sum lined up with its row.
-{_CACHE}
-(The output s is all the backward needs.)""",
-    "softmax_backward": """\
-dx = s * (dout - sum(dout * s, axis, keepdims=True)). Work it out from ds_i/dx_j = s_i (delta_ij - s_j):
-the diagonal alone (s (1 - s)) is not enough.""",
-    "attention_forward": f"""\
-d = q.shape[-1]; S = q @ k.swapaxes(-1, -2) / sqrt(d)   (use math.sqrt: np.sqrt gives a float64
-scalar that turns float32 arrays into float64); A = softmax over the last axis (your
-softmax_forward above); out = A @ v. `@` batches over the leading axes.
-{_CACHE}
-(q, k, v, A and the scale.)""",
-    "attention_backward": """\
-Go backwards through out = A v, A = softmax(S), S = scale * q k^T:
-dv = A^T dout, dA = dout v^T, dS = softmax backward of dA (your softmax_backward), dq = scale * dS k,
-dk = scale * dS^T q. "^T" means swapaxes(-1, -2).""",
-    "split_heads": """\
-(B, T, D) -> reshape (B, T, h, D/h) -> transpose (0, 2, 1, 3) -> (B, h, T, d).
-Head j gets the features [j*d, (j+1)*d).""",
-    "merge_heads": """\
-The inverse of split_heads: transpose (0, 2, 1, 3) back to (B, T, h, d), then reshape to (B, T, h*d).""",
-    "split_heads_backward": """\
-split_heads only moves numbers: its gradient moves them back, which is what merge_heads does.""",
-    "merge_heads_backward": """\
-The gradient of merge_heads is split_heads.""",
-    "mhsa_forward": f"""\
-1. qkv = F.linear_forward(x, w_qkv, b_qkv): (B, T, 3D).
-2. reshape to (B, T, 3, h, d) and transpose to (3, B, h, T, d): q, k, v = qkv[0], qkv[1], qkv[2].
-3. heads = F.attention_forward(q, k, v)   4. merged = merge_heads(heads)
-5. out = F.linear_forward(merged, w_out, b_out).
-Keep every step's cache.
-{_F_NOTE}""",
-    "mhsa_backward": """\
-Run the forward's steps backwards: linear_backward of the output projection, merge_heads_backward,
-attention_backward, stack dq, dk, dv and undo step 2's transpose/reshape to (B, T, 3D), then
-linear_backward of the qkv projection. (The key part of db_qkv comes out exactly 0: see
-minivit.gradcheck.KEY_BIAS_NOTE.)""",
-    "layernorm_forward": f"""\
-Over the last axis: mu = mean(x), var = mean((x - mu)^2) (divide by D: the *biased* variance;
-np.var's default ddof=0 is right, ddof=1 is not), xhat = (x - mu) / sqrt(var + eps),
-y = gamma * xhat + beta. Use keepdims=True.
-{_CACHE}
-(xhat, 1/sqrt(var + eps) and gamma are enough.)""",
-    "layernorm_backward": """\
-dgamma = sum of dy * xhat and dbeta = sum of dy over every token of every image (all axes but the last).
-With g = dy * gamma: dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), means over the last axis.
-Derive it once on paper: mu and var both depend on x.""",
-    "gelu_forward": f"""\
-approximate='tanh': 0.5 x (1 + tanh(c (x + 0.044715 x^3))), c = math.sqrt(2 / math.pi).
-approximate='none': x * Phi(x) = 0.5 x (1 + erf(x / sqrt(2))) (erf is imported above).
-Keep the two forms apart: the grader tries both. np.tanh is safe for large |x|.
-{_CACHE}""",
-    "gelu_backward": """\
-Product rule. tanh form, with t = tanh(c (x + 0.044715 x^3)):
-d/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 * 0.044715 x^2).
-Exact form: d/dx = Phi(x) + x phi(x), phi(x) = exp(-x^2 / 2) / sqrt(2 pi).
-Multiply by dout.""",
-    "mlp_forward": f"""\
-h = F.linear_forward(x, w1, b1); a = gelu_forward(h, approximate) (yours, above, or F.gelu_forward);
-out = F.linear_forward(a, w2, b2). Pass `approximate` on. Keep the three caches.
-{_F_NOTE}""",
-    "mlp_backward": """\
-The three steps backwards: linear_backward (second layer), gelu_backward, linear_backward (first layer).""",
-    "cross_entropy_forward": f"""\
-Build the target t (B, K): one-hot rows for integer labels, the labels themselves for soft (B, K)
-targets; with label smoothing eps: t = (1 - eps) * t + eps / K.
-Stable log-softmax: log_p = s - max(s) - log(sum(exp(s - max(s)))) (rows, keepdims=True); never
-log(softmax(s)), which gives log(0) = -inf for very negative scores.
-loss = -sum(t * log_p) / B, returned as a Python float (float(...)).
-{_CACHE}""",
-    "cross_entropy_backward": """\
-dlogits = dloss * (softmax(s) - t) / B, with softmax(s) = exp(log_p). Return an array with the
-logits' dtype.""",
-    "encoder_block_forward": f"""\
-Call the sub-operations through F, as minivit does, e.g.
-    h, c1 = F.layernorm_forward(x, p["ln1_gamma"], p["ln1_beta"], eps)
-Each branch: LayerNorm -> F.mhsa_forward (branch 1) or F.mlp_forward(..., approximate) (branch 2)
--> F.dropout_forward -> F.drop_path_forward (both with rng and train) -> add to the residual.
-Keep every cache.
-{_F_NOTE}""",
-    "encoder_block_backward": """\
-Backwards through eq. (3), then eq. (2). Each residual splits the gradient: the upstream gradient
-goes through the sub-block *and* straight on, so add it: dz1 = (gradient through LN2/MLP) + dout,
-dx = (gradient through LN1/MSA) + dz1. Undo drop_path before dropout (reverse order).
-Return (dx, grads) with grads a dict keyed like p.""",
-    "adamw_update": """\
-Update w, m and v in place (w -= ..., m *= b1; m += ..., v[...] = ...): `w = w - ...` only rebinds
-a local name and the caller's parameter never changes. Returns nothing.
-Weight decay is decoupled: it does not enter m and v; it shrinks w directly by lr * weight_decay * w.
-Bias correction uses t, which starts at 1.""",
-    "warmup_cosine": """\
-step is 0-based. Warmup (step < warmup_steps): base_lr * (step + 1) / warmup_steps.
-Then progress = (step - warmup_steps) / max(1, total_steps - warmup_steps), clamped at 1, and
-lr = min_lr + 0.5 (base_lr - min_lr) (1 + cos(pi * progress)). Return a float.""",
-}
+# What a stub says about a function: the contract part of the reference docstring (everything
+# before its "Derivation:" line: shapes, what is computed, what the cache and the gradients must
+# be), then where the hints are. The derivation stays in minivit (it is the solution); the hints
+# come on demand, one level at a time (minivit/hints.py).
+DERIVATION = "Derivation:"
+_STUCK = "Stuck? python -m minivit hint {name}   (then --level 2, then 3: one at a time)"
 
 HEADER = '''"""Exercise {number}: {title}.   Topic `{topic}`: python -m minivit grade {topic}
 
 {intro}
 
-Fill in every function below (replace `raise NotImplementedError`). Names, signatures and
-docstrings are those of minivit's own functions ({sources}):
-the grader compares your results with them on random inputs, in float64 and float32, and checks
-your gradients with finite differences. Read the feedback, fix, grade again.
-Details: exercises/README.md.
+Fill in every function below (replace `raise NotImplementedError`). Names and signatures are
+those of minivit's own functions ({sources}).
+Each docstring is their contract: the shapes, what the function computes and what it returns.
+How to get there is yours to work out (derive each backward on paper first). A forward's
+cache is whatever your backward needs; it comes back to it unchanged. The grader compares your
+results with minivit's on random inputs, in float64 and float32, and checks your gradients with
+finite differences. Read the feedback, fix, grade again.
+Stuck? `python -m minivit hint FUNCTION` gives a hint in three levels, one at a time (the
+approach, the intermediate results, the formula). Details: exercises/README.md.
 
 Generated by `python -m minivit.stubs` from minivit's reference code. This file is yours to edit.
 """
@@ -243,8 +122,18 @@ def _def_lines(fn):
     return header, doc
 
 
-def _docstring(doc, hints):
-    text = doc.rstrip() + "\n\nHints:\n" + textwrap.indent(hints.rstrip(), "  ")
+def contract(doc):
+    """The contract part of a reference docstring: the text before its ``Derivation:`` line."""
+    kept = []
+    for line in doc.splitlines():
+        if line.strip().startswith(DERIVATION):
+            break
+        kept.append(line)
+    return "\n".join(kept).rstrip()
+
+
+def _docstring(doc, name):
+    text = contract(doc) + "\n\n" + _STUCK.format(name=name)
     if '"""' in text or "\\" in text:
         raise ValueError("docstrings with triple quotes or backslashes are not supported")
     lines = text.splitlines()
@@ -255,9 +144,7 @@ def _docstring(doc, hints):
 def render_function(name):
     fn = _reference(name)
     header, doc = _def_lines(fn)
-    if name not in HINTS:
-        raise KeyError(f"no hints for {name} in minivit.stubs.HINTS")
-    return f'{header}\n{_docstring(doc, HINTS[name])}\n    raise NotImplementedError("{name}: your code here")\n'
+    return f'{header}\n{_docstring(doc, name)}\n    raise NotImplementedError("{name}: your code here")\n'
 
 
 def _package_relative(source_file):

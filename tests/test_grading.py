@@ -73,8 +73,10 @@ def test_stub_signatures_and_docstrings_follow_the_reference(stub_dir):
         for name in t.functions:
             mine, theirs = getattr(ns, name), getattr(ref, name)
             assert inspect.signature(mine) == inspect.signature(theirs), name
-            assert inspect.getdoc(mine).startswith(inspect.getdoc(theirs)), name
-            assert "Hints:" in inspect.getdoc(mine), name
+            # the contract of the reference docstring (not its Derivation:), then where the hints are
+            assert inspect.getdoc(mine).startswith(stubs.contract(inspect.getdoc(theirs))), name
+            assert "Derivation:" not in inspect.getdoc(mine), name
+            assert f"python -m minivit hint {name}" in inspect.getdoc(mine), name
             with pytest.raises(NotImplementedError):
                 mine(*[None] * len(inspect.signature(mine).parameters))
 
@@ -89,9 +91,9 @@ def test_stub_generator_keeps_learner_work(tmp_path):
     assert stubs.stub_status(tmp_path)[f.name] == "edited"
     assert stubs.write_stubs(tmp_path)[f.name].startswith("kept")
     assert f.read_text() == edited
-    # an untouched but outdated stub (an old hint, say) is refreshed without --force
+    # an untouched but outdated stub (an old docstring, say) is refreshed without --force
     g = tmp_path / TOPIC_BY_NAME["loss"].file
-    g.write_text(g.read_text().replace("Hints:", "Hints (old):", 1))
+    g.write_text(g.read_text().replace("Stuck?", "Stuck (old)?", 1))
     assert stubs.stub_status(tmp_path)[g.name] == "outdated"
     assert stubs.main(["--check", "--out", str(tmp_path)]) == 1
     assert stubs.write_stubs(tmp_path)[g.name] == "updated"

@@ -26,6 +26,7 @@ import numpy as np
 from minivit.grading.common import MISTAKES, TOPIC_TIMEOUT_S, Fail
 from minivit.grading.learner import ChildDied, LearnerFunctions, LearnerProcess, TimedOut
 from minivit.grading.loading import default_path, describe_exception
+from minivit.grading.report import with_hint
 from minivit.grading.topics import TOPIC_BY_NAME, TOPIC_NAMES, TOPICS, topic_checks
 
 SCHEMA_VERSION = 2
@@ -179,7 +180,7 @@ def grade_topic(topic, folder, functions=None, checks=None, timeout=TOPIC_TIMEOU
                 error, stop_reason = _ready_for_next(process, error, stop_reason, c is chosen[-1])
             status, points, feedback, mistake = result
             rows.append(dict(name=c.name, function=c.function, points=points, max=c.points, status=status,
-                             feedback=feedback, mistake=mistake, caused_by=caused_by))
+                             feedback=with_hint(feedback, status, c.function), mistake=mistake, caused_by=caused_by))
     finally:
         process.stop()
         output = _read_output(out_path)

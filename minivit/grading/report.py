@@ -5,6 +5,16 @@ import os
 from pathlib import Path
 
 
+HINT_LINE = "stuck? `python -m minivit hint {function}`"
+
+
+def with_hint(feedback, status, function):
+    """A failed check's feedback (status fail or error) ends with the command for its function's hints."""
+    if status not in ("fail", "error") or not function:
+        return feedback
+    return f"{feedback}\n{HINT_LINE.format(function=function)}" if feedback else HINT_LINE.format(function=function)
+
+
 def _indent(text, prefix):
     return "\n".join(prefix + line if line else line for line in text.splitlines())
 

@@ -31,7 +31,16 @@ def _erf(x):
 
 
 def gelu_forward(x, approximate="tanh"):
-    """x: any shape -> y same shape, cache. ``approximate``: 'tanh' (default) or 'none' (exact erf)."""
+    """x: any shape -> y same shape, cache. ``approximate``: 'tanh' (default) or 'none' (exact erf).
+
+    'tanh': y = 0.5 x (1 + tanh(c (x + 0.044715 x^3))), c = sqrt(2 / pi)
+    'none': y = x Phi(x) = 0.5 x (1 + erf(x / sqrt(2))), Phi the standard normal CDF
+    Finite for |x| up to 100.
+
+    Derivation:
+        Compute the tanh argument with x * x * x (the power is slow for float32); keep t (or Phi)
+        in the cache: the backward needs it.
+    """
     xp = get_array_module(x)
     if approximate == "tanh":
         inner = x * x                 # write x*x*x, not x**3: the power is slow for float32
@@ -51,8 +60,10 @@ def gelu_forward(x, approximate="tanh"):
 
 
 def gelu_backward(dout, cache):
-    """dout: same shape as x -> dx.
+    """dout: same shape as x -> dx, the gradient with respect to x (cache: from gelu_forward, which
+    knows the form).
 
+    Derivation:
     tanh form:  d/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 * 0.044715 x^2),  t = tanh(...)
     exact form: d/dx = Phi(x) + x phi(x),  phi the standard normal density
     """

@@ -20,11 +20,16 @@ from minivit.dispatch import F
 
 # ----------------------------------------------------------------------------------- softmax
 def softmax_forward(x, axis=-1):
-    """Numerically stable softmax along ``axis``.
+    """Numerically stable softmax along ``axis``: out = exp(x) / sum(exp(x)) along that axis.
 
-    Subtracting the row maximum changes nothing mathematically (softmax(x) = softmax(x - c))
-    but keeps exp() from overflowing for large scores.
+    x: any shape; every slice along ``axis`` sums to 1 in out. Scores as large as 1e4 must give
+    finite results.
     returns: out (same shape as x), cache
+
+    Derivation:
+        Subtracting the row maximum changes nothing mathematically (softmax(x) = softmax(x - c))
+        but keeps exp() from overflowing for large scores: e = exp(x - max(x)), out = e / sum(e),
+        with keepdims=True so every row's max and sum line up with the row.
     """
     xp = get_array_module(x)
     e = x - x.max(axis=axis, keepdims=True)
@@ -34,9 +39,11 @@ def softmax_forward(x, axis=-1):
 
 
 def softmax_backward(dout, cache):
-    """Softmax Jacobian-vector product: dx = s * (dout - sum(dout * s)) along the axis.
+    """dout: the gradient with respect to softmax's output s -> dx, the same shape (with respect to x).
 
-    (From ds_i/dx_j = s_i (delta_ij - s_j); the full Jacobian is never built.)
+    Derivation:
+        Softmax Jacobian-vector product: dx = s * (dout - sum(dout * s)) along the axis
+        (from ds_i/dx_j = s_i (delta_ij - s_j); the full Jacobian is never built).
     """
     s, axis = cache
     return s * (dout - (dout * s).sum(axis=axis, keepdims=True))
@@ -44,10 +51,15 @@ def softmax_backward(dout, cache):
 
 # ---------------------------------------------------------------- scaled dot-product attention
 def attention_forward(q, k, v):
-    """Scaled dot-product attention, batched over any leading axes.
+    """Scaled dot-product attention (paper eqs. 5-7), batched over any leading axes.
 
     q, k, v: (..., T, d)
-    returns: out (..., T, d) = softmax(q k^T / sqrt(d)) v, cache (holds the attention A (..., T, T))
+    returns: out (..., T, d) = softmax(q k^T / sqrt(d)) v (softmax over the last axis, the keys),
+             cache (minivit's holds the attention A (..., T, T))
+
+    Derivation:
+        S = q @ k.swapaxes(-1, -2) * scale with scale = 1 / math.sqrt(d) (a Python float keeps
+        float32 arrays float32), A = softmax_forward(S, -1), out = A @ v.
     """
     d = q.shape[-1]
     scale = 1.0 / math.sqrt(d)
@@ -59,8 +71,9 @@ def attention_forward(q, k, v):
 
 
 def attention_backward(dout, cache):
-    """dout: (..., T, d) -> dq, dk, dv, each (..., T, d).
+    """dout: (..., T, d) -> dq, dk, dv, each (..., T, d): the gradients with respect to q, k and v.
 
+    Derivation:
     out = A v           =>  dA = dout v^T,         dv = A^T dout
     A = softmax(S)      =>  dS = A * (dA - rowsum(dA * A))
     S = scale * q k^T   =>  dq = scale * dS k,     dk = scale * dS^T q
@@ -77,7 +90,13 @@ def attention_backward(dout, cache):
 
 # ---------------------------------------------------------------------- split / merge heads
 def split_heads(x, num_heads):
-    """(B, T, h*d) -> (B, h, T, d): give every head its own slice of the features."""
+    """(B, T, h*d) -> (B, h, T, d): give every head its own slice of the features.
+
+    Head j gets the features [j*d, (j+1)*d): out[:, j] is x[:, :, j*d:(j+1)*d]. num_heads = h.
+
+    Derivation:
+        reshape (B, T, h, d), then transpose (0, 2, 1, 3); a bare reshape to (B, h, T, d) mixes tokens.
+    """
     B, T, D = x.shape
     if D % num_heads:
         raise ValueError(f"width {D} is not divisible by the number of heads {num_heads}")
@@ -85,19 +104,33 @@ def split_heads(x, num_heads):
 
 
 def merge_heads(x):
-    """(B, h, T, d) -> (B, T, h*d): concatenate the heads' outputs (the [SA_1; ...; SA_h] of eq. 8)."""
+    """(B, h, T, d) -> (B, T, h*d): concatenate the heads' outputs (the [SA_1; ...; SA_h] of eq. 8).
+
+    The inverse of split_heads: out[:, :, j*d:(j+1)*d] is x[:, j].
+
+    Derivation:
+        transpose (0, 2, 1, 3) back to (B, T, h, d), then reshape to (B, T, h*d).
+    """
     B, h, T, d = x.shape
     return x.transpose(0, 2, 1, 3).reshape(B, T, h * d)
 
 
 # split and merge are each other's inverse, and so are their gradients:
 def split_heads_backward(dout):
-    """Gradient of split_heads: (B, h, T, d) -> (B, T, h*d)."""
+    """Gradient of split_heads: dout (B, h, T, d) -> dx (B, T, h*d).
+
+    Derivation:
+        split_heads only moves numbers: its gradient moves them back, which is merge_heads(dout).
+    """
     return merge_heads(dout)
 
 
 def merge_heads_backward(dout, num_heads):
-    """Gradient of merge_heads: (B, T, h*d) -> (B, h, T, d)."""
+    """Gradient of merge_heads: dout (B, T, h*d) -> dx (B, h, T, d).
+
+    Derivation:
+        The gradient of merge_heads is split_heads(dout, num_heads).
+    """
     return split_heads(dout, num_heads)
 
 
@@ -106,8 +139,16 @@ def mhsa_forward(x, w_qkv, b_qkv, w_out, b_out, num_heads):
     """Multi-head self-attention (eqs. 5-8).
 
     x: (B, T, D)   w_qkv: (D, 3D) columns ordered [q | k | v], each split into heads (h, d)
-    b_qkv: (3D,)   w_out: (D, D)   b_out: (D,)
+    b_qkv: (3D,)   w_out: (D, D)   b_out: (D,)   num_heads = h, d = D / h
+    [q, k, v] = x w_qkv + b_qkv; head j attends with columns [j*d, (j+1)*d) of q, k and v;
+    out = [SA_1; ...; SA_h] w_out + b_out, SA_j = softmax(q_j k_j^T / sqrt(d)) v_j.
     returns: out (B, T, D), cache
+
+    Derivation:
+        qkv = F.linear_forward(x, w_qkv, b_qkv) (B, T, 3D) -> reshape (B, T, 3, h, d) -> transpose
+        (2, 0, 3, 1, 4): q, k, v = qkv[0], qkv[1], qkv[2], each (B, h, T, d);
+        heads = F.attention_forward(q, k, v); merged = F.merge_heads(heads) (B, T, D);
+        out = F.linear_forward(merged, w_out, b_out). Keep every step's cache.
     """
     B, T, D = x.shape
     if D % num_heads:
@@ -123,7 +164,15 @@ def mhsa_forward(x, w_qkv, b_qkv, w_out, b_out, num_heads):
 
 
 def mhsa_backward(dout, cache):
-    """dout: (B, T, D) -> dx (B, T, D), dw_qkv, db_qkv, dw_out, db_out."""
+    """dout: (B, T, D) -> dx (B, T, D), dw_qkv (D, 3D), db_qkv (3D,), dw_out (D, D), db_out (D,).
+
+    Derivation:
+        The forward's steps backwards: linear_backward of the output projection,
+        merge_heads_backward, attention_backward, stack dq, dk, dv (3, B, h, T, d) and undo the
+        forward's transpose: transpose (1, 3, 0, 2, 4) and reshape to (B, T, 3D), then
+        linear_backward of the qkv projection. (The key part of db_qkv comes out exactly 0:
+        see minivit.gradcheck.KEY_BIAS_NOTE.)
+    """
     qkv_cache, attn_cache, out_cache, num_heads = cache
     dmerged, dw_out, db_out = F.linear_backward(dout, out_cache)
     dheads = F.merge_heads_backward(dmerged, num_heads)           # (B, h, T, d)

@@ -27,10 +27,16 @@ BLOCK_PARAM_NAMES = (
 
 def encoder_block_forward(x, p, num_heads, eps=1e-6, approximate="tanh",
                           dropout=0.0, drop_path=0.0, rng=None, train=False):
-    """x: (B, T, D), p: dict of parameters -> out (B, T, D), cache.
+    """x: (B, T, D), p: dict of parameters (keys BLOCK_PARAM_NAMES) -> out (B, T, D), cache.
 
-    dropout / drop_path: probabilities applied to each residual branch when ``train`` is True
-    (rng: a Generator of x's array library).
+    z1 = x + MSA(LN1(x)) (eq. 2), out = z1 + MLP(LN2(z1)) (eq. 3); LN1, LN2 with eps, the MLP's
+    GELU of the form ``approximate``. dropout / drop_path: probabilities applied to each residual
+    branch when ``train`` is True (rng: a Generator of x's array library).
+
+    Derivation:
+        Each branch: F.layernorm_forward -> F.mhsa_forward (branch 1) or F.mlp_forward (branch 2)
+        -> F.dropout_forward -> F.drop_path_forward (both with rng and train) -> add to the
+        residual. Keep every cache.
     """
     h, ln1 = F.layernorm_forward(x, p["ln1_gamma"], p["ln1_beta"], eps)
     a, attn = F.mhsa_forward(h, p["w_qkv"], p["b_qkv"], p["w_out"], p["b_out"], num_heads)
@@ -47,7 +53,13 @@ def encoder_block_forward(x, p, num_heads, eps=1e-6, approximate="tanh",
 
 
 def encoder_block_backward(dout, cache):
-    """dout: (B, T, D) -> dx (B, T, D), grads (dict keyed like the parameters)."""
+    """dout: (B, T, D) -> dx (B, T, D), grads (a dict keyed like p, each shaped like its parameter).
+
+    Derivation:
+        Backwards through eq. (3), then eq. (2). Each residual splits the gradient: it reaches
+        z1 through LN2/MLP *and* straight on, so dz1 = (gradient through LN2/MLP) + dout, and
+        dx = (gradient through LN1/MSA) + dz1. Undo drop_path before dropout (reverse order).
+    """
     ln1, attn, drop1, path1, ln2, mlp, drop2, path2 = cache
     g = {}
     # eq. (3) backwards: out = z1 + MLP(LN(z1)) -> the gradient reaches z1 by two paths.

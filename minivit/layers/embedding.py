@@ -14,10 +14,14 @@ from minivit.backend import get_array_module
 
 
 def cls_token_forward(x, cls):
-    """Prepend the class token to every sequence.
+    """Prepend the class token to every sequence (the x_class of eq. 1).
 
     x: (B, N, D)   cls: (1, 1, D)
-    returns: out (B, N+1, D), cache
+    returns: out (B, N+1, D) with x's dtype: out[:, 0] is cls[0, 0] for every image, out[:, 1:] is x;
+             cache
+
+    Derivation:
+        Make an empty (B, N+1, D) array with x's dtype and fill position 0 and positions 1..N.
     """
     xp = get_array_module(x)
     B, N, D = x.shape
@@ -30,9 +34,11 @@ def cls_token_forward(x, cls):
 
 
 def cls_token_backward(dout, cache):
-    """dout: (B, N+1, D) -> dx (B, N, D), dcls (1, 1, D).
+    """dout: (B, N+1, D) -> dx (B, N, D), dcls (1, 1, D): the gradients with respect to x and cls.
 
-    The same x_class was copied into every sequence, so its gradient is the sum over the batch.
+    Derivation:
+        dx = dout[:, 1:]. The same x_class was copied into every sequence, so its gradient is the
+        sum over the batch: dcls = dout[:, :1].sum(axis=0, keepdims=True).
     """
     dcls = dout[:, :1].sum(axis=0, keepdims=True)
     dx = dout[:, 1:]
@@ -40,10 +46,13 @@ def cls_token_backward(dout, cache):
 
 
 def pos_embed_forward(x, pos):
-    """Add position embeddings.
+    """Add position embeddings (the + E_pos of eq. 1).
 
     x: (B, T, D)   pos: (1, T, D)
-    returns: out (B, T, D), cache
+    returns: out (B, T, D) = x + pos (the same table added to every image; x is not modified), cache
+
+    Derivation:
+        Broadcasting adds pos to every image.
     """
     if pos.shape[1:] != x.shape[1:]:
         raise ValueError(
@@ -54,7 +63,11 @@ def pos_embed_forward(x, pos):
 
 
 def pos_embed_backward(dout, cache):
-    """dout: (B, T, D) -> dx (B, T, D), dpos (1, T, D): the sum over the batch."""
+    """dout: (B, T, D) -> dx (B, T, D), dpos (1, T, D): the gradients with respect to x and pos.
+
+    Derivation:
+        dx = dout; the same table was added to every image, so dpos = dout.sum(axis=0, keepdims=True).
+    """
     return dout, dout.sum(axis=0, keepdims=True)
 
 

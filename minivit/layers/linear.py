@@ -7,10 +7,13 @@ flattened so the work is one big 2D matrix multiply (a single BLAS GEMM / cuBLAS
 
 
 def linear_forward(x, w, b):
-    """y = x @ w + b.
+    """y = x @ w + b, applied to every row of the leading axes (the patch embedding x_p E of eq. 1).
 
     x: (..., D_in)   w: (D_in, D_out)   b: (D_out,)
-    returns: y (..., D_out), cache
+    returns: y (..., D_out), cache (what the backward needs)
+
+    Derivation:
+        Flatten the leading axes: x.reshape(-1, D_in) @ w is one matrix multiply; reshape back.
     """
     if x.shape[-1] != w.shape[0]:
         raise ValueError(f"linear: input has {x.shape[-1]} features but the weight expects {w.shape[0]} (w: {tuple(w.shape)})")
@@ -23,7 +26,12 @@ def linear_forward(x, w, b):
 def linear_backward(dy, cache):
     """dy: (..., D_out) -> dx (..., D_in), dw (D_in, D_out), db (D_out,).
 
-    dw sums over every leading axis (batch *and* tokens): each position used the same W.
+    The gradients of the loss with respect to x, w and b, given dy with respect to y.
+
+    Derivation:
+        With x2 = x.reshape(-1, D_in) and dy2 = dy.reshape(-1, D_out):
+        dx = dy2 @ w.T (reshaped like x), dw = x2.T @ dy2, db = dy2.sum(axis=0).
+        dw sums over every leading axis (batch *and* tokens): each position used the same W.
     """
     x, w = cache
     dy2 = dy.reshape(-1, dy.shape[-1])       # (M, D_out)

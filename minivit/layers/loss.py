@@ -13,7 +13,14 @@ from minivit.backend import get_array_module
 def cross_entropy_forward(logits, labels, label_smoothing=0.0):
     """logits: (B, K) float; labels: int (B,) class indices, or float (B, K) soft targets.
 
+    loss = -(1/B) sum_b sum_k t_bk log softmax(logits_b)_k, with t the one-hot rows of the labels
+    (or the soft targets themselves); label smoothing eps replaces t by (1 - eps) * t + eps / K.
+    Logits as large as 1e4 must give a finite loss.
     returns: loss (a Python float), cache
+
+    Derivation:
+        Stable log-softmax: log_p = s - max(s) - log(sum(exp(s - max(s)))) (rows, keepdims=True);
+        never log(softmax(s)), which gives log(0) = -inf for very negative scores.
     """
     xp = get_array_module(logits)
     if logits.ndim != 2:
@@ -47,7 +54,13 @@ def cross_entropy_forward(logits, labels, label_smoothing=0.0):
 
 
 def cross_entropy_backward(cache, dloss=1.0):
-    """returns dlogits (B, K) = dloss * (softmax(logits) - target) / B."""
+    """cache: from cross_entropy_forward; dloss: the gradient with respect to the loss (1.0: the loss itself).
+
+    returns: dlogits (B, K), the gradient with respect to the logits, with the logits' dtype.
+
+    Derivation:
+        dlogits = dloss * (softmax(logits) - target) / B, with softmax(logits) = exp(log_p).
+    """
     log_probs, target = cache
     xp = get_array_module(log_probs)
     B = log_probs.shape[0]

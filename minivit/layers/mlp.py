@@ -9,7 +9,14 @@ from minivit.dispatch import F
 
 
 def mlp_forward(x, w1, b1, w2, b2, approximate="tanh"):
-    """x: (B, T, D) -> out (B, T, D), cache."""
+    """x: (B, T, D)  w1: (D, M)  b1: (M,)  w2: (M, D)  b2: (D,) -> out (B, T, D), cache.
+
+    out = GELU(x w1 + b1) w2 + b2 (the MLP of eq. 3), GELU of the form ``approximate``.
+
+    Derivation:
+        h = F.linear_forward(x, w1, b1); a = gelu_forward(h, approximate); out = F.linear_forward(a, w2, b2).
+        Keep the three caches.
+    """
     h, fc1_cache = F.linear_forward(x, w1, b1)        # (B, T, D_mlp)
     a, gelu_cache = F.gelu_forward(h, approximate)
     out, fc2_cache = F.linear_forward(a, w2, b2)
@@ -17,7 +24,12 @@ def mlp_forward(x, w1, b1, w2, b2, approximate="tanh"):
 
 
 def mlp_backward(dout, cache):
-    """dout: (B, T, D) -> dx (B, T, D), dw1, db1, dw2, db2."""
+    """dout: (B, T, D) -> dx (B, T, D), dw1 (D, M), db1 (M,), dw2 (M, D), db2 (D,).
+
+    Derivation:
+        The three steps backwards: linear_backward (second layer), gelu_backward, linear_backward
+        (first layer).
+    """
     fc1_cache, gelu_cache, fc2_cache = cache
     da, dw2, db2 = F.linear_backward(dout, fc2_cache)
     dh = F.gelu_backward(da, gelu_cache)

@@ -13,7 +13,13 @@ from minivit.backend import get_array_module
 def layernorm_forward(x, gamma, beta, eps=1e-6):
     """x: (..., D)   gamma, beta: (D,)   returns: y (..., D), cache.
 
-    eps = 1e-6 as in the official ViT code.
+    Over the last axis, each token on its own: mu = mean(x), var = mean((x - mu)^2) (the *biased*
+    variance: divide by D), xhat = (x - mu) / sqrt(var + eps), y = gamma * xhat + beta.
+    eps = 1e-6 as in the official ViT code. A token with zero variance gives xhat = 0.
+
+    Derivation:
+        keepdims=True keeps mu and var lined up with their token. minivit's cache is
+        (xhat, rstd = 1/sqrt(var + eps), gamma): enough for the backward.
     """
     if gamma.shape != (x.shape[-1],) or beta.shape != (x.shape[-1],):
         raise ValueError(f"LayerNorm over {x.shape[-1]} features needs gamma and beta of shape ({x.shape[-1]},), "
@@ -30,8 +36,10 @@ def layernorm_forward(x, gamma, beta, eps=1e-6):
 
 
 def layernorm_backward(dy, cache):
-    """dy: (..., D) -> dx (..., D), dgamma (D,), dbeta (D,).
+    """dy: (..., D) -> dx (..., D), dgamma (D,), dbeta (D,): the gradients with respect to x, gamma
+    and beta.
 
+    Derivation:
     With g = dy * gamma (the gradient reaching xhat), the chain rule through the mean and the
     variance collapses to
 

@@ -37,10 +37,18 @@ def check_image_batch(x, patch_size=None, channels=None):
 
 
 def patchify_forward(x, patch_size):
-    """Cut images into flattened patches.
+    """Cut images into flattened patches (the x_p^1 ... x_p^N of paper eq. 1).
 
-    x:       (B, H, W, C) images, channels last
+    x:       (B, H, W, C) images, channels last; P = patch_size divides H and W
     returns: out (B, N, P*P*C) with N = (H/P) * (W/P), and a cache for the backward pass.
+             Patches are ordered row-major over the patch grid (patch n is grid row n // (W/P),
+             grid column n % (W/P)); each patch vector is flattened in (row, column, channel)
+             order, so out[b, 0] is x[b, :P, :P, :].ravel(). out may be a copy.
+
+    Derivation:
+        (B, H, W, C) -> reshape (B, H/P, P, W/P, P, C) -> transpose the two grid axes together
+        (B, H/P, W/P, P, P, C) -> reshape (B, N, P*P*C). A single reshape is not enough: it
+        would mix pixels of neighbouring patches.
     """
     check_image_batch(x, patch_size)
     B, H, W, C = x.shape
@@ -52,10 +60,13 @@ def patchify_forward(x, patch_size):
 
 
 def patchify_backward(dout, cache):
-    """Gradient of patchify: patchify only moves numbers around, so its backward moves them back.
+    """Gradient of patchify.
 
-    dout:    (B, N, P*P*C)
-    returns: dx (B, H, W, C)
+    dout:    (B, N, P*P*C), the gradient of the loss with respect to patchify's output
+    returns: dx (B, H, W, C), the gradient with respect to the images x
+
+    Derivation:
+        patchify only moves numbers around, so its backward moves them back: dx = unpatchify(dout).
     """
     x_shape, P = cache
     return unpatchify(dout, x_shape[1], x_shape[2], P)
