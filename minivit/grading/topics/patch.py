@@ -81,6 +81,15 @@ def _rearranged_x(args, out, want):
     return [("patch_wrong_order", _rearranged(args[0], out))]
 
 
+def _explain_patch(args, dout, rc, ref, mine):
+    """dx that is no rearrangement of dout: some numbers lost, doubled or changed."""
+    dx = np.asarray(mine["dx"], dtype=np.float64)
+    if dx.size != dout.size:
+        return f" dx has {dx.size} numbers, dout {dout.size}: patchify_backward only moves numbers back."
+    return (" dx is no rearrangement of dout (its numbers differ, not only their places): patchify only moves "
+            "numbers, so its backward puts each number of dout into exactly one pixel - none lost, added or scaled.")
+
+
 PATCH = PartsPair(
     "patchify_forward", "patchify_backward", ("dx",),
     cases=lambda: (lambda r: [(r((2, 8, 8, 3)), 4), (r((1, 6, 6, 1)), 2), (r((2, 12, 8, 2)), 4),
@@ -96,6 +105,7 @@ PATCH = PartsPair(
     derive=(),                           # a wrong rearrangement in the backward has its own name
     learner_variants=_rearranged_dout,
     learner_fwd=_rearranged_x,
+    explain=_explain_patch,
 )
 
 
