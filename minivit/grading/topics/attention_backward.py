@@ -150,8 +150,8 @@ def wrong_forward_grads(q, k, v, dout, scale, axis=-1, transpose=False, scores_t
 
 
 ATTENTION_BACKWARD_KEYS = ("softmax_diagonal_jacobian", "softmax_backward_no_sum_term",
-                           "softmax_backward_sum_without_s", "softmax_backward_sum_all", "softmax_backward_sign_flipped",
-                           "dA_transposed", "scale_twice_backward",
+                           "softmax_backward_sum_without_s", "softmax_backward_sum_all",
+                           "softmax_backward_sign_flipped", "dA_transposed", "scale_twice_backward",
                            "softmax_backward_wrong_axis", "attention_skips_softmax", "missing_scale_backward",
                            "missing_scale_dq", "missing_scale_dk", "dk_not_transposed", "dq_transposed",
                            "dv_not_transposed", "qk_operand_swapped")
