@@ -104,7 +104,7 @@ def _same(a, b):
 def _kind(x):
     if isinstance(x, Opaque):
         n = x.type_name
-        return f"{'an' if n[0] in 'aeiou' else 'a'} {n} (not a NumPy array, a number, a tuple or a list)"
+        return f"{'an' if n[0] in 'aeiou' else 'a'} {n} object"
     if isinstance(x, np.ndarray):
         return f"an array of shape {tuple(x.shape)}"
     if isinstance(x, (tuple, list)):
