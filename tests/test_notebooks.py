@@ -15,6 +15,7 @@ notebooks/figures/) and keep its outputs for a look:
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -43,14 +44,15 @@ def kernel_env(fast: bool) -> dict:
     return env
 
 
-def execute(path: Path, fast: bool = True, timeout: int = CELL_TIMEOUT_S):
-    """Run the notebook at ``path`` in a fresh kernel; returns the executed notebook. Raises on a cell error."""
+def execute(path: Path, fast: bool = True, timeout: int = CELL_TIMEOUT_S, cwd: Path | None = None):
+    """Run the notebook at ``path`` in a fresh kernel (working directory ``cwd``, default the notebook's
+    folder); returns the executed notebook. Raises on a cell error."""
     import nbformat
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}})
+                            resources={"metadata": {"path": str(cwd or path.parent)}})
     client.execute(env=kernel_env(fast))   # the kernel process gets exactly this environment
     return nb
 
@@ -67,13 +69,159 @@ def test_every_chapter_is_here():
     assert prefixes == [f"{i:02d}" for i in range(9)], [p.name for p in NOTEBOOKS]
 
 
+
+
+# ------------------------------------------------------------------ "Your turn": two runs
+# Run 1 (above): the committed notebooks with the untouched stubs: every your_turn says 0 points and
+# "not yet", every scaffold check "not yet". Run 2 (below): an exercises folder that imports minivit's
+# reference functions (MINIVIT_EXERCISES) and scaffold cells filled with the answers here: every
+# your_turn gives full marks and every check says "right". Both runs parse the executed outputs.
+LEARNER_NOTEBOOKS = [p for p in NOTEBOOKS if p.name[:2] in ("01", "02", "03", "04", "05", "07")]
+
+# The scaffold answers, as a learner would write them (the names the notebooks define before each step).
+ANSWERS = {
+    "patch_out": "x_small.reshape(2, 2, P_small, 2, P_small, 3).transpose(0, 1, 3, 2, 4, 5).reshape(2, 4, -1)",
+    "patch_dx": "dpatches.reshape(2, 2, 2, P_small, P_small, 3).transpose(0, 1, 3, 2, 4, 5).reshape(x_small.shape)",
+    "linear_y": "X @ W + b",
+    "linear_dx": "G @ W.T",
+    "linear_dw": "X.reshape(-1, 4).T @ G.reshape(-1, 5)",
+    "linear_db": "G.sum(axis=(0, 1))",
+    # chapter 2
+    "tokens_z": "np.concatenate([np.broadcast_to(cls, (2, 1, 4)), xt], axis=1)",
+    "tokens_dx": "dz[:, 1:]",
+    "dcls": "dz[:, :1].sum(axis=0, keepdims=True)",
+    "dpos": "dz.sum(axis=0, keepdims=True)",
+    # chapter 3
+    "s": "np.exp(xs - xs.max(-1, keepdims=True)) / np.exp(xs - xs.max(-1, keepdims=True)).sum(-1, keepdims=True)",
+    "gs": "(gs_up * s).sum(-1, keepdims=True)",
+    "softmax_dx": "s * (gs_up - gs)",
+    "S": "q @ k.transpose(0, 2, 1) / np.sqrt(3)",
+    "A": "np.exp(S - S.max(-1, keepdims=True)) / np.exp(S - S.max(-1, keepdims=True)).sum(-1, keepdims=True)",
+    "dA": "G @ v.transpose(0, 2, 1)",
+    "dv": "A.transpose(0, 2, 1) @ G",
+    "dS": "A * (dA - (dA * A).sum(-1, keepdims=True))",
+    "dq": "dS @ k / np.sqrt(3)",
+    "dk": "dS.transpose(0, 2, 1) @ q / np.sqrt(3)",
+    # chapter 4
+    "heads": "zh.reshape(2, 3, nh, 3).transpose(0, 2, 1, 3)",
+    "split_dx": "dheads.transpose(0, 2, 1, 3).reshape(2, 3, 6)",
+    "merge_dx": "dmerged.reshape(2, 3, nh, 3).transpose(0, 2, 1, 3)",
+    "mhsa_dmerged": "Gm @ w_out_s.T",
+    "mhsa_dqkv": ("np.stack(attention_backward(merge_heads_backward(mhsa_dmerged, hm), attention_forward("
+                  "*(xm @ w_qkv_s + b_qkv_s).reshape(2, 3, 3, hm, 2).transpose(2, 0, 3, 1, 4))[1]))"
+                  ".transpose(1, 3, 0, 2, 4).reshape(2, 3, 12)"),
+    "mhsa_dx": "mhsa_dqkv @ w_qkv_s.T",
+    # chapter 5
+    "xhat": "(x_ln - x_ln.mean(-1, keepdims=True)) / np.sqrt(x_ln.var(-1, keepdims=True) + 1e-6)",
+    "dgamma": "(dy_ln * xhat).sum(axis=(0, 1))",
+    "dbeta": "dy_ln.sum(axis=(0, 1))",
+    "dxhat": "dy_ln * gamma_ln",
+    "dx_direct": "dxhat / np.sqrt(x_ln.var(-1, keepdims=True) + 1e-6)",
+    "dx_mean": "-dxhat.mean(-1, keepdims=True) / np.sqrt(x_ln.var(-1, keepdims=True) + 1e-6)",
+    "dx_var": "-xhat * (dxhat * xhat).mean(-1, keepdims=True) / np.sqrt(x_ln.var(-1, keepdims=True) + 1e-6)",
+    "dx": "dx_direct + dx_mean + dx_var",
+    "gelu_u": "np.sqrt(2 / np.pi) * (x_g + 0.044715 * x_g ** 3)",
+    "gelu_t": "np.tanh(gelu_u)",
+    "gelu_local": "0.5 * (1 + gelu_t) + 0.5 * x_g * (1 - gelu_t ** 2) * np.sqrt(2 / np.pi) * (1 + 3 * 0.044715 * x_g ** 2)",
+    "gelu_dx": "dout_g * gelu_local",
+    "mlp_h": "x_m @ w1_m + b1_m",
+    "mlp_dw2": "gelu_forward(mlp_h)[0].reshape(-1, 6).T @ G_m.reshape(-1, 4)",
+    "mlp_da": "G_m @ w2_m.T",
+    "mlp_dh": "gelu_backward(mlp_da, gelu_forward(mlp_h)[1])",
+    "mlp_dx": "mlp_dh @ w1_m.T",
+    "block_z1": ("x_b + mhsa_forward(layernorm_forward(x_b, p_b['ln1_gamma'], p_b['ln1_beta'])[0], p_b['w_qkv'], "
+                 "p_b['b_qkv'], p_b['w_out'], p_b['b_out'], h_b)[0]"),
+    "block_dz1": ("dout_b + layernorm_backward(mlp_backward(dout_b, mlp_forward(layernorm_forward(block_z1, p_b['ln2_gamma'], "
+                  "p_b['ln2_beta'])[0], p_b['w1'], p_b['b1'], p_b['w2'], p_b['b2'])[1])[0], "
+                  "layernorm_forward(block_z1, p_b['ln2_gamma'], p_b['ln2_beta'])[1])[0]"),
+    "block_dx": ("block_dz1 + layernorm_backward(mhsa_backward(block_dz1, mhsa_forward(layernorm_forward(x_b, p_b['ln1_gamma'], "
+                 "p_b['ln1_beta'])[0], p_b['w_qkv'], p_b['b_qkv'], p_b['w_out'], p_b['b_out'], h_b)[1])[0], "
+                 "layernorm_forward(x_b, p_b['ln1_gamma'], p_b['ln1_beta'])[1])[0]"),
+    # chapter 7
+    "adam_m": "0.9 * m_a + 0.1 * g_a",
+    "adam_v": "0.999 * v_a + 0.001 * g_a ** 2",
+    "adam_mhat": "adam_m / (1 - 0.9 ** t_a)",
+    "adam_vhat": "adam_v / (1 - 0.999 ** t_a)",
+    "adam_w": "w_a - lr_a * (adam_mhat / (np.sqrt(adam_vhat) + 1e-8) + wd_a * w_a)",
+    "lrs": ("np.array([base_lr_s * (s + 1) / warm_s if s < warm_s else min_lr_s + 0.5 * (base_lr_s - min_lr_s) * "
+            "(1 + np.cos(np.pi * min(1, (s - warm_s) / (total_s - warm_s)))) for s in range(total_s + 2)])"),
+    "ce_target": "0.9 * np.eye(5)[labels_l] + eps_l / 5",
+    "ce_logp": "logits_l - logits_l.max(1, keepdims=True) - np.log(np.exp(logits_l - logits_l.max(1, keepdims=True)).sum(1, keepdims=True))",
+    "ce_loss": "-(ce_target * ce_logp).sum() / 4",
+    "ce_dlogits": "(np.exp(ce_logp) - ce_target) / 4",
+}
+
+
+def outputs_text(cell):
+    return "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream")
+
+
+def cell_tags(cell, prefix):
+    return [t.split(":", 1)[1] for t in cell.get("metadata", {}).get("tags", []) if t.startswith(prefix)]
+
+
+def fill_scaffolds(nb):
+    """Replace each scaffold's `name = None` line with its answer from ANSWERS (the test's learner)."""
+    import re
+
+    filled = 0
+    for cell in nb.cells:
+        for name in cell_tags(cell, "scaffold:"):
+            new, n = re.subn(rf"^{name} = None\b.*$", f"{name} = {ANSWERS[name]}", cell.source, flags=re.M)
+            assert n == 1, f"scaffold {name}: no line `{name} = None` to fill"
+            cell.source, filled = new, filled + 1
+    return filled
+
+
+def your_turn_results(nb):
+    """[(functions, output)] of the your-turn cells and [(name, output)] of the scaffold cells."""
+    turns = [(cell_tags(c, "your-turn:"), outputs_text(c)) for c in nb.cells if cell_tags(c, "your-turn:")]
+    steps = [(n, outputs_text(c)) for c in nb.cells for n in cell_tags(c, "scaffold:")]
+    return turns, steps
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_runs_in_fast_setting(path, notebook_tools):
+def test_notebook_runs_in_fast_setting(path, notebook_tools, tmp_path, monkeypatch):
+    """Run 1. A chapter with exercises runs on freshly generated, untouched stubs (MINIVIT_EXERCISES):
+    every your_turn says 0 points and "not yet", every scaffold check "not yet", and the chapter runs on."""
+    from minivit import stubs
+
+    stubs.write_stubs(tmp_path)
+    monkeypatch.setenv("MINIVIT_EXERCISES", str(tmp_path))
     t0 = time.perf_counter()
-    execute(path, fast=True)
+    executed = execute(path, fast=True)
     elapsed = time.perf_counter() - t0
     print(f"{path.name}: {elapsed:.1f} s")
     assert elapsed < NOTEBOOK_BUDGET_S, f"{path.name} took {elapsed:.0f} s in the fast setting (budget {NOTEBOOK_BUDGET_S} s)"
+    turns, steps = your_turn_results(executed)
+    assert bool(turns) == bool(steps) == (path in LEARNER_NOTEBOOKS), f"{path.name}: your-turn / scaffold cells"
+    for fns, out in turns:
+        for fn in fns:
+            line = next((l for l in out.splitlines() if l.startswith(f"{fn}: ")), None)
+            assert line and re.match(rf"{fn}: 0/[1-9]\d* points - not yet", line), (fn, out)
+    for name, out in steps:
+        assert out.strip() == f"{name}: not yet - replace None with your computation", (name, out)
+
+
+@pytest.mark.parametrize("path", LEARNER_NOTEBOOKS, ids=[p.stem for p in LEARNER_NOTEBOOKS])
+def test_your_turn_with_reference_solutions(path, notebook_tools, tmp_path, monkeypatch):
+    """Run 2. An exercises folder importing minivit's functions and filled-in scaffolds: full marks, every check right."""
+    import nbformat
+    from test_grading import write_reference
+
+    write_reference(tmp_path)
+    monkeypatch.setenv("MINIVIT_EXERCISES", str(tmp_path))
+    nb = nbformat.read(path, as_version=4)
+    assert fill_scaffolds(nb) > 0
+    filled = tmp_path / path.name
+    nbformat.write(nb, filled)
+    turns, steps = your_turn_results(execute(filled, fast=True, cwd=path.parent))
+    for fns, out in turns:
+        for fn in fns:
+            m = re.search(rf"^{fn}: (\d+)/(\d+) points - all \d+ checks pass$", out, flags=re.M)
+            assert m and m.group(1) == m.group(2) and int(m.group(2)) > 0, (fn, out)
+    for name, out in steps:
+        assert re.fullmatch(rf"{name}: right \(relative error [^)]*\)", out.strip()), (name, out)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 import traceback
 import types
@@ -14,7 +15,10 @@ from pathlib import Path
 
 
 def default_path():
-    """``./exercises`` when it exists, else the exercises folder next to the minivit package."""
+    """``$MINIVIT_EXERCISES`` when set, else ``./exercises`` when it exists, else the exercises folder
+    next to the minivit package."""
+    if os.environ.get("MINIVIT_EXERCISES"):
+        return Path(os.environ["MINIVIT_EXERCISES"]).expanduser()
     here = Path("exercises")
     if here.is_dir():
         return here
