@@ -25,6 +25,13 @@ NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 CHAPTER_TOPICS = {"01": ["patch"], "02": ["tokens"], "03": ["attention"], "04": ["multihead"],
                   "05": ["layernorm", "mlp", "block"], "07": ["loss", "optim"]}
 NEEDS_SCAFFOLD = {"adamw_update", "warmup_cosine"}
+# Derived results (as the chapters write them in LaTeX) that only the Solution may state.
+DERIVED = {"linear_backward": [r"dX = G\,W^\top"], "softmax_backward": [r"g - \langle g, s\rangle"],
+           "attention_backward": [r"\operatorname{rowsum}(dA"],
+           "layernorm_backward": [r"\operatorname{mean}(g\odot \hat x)", r"= dy_i\,\hat x_i"],
+           "gelu_backward": [r"(1 - \tanh^2 u)"], "cross_entropy_backward": [r"\operatorname{softmax}(s) - t"],
+           "patchify_backward": ["transpose of a\npermutation is its inverse"],
+           "cls_token_backward": ["its gradient\nis the *sum* over the batch"]}
 
 
 def chapter(prefix):
@@ -72,6 +79,8 @@ def test_chapter_asks_before_it_shows(prefix):
         t = turn_index[fn]
         for i, c in enumerate(cells[:t]):
             assert not shows(source(c), fn), f"{path.name}: cell {i} shows {fn} before its Your turn (cell {t})"
+            for expr in DERIVED.get(fn, []):
+                assert expr not in source(c), f"{path.name}: cell {i} states {expr!r} before {fn}'s Your turn"
         sol = [i for i, c in enumerate(cells) if fn in tags(c, "solution:")]
         assert sol and min(sol) > t, f"{path.name}: the solution of {fn} must come after its Your turn"
         head = cells[sol[0]]
@@ -84,6 +93,8 @@ def test_chapter_asks_before_it_shows(prefix):
             if cells[i]["cell_type"] == "code":
                 assert cells[i]["metadata"].get("jupyter", {}).get("source_hidden") is True, (path.name, i)
         assert any(shows(source(cells[i]), fn) for i in sol), f"{path.name}: the solution does not show {fn}"
+        for expr in DERIVED.get(fn, []):
+            assert any(expr in source(cells[i]) for i in sol), f"{path.name}: {fn}'s solution lacks {expr!r}"
 
 
 @pytest.mark.parametrize("prefix", sorted(CHAPTER_TOPICS))
