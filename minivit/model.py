@@ -29,6 +29,7 @@ import numpy as np
 from minivit.backend import get_array_module, to_device
 from minivit.layers.patch import check_image_batch
 from minivit.layers.embedding import sincos_2d_position_embedding
+from minivit.layers.token_drop import num_kept, token_keep_indices
 from minivit.interpolate import interpolate_pos_embed, resize_table_1d  # noqa: F401  (re-exported)
 from minivit.modules import EncoderBlock, LayerNorm, Linear, Module, Parameter
 from minivit.ops import F
@@ -56,6 +57,11 @@ class ViTConfig:
         permutation of the patches gives the same output).
     representation_size: None (a single linear head) or R: the paper's pre-training head,
         Linear(D, R) + tanh before the classifier (the official code's ``pre_logits``).
+    token_drop: in training mode only, keep a random round(N (1 - token_drop)) of the N patch
+        tokens of each image after the position embeddings (PatchDropout / FLIP); 0 = off.
+    flexible_resolution: accept images of any size divisible by the patch size; for another
+        grid than image_size's, the position embeddings are interpolated to it in the forward
+        (and their gradient back through the interpolation): progressive resizing. False = off.
     """
 
     image_size: int = 32
@@ -73,6 +79,8 @@ class ViTConfig:
     ln_eps: float = 1e-6
     gelu: str = "tanh"        # 'tanh' (official code) or 'none' (exact erf)
     representation_size: int | None = None  # pre-training head: Linear(D, R) + tanh before the classifier
+    token_drop: float = 0.0   # training only: drop this fraction of the patch tokens (layers/token_drop.py)
+    flexible_resolution: bool = False  # accept other image sizes: position table interpolated (layers/pos_resize.py)
 
     def __post_init__(self):
         errors = []
@@ -80,11 +88,13 @@ class ViTConfig:
             v = getattr(self, name)     # True is an int to Python, but patch_size=True is a mistake, not 1
             if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 1:
                 errors.append(f"{name} must be a positive integer, got {v!r}")
-        for name in ("dropout", "drop_path"):
+        for name in ("dropout", "drop_path", "token_drop"):
             if not (_real(getattr(self, name)) and 0 <= getattr(self, name) < 1):
                 errors.append(f"{name} must be a probability in [0, 1), got {getattr(self, name)!r}")
         if not (_real(self.ln_eps) and 0 < self.ln_eps < float("inf")):
             errors.append(f"ln_eps must be a positive number, got {self.ln_eps!r}")
+        if not isinstance(self.flexible_resolution, (bool, np.bool_)):
+            errors.append(f"flexible_resolution must be True or False, got {self.flexible_resolution!r}")
         if isinstance(self.representation_size, (bool, np.bool_)):
             errors.append(f"representation_size must be None or a positive integer, got {self.representation_size!r}")
         if errors:
@@ -211,7 +221,7 @@ class ViT(Module):
         """
         c = self.config
         check_image_batch(x, c.patch_size, c.in_channels)
-        if x.shape[1] != c.image_size or x.shape[2] != c.image_size:
+        if (x.shape[1] != c.image_size or x.shape[2] != c.image_size) and not c.flexible_resolution:
             raise ValueError(f"this model was built for {c.image_size}x{c.image_size} images, got "
                              f"{x.shape[1]}x{x.shape[2]} (shape {tuple(x.shape)})")
         x = x.astype(self.dtype, copy=False)
@@ -220,7 +230,10 @@ class ViT(Module):
         z = self.patch_embed.forward(patches)                                      # (B, N, D)   eq. (1)
         if c.pool == "cls":
             z, cache["cls"] = F.cls_token_forward(z, self.cls_token.value)         # (B, N+1, D)
-        if c.pos_embed == "learned":
+        grid = (x.shape[1] // c.patch_size, x.shape[2] // c.patch_size)
+        if grid != (c.grid_size, c.grid_size):                                     # flexible_resolution
+            z = self._other_grid_pos(z, grid, cache)
+        elif c.pos_embed == "learned":
             z, cache["pos"] = F.pos_embed_forward(z, self.pos_embed.value)
         elif c.pos_embed == "sincos":
             z = z + self.fixed_pos
@@ -228,6 +241,13 @@ class ViT(Module):
             table, cache["pos2d"] = F.learned_2d_pos_forward(self.pos_embed_row.value, self.pos_embed_col.value,
                                                            cls_token=c.pool == "cls")
             z, cache["pos"] = F.pos_embed_forward(z, table)
+        if c.token_drop and self.training:                                         # PatchDropout
+            if rng is None:
+                raise ValueError("token dropping in training mode needs a random generator (rng=...)")
+            prefix = 1 if c.pool == "cls" else 0
+            n = z.shape[1] - prefix
+            keep = token_keep_indices(rng, z.shape[0], n, num_kept(n, c.token_drop), get_array_module(z))
+            z, cache["token_drop"] = F.token_drop_forward(z, keep, prefix)
         z, cache["drop"] = F.dropout_forward(z, c.dropout, rng, self.training)
         for block in self.blocks:                                                  # eqs. (2), (3)
             z = block.forward(z, rng)
@@ -256,7 +276,17 @@ class ViT(Module):
         for block in reversed(self.blocks):
             dz = block.backward(dz)
         dz = F.dropout_backward(dz, cache["drop"])
-        if c.pos_embed == "learned":
+        if "token_drop" in cache:
+            dz = F.token_drop_backward(dz, cache["token_drop"])
+        if "pos_resize" in cache:
+            dz, dtable = F.pos_embed_backward(dz, cache["pos"])
+            self.pos_embed.grad = F.pos_resize_backward(dtable, cache["pos_resize"])
+        elif "row_resize" in cache:
+            dz, dtable = F.pos_embed_backward(dz, cache["pos"])
+            drow, dcol = F.learned_2d_pos_backward(dtable, cache["pos2d"])
+            self.pos_embed_row.grad = F.table_resize_backward(drow, cache["row_resize"])
+            self.pos_embed_col.grad = F.table_resize_backward(dcol, cache["col_resize"])
+        elif c.pos_embed == "learned":
             dz, self.pos_embed.grad = F.pos_embed_backward(dz, cache["pos"])
         elif c.pos_embed == "learned2d":
             dz, dtable = F.pos_embed_backward(dz, cache["pos"])
@@ -265,6 +295,26 @@ class ViT(Module):
             dz, self.cls_token.grad = F.cls_token_backward(dz, cache["cls"])
         dpatches = self.patch_embed.backward(dz)
         return F.patchify_backward(dpatches, cache["patchify"])
+
+    def _other_grid_pos(self, z, grid, cache):
+        """Add position embeddings for a (gh, gw) patch grid other than the configured one
+        (``flexible_resolution``): the tables are interpolated to it, with a backward.
+        z: (B, T, D) -> (B, T, D)."""
+        c, (gh, gw) = self.config, grid
+        if c.pos_embed == "learned":
+            table, cache["pos_resize"] = F.pos_resize_forward(self.pos_embed.value, c.grid_size, c.grid_size,
+                                                              gh, gw, cls_token=c.pool == "cls")
+        elif c.pos_embed == "learned2d":
+            row, cache["row_resize"] = F.table_resize_forward(self.pos_embed_row.value, gh)
+            col, cache["col_resize"] = F.table_resize_forward(self.pos_embed_col.value, gw)
+            table, cache["pos2d"] = F.learned_2d_pos_forward(row, col, cls_token=c.pool == "cls")
+        elif c.pos_embed == "sincos":               # fixed: computed for this grid
+            return z + to_device(sincos_2d_position_embedding(gh, gw, c.dim, cls_token=c.pool == "cls",
+                                                              dtype=z.dtype), get_array_module(z))
+        else:                                        # 'none'
+            return z
+        z, cache["pos"] = F.pos_embed_forward(z, table)
+        return z
 
     # ------------------------------------------------------------------------------ helpers
     def predict(self, x, batch_size=500):

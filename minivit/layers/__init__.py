@@ -22,6 +22,10 @@ from minivit.layers.mlp import mlp_backward, mlp_forward
 from minivit.layers.norm import layernorm_backward, layernorm_forward
 from minivit.layers.patch import patchify_backward, patchify_forward, unpatchify
 from minivit.layers.pool import cls_pool_backward, cls_pool_forward, gap_backward, gap_forward
+from minivit.layers.pos_resize import (
+    pos_resize_backward, pos_resize_forward, table_resize_backward, table_resize_forward,
+)
+from minivit.layers.token_drop import token_drop_backward, token_drop_forward
 
 # The names a swapped-in implementation (e.g. a learner's exercises) may provide.
 FUNCTION_NAMES = (
@@ -44,4 +48,8 @@ FUNCTION_NAMES = (
     "gap_forward", "gap_backward",
     "tanh_forward", "tanh_backward",
     "cross_entropy_forward", "cross_entropy_backward",
+    # training-only pieces (issue 15): patch dropout, position tables at another resolution
+    "token_drop_forward", "token_drop_backward",
+    "pos_resize_forward", "pos_resize_backward",
+    "table_resize_forward", "table_resize_backward",
 )
