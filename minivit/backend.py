@@ -7,7 +7,8 @@ imported at module import time: a CPU-only machine never needs it.
 The device is chosen, in this order, by an explicit ``device=`` argument
 (``--device`` on the command line), the environment variable
 ``MINIVIT_DEVICE`` (``auto``, ``cpu`` or ``gpu``), and finally ``auto``:
-CuPy when it imports and sees a GPU, NumPy otherwise.
+CuPy when it imports and sees a GPU, NumPy otherwise. ``sim`` (a test aid, not offered by
+``--device``) is the CuPy simulation of ``minivit/simcupy``: NumPy under CuPy's rules, on the CPU.
 
 Transfers are explicit and happen only at the edges (data loading,
 checkpoints, plots): ``to_device(a, xp)`` and ``to_numpy(a)``.
@@ -24,6 +25,7 @@ import os
 import numpy as np
 
 DEVICES = ("auto", "cpu", "gpu")
+SIM = "sim"          # the simulated CuPy (tests only): MINIVIT_DEVICE=sim or device="sim"
 
 
 def _import_cupy():
@@ -52,6 +54,8 @@ def resolve_device(device: str | None = None) -> str:
     if device is None:
         device = os.environ.get("MINIVIT_DEVICE", "auto") or "auto"
     device = device.lower()
+    if device == SIM:
+        return SIM
     if device not in DEVICES:
         raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
     if device == "cpu":
@@ -66,8 +70,14 @@ def resolve_device(device: str | None = None) -> str:
 
 
 def get_xp(device: str | None = None):
-    """The array module for ``device``: ``numpy`` for ``'cpu'``, ``cupy`` for ``'gpu'``."""
-    if resolve_device(device) == "gpu":
+    """The array module for ``device``: ``numpy`` for ``'cpu'``, ``cupy`` for ``'gpu'``
+    (``minivit.simcupy`` for ``'sim'``)."""
+    resolved = resolve_device(device)
+    if resolved == SIM:
+        from minivit import simcupy
+
+        return simcupy
+    if resolved == "gpu":
         import cupy
 
         return cupy
@@ -82,11 +92,17 @@ def get_array_module(*arrays):
             import cupy
 
             return cupy
+        if mod.startswith("minivit.simcupy"):
+            from minivit import simcupy
+
+            return simcupy
     return np
 
 
 def is_gpu_array(a) -> bool:
-    return type(a).__module__.startswith("cupy")
+    """True for a CuPy array (or a simulated one)."""
+    mod = type(a).__module__
+    return mod.startswith("cupy") or mod.startswith("minivit.simcupy")
 
 
 def to_device(a, xp):
@@ -167,5 +183,5 @@ def info() -> dict:
         out["backend"] = "none (training would stop; unset MINIVIT_DEVICE or use --device cpu)"
         return out
     out["device"] = dev
-    out["backend"] = "cupy" if dev == "gpu" else "numpy"
+    out["backend"] = {"gpu": "cupy", SIM: "simulated cupy (minivit.simcupy, a test aid)"}.get(dev, "numpy")
     return out

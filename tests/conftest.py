@@ -15,17 +15,24 @@ from minivit.backend import gpu_available  # noqa: E402
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "gpu: needs CuPy and a CUDA GPU")
+    config.addinivalue_line("markers", "gpu_sim: runs on the CuPy simulation (minivit.simcupy, CPU only)")
 
 
 @pytest.fixture(params=[
     "numpy",
+    pytest.param("sim", marks=pytest.mark.gpu_sim),
     pytest.param("cupy", marks=[pytest.mark.gpu,
                                 pytest.mark.skipif(not gpu_available(), reason="needs CuPy and a CUDA GPU")]),
 ])
 def xp(request):
-    """The array module to run on: numpy always, cupy when a GPU is usable."""
+    """The array module to run on: numpy always, the CuPy simulation always (``-m gpu_sim``),
+    cupy when a GPU is usable."""
     if request.param == "numpy":
         return np
+    if request.param == "sim":
+        from minivit import simcupy
+
+        return simcupy
     import cupy
 
     return cupy
