@@ -20,7 +20,7 @@ import math
 import numpy as np
 
 from minivit.backend import get_array_module
-from minivit.ops import F   # minivit's functions (yours when training with --impl exercises)
+from minivit.ops import F   # minivit's functions (with --impl exercises: yours, for the topics that pass)
 
 
 def split_heads(x, num_heads):

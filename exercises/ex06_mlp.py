@@ -21,7 +21,7 @@ import numpy as np
 
 from minivit.backend import get_array_module
 from minivit.layers.activation import _erf as erf   # elementwise erf, NumPy and CuPy
-from minivit.ops import F   # minivit's functions (yours when training with --impl exercises)
+from minivit.ops import F   # minivit's functions (with --impl exercises: yours, for the topics that pass)
 
 
 def gelu_forward(x, approximate="tanh"):

@@ -63,7 +63,7 @@ the learning-rate schedule: linear warmup, then cosine decay.""",
 }
 
 _NP = "import numpy as np\n\nfrom minivit.backend import get_array_module\n"
-_F = "from minivit.ops import F   # minivit's functions (yours when training with --impl exercises)\n"
+_F = "from minivit.ops import F   # minivit's functions (with --impl exercises: yours, for the topics that pass)\n"
 IMPORTS = {
     "patch": _NP,
     "tokens": _NP,

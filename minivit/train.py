@@ -45,6 +45,11 @@ from minivit.tempfiles import remove_stale
 RESUME_KEYS = ("train_config", "epoch", "step_in_epoch", "global_step", "partial", "history", "best_acc", "elapsed")
 
 
+def _yours(exercises):
+    """The topics running the learner's code, from a run's ``exercises`` record (None: none)."""
+    return sorted(t for t, who in ((exercises or {}).get("topics") or {}).items() if who == "yours")
+
+
 # ------------------------------------------------------------------------------------- data
 def prepare_data(cfg: TrainConfig, xp, data_dir=None, dataset_obj=None):
     """Load the dataset and put it on the device as uint8. Returns a dict of arrays and names."""
@@ -130,6 +135,8 @@ class Trainer(RunCheckpoints):
             raise ValueError(f"the learning rate must be a positive finite number, got {cfg.lr}")
         self.cfg = cfg
         self.impl = impl
+        # whose code runs each exercise topic ({"path", "topics"}; None: minivit's or the fast paths)
+        self.exercises = impl.record() if callable(getattr(impl, "record", None)) else None
         self.batch_transform = batch_transform
         self.out = Path(out)
         self.device = resolve_device(device)
@@ -174,6 +181,11 @@ class Trainer(RunCheckpoints):
         if missing:
             raise CheckpointError(f"{path}: cannot resume from it: meta_json lacks {missing} "
                                   "(not a complete minivit training checkpoint)")
+        if "exercises" in meta and _yours(meta["exercises"]) != _yours(self.exercises):
+            raise CheckpointError(
+                f"{path} was trained with your code for {', '.join(_yours(meta['exercises'])) or 'no topic'} "
+                f"(minivit's for the rest), now it would be {', '.join(_yours(self.exercises)) or 'no topic'}: "
+                "the run would switch code midway; resume with the same topics passing, or start a new --out folder")
         saved = meta["train_config"]
         now = json.loads(json.dumps(self.cfg.to_dict()))      # as JSON stores it (tuples -> lists)
         if saved != now:
@@ -191,6 +203,8 @@ class Trainer(RunCheckpoints):
         self._last_good = path
         return self
 
+    def _meta(self):
+        return {**super()._meta(), "exercises": self.exercises}
 
     # -- the loop --------------------------------------------------------------------------
     def epoch_order(self, epoch):
@@ -239,12 +253,15 @@ class Trainer(RunCheckpoints):
         with RunLock(self.out):
             remove_stale(self.out, ("*.tmp",))
             (self.out / "config.json").write_text(json.dumps(
-                dict(train=cfg.to_dict(), model=self.model.config.to_dict(), device=self.device), indent=2))
+                dict(train=cfg.to_dict(), model=self.model.config.to_dict(), device=self.device,
+                     exercises=self.exercises), indent=2))
             n_test = len(self.data["x_test"])
             print(f"minivit: {self.model.num_parameters():,} parameters on {self.device}; "
                   f"{len(self.data['x_train'])} training images, {self.steps_per_epoch} steps/epoch, "
                   f"{cfg.epochs} epochs ({self.total_steps} steps), evaluated on {n_test:,} of "
                   f"{self.data.get('test_total', n_test):,} test images -> {self.out}")
+            if self.exercises is not None:           # which topics run the learner's code
+                print(self.impl.describe())
             self.throughput.reset()                 # a new segment: this process's steps only
             self._bar = progress_bar(self.progress, self.total_steps, self.global_step,
                                      f"epoch {self.epoch + 1}/{cfg.epochs}")

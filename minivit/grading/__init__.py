@@ -40,7 +40,7 @@ _PUBLIC = {
     "minivit.grading.engine": ("SCHEMA_VERSION", "grade", "grade_topic", "max_points", "topic_check_list"),
     "minivit.grading.detect": ("is_sure", "sure_mistake", "sure_mistakes", "where_feedback"),
     "minivit.grading.report": ("format_report", "format_topic", "gradescope_results", "write_json"),
-    "minivit.grading.implemented": ("check_implemented", "exercises_impl"),
+    "minivit.grading.implemented": ("ExercisesImpl", "exercises_impl", "passing_topics"),
 }
 
 

@@ -1,112 +1,77 @@
-"""Training with the learner's functions: ``exercises_impl`` checks that every one runs first."""
+"""Training with the learner's functions: ``exercises_impl`` picks, topic by topic, whose code runs.
+
+A topic runs the learner's functions when every one of its checks passes in the grader (the
+same grading as ``python -m minivit grade``), and minivit's reference functions otherwise. Whole
+topics are replaced, never single functions: a forward and its backward share a cache whose
+layout only they know, and a composite (the MLP) may call its own helpers (its GELU).
+"""
 from __future__ import annotations
 
-import inspect
-import traceback
-import warnings
+import types
 from pathlib import Path
 
-import numpy as np
-
-from minivit import ops
-from minivit.grading.common import _copy
-from minivit.grading.loading import _inside, default_path, describe_exception, load_exercises
+from minivit.grading.common import TOPIC_TIMEOUT_S
+from minivit.grading.loading import default_path, load_exercises
 from minivit.grading.topics import TOPICS
-from minivit.grading.topics.attention import ATTENTION, SOFTMAX
-from minivit.grading.topics.block import BLOCK
-from minivit.grading.topics.layernorm import LAYERNORM
-from minivit.grading.topics.mlp import GELU, MLP
-from minivit.grading.topics.multihead import MHSA
-from minivit.grading.topics.patch import LINEAR, PATCH
-from minivit.grading.topics.tokens import CLS, POS
+
+YOURS, MINIVIT = "yours", "minivit"
 
 
-def _probe_calls():
-    """(function, call(ns)) pairs that run every exercise function once on a tiny input."""
-    r = np.random.default_rng(0).standard_normal
+class ExercisesImpl(types.SimpleNamespace):
+    """The learner's functions of the topics that pass, as attributes (for ``ops.use`` / ``Trainer(impl=)``).
 
-    probes = {}
-    for P in (PATCH, LINEAR, CLS, POS, SOFTMAX, ATTENTION, MHSA, LAYERNORM, GELU, MLP, BLOCK):
-        args = P.fd_cases()[0]
-        probes[P.fwd] = (lambda P, args: lambda ns: ns[P.fwd](*_copy(args)))(P, args)
-        probes[P.bwd] = (lambda P, args: lambda ns: ns[P.bwd](
-            np.ones(np.shape(ns[P.fwd](*_copy(args))[0])), ns[P.fwd](*_copy(args))[1]))(P, args)
-    x = r((2, 3, 4))
-    probes["split_heads"] = lambda ns: ns["split_heads"](x, 2)
-    probes["merge_heads"] = lambda ns: ns["merge_heads"](r((2, 2, 3, 2)))
-    probes["split_heads_backward"] = lambda ns: ns["split_heads_backward"](r((2, 2, 3, 2)))
-    probes["merge_heads_backward"] = lambda ns: ns["merge_heads_backward"](x, 2)
-    logits, labels = r((2, 3)), np.array([0, 2])
-    probes["cross_entropy_forward"] = lambda ns: ns["cross_entropy_forward"](logits, labels, 0.1)
-    probes["cross_entropy_backward"] = lambda ns: ns["cross_entropy_backward"](
-        ns["cross_entropy_forward"](logits, labels, 0.1)[1])
-    probes["adamw_update"] = lambda ns: ns["adamw_update"](r(3), r(3), np.zeros(3), np.zeros(3), 1, 1e-3, 0.9, 0.999,
-                                                           1e-8, 0.1)
-    probes["warmup_cosine"] = lambda ns: ns["warmup_cosine"](3, 10, 1e-3, 2, 0.0)
-    return probes
-
-
-def _is_stub(fn):
-    """True when fn's body is only a docstring and ``raise NotImplementedError``."""
-    import ast
-    import textwrap
-    try:
-        node = ast.parse(textwrap.dedent(inspect.getsource(fn))).body[0]
-    except Exception:
-        return False
-    body = [s for s in node.body
-            if not (isinstance(s, ast.Expr) and isinstance(getattr(s, "value", None), ast.Constant))]
-    if len(body) != 1 or not isinstance(body[0], ast.Raise):
-        return False
-    exc = body[0].exc
-    target = exc.func if isinstance(exc, ast.Call) else exc
-    return isinstance(target, ast.Name) and target.id == "NotImplementedError"
-
-
-def check_implemented(path=None):
-    """Which exercise functions are missing, unimplemented or broken.
-
-    returns: (namespace, problems) with problems a list of lines (empty when all run on a tiny input).
+    ``topics``: {topic: "yours" | "minivit"} for all nine topics; ``path``: the exercises folder;
+    ``points``: {topic: (points, max)} from the grading that decided it.
     """
-    path = Path(path) if path is not None else default_path()
-    ns_obj, errors = load_exercises(path)
-    ns = vars(ns_obj)
-    problems, todo = [], {}
-    probes = _probe_calls()
-    with ops.use(ops.reference()), np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for t in TOPICS:
-            if t.name in errors:
-                problems.append(errors[t.name])
-                continue
-            for fn in t.functions:
-                if fn not in ns:
-                    problems.append(f"{t.file}: {fn} is missing")
-                    continue
-                try:
-                    probes[fn](ns)
-                except NotImplementedError as e:
-                    frames = [f for f in traceback.extract_tb(e.__traceback__) if _inside(f.filename, path.resolve())]
-                    who = frames[-1].name if frames else fn
-                    # a backward whose forward is not written yet counts only when it is still a stub
-                    if who == fn or _is_stub(ns[fn]):
-                        todo.setdefault(t.file, []).append(fn)
-                except Exception as e:
-                    problems.append(f"{t.file}: {fn} fails on a tiny input: {describe_exception(e, path)}")
-    lines = [f"{file}: {', '.join(fns)} not implemented yet" for file, fns in todo.items()]
-    return ns_obj, lines + problems
+
+    def record(self):
+        """What a run's config.json (and its checkpoints) record: whose code runs each topic."""
+        return dict(path=str(self.path), topics=dict(self.topics))
+
+    @property
+    def yours(self):
+        return [t for t, who in self.topics.items() if who == YOURS]
+
+    def describe(self):
+        """One or two lines saying which topics run whose code."""
+        lines = [f"your code for: {', '.join(self.yours) or 'no topic yet'}"]
+        theirs = [f"{t} {self.points[t][0]}/{self.points[t][1]}" for t, who in self.topics.items() if who == MINIVIT]
+        if theirs:
+            lines += [f"minivit's code for: {', '.join(theirs)} points",
+                      "  (a topic runs your code once all its checks pass: python -m minivit grade TOPIC says what fails)"]
+        return "\n".join(lines)
 
 
-def exercises_impl(path=None):
-    """The learner's functions, ready for ``Trainer(impl=...)``; RuntimeError naming what is missing."""
+def passing_topics(report):
+    """{topic: True when every check of the topic passed on its own} for a ``grade`` report."""
+    return {name: (t["error"] is None and bool(t["checks"])
+                   and all(c["status"] == "ok" and not c.get("caused_by") for c in t["checks"]))
+            for name, t in report["topics"].items()}
+
+
+def exercises_impl(path=None, timeout=TOPIC_TIMEOUT_S, progress=False, report=None):
+    """Grade the exercises in ``path`` (default ``exercises``) and return an :class:`ExercisesImpl` with
+    the learner's functions of every topic whose checks all pass, minivit's for the rest.
+
+    report: a ``grade`` report of all topics to decide from (instead of grading again).
+    progress: a line per graded topic on stderr."""
+    from minivit.grading.engine import grade
+
     path = Path(path) if path is not None else default_path()
     if not path.is_dir():
         raise FileNotFoundError(f"no exercises folder at {path} (run from the repository root, or pass "
                                 "--exercises-path DIR)")
-    ns, problems = check_implemented(path)
-    if problems:
-        raise RuntimeError(
-            f"cannot train with --impl exercises: your exercises in {path} are not complete yet:\n  "
-            + "\n  ".join(problems)
-            + "\nImplement them (`python -m minivit grade` shows your progress), or train without --impl exercises.")
-    return ns
+    if report is None:
+        report = grade(path=path, timeout=timeout, progress=progress)
+    missing = [t.name for t in TOPICS if t.name not in report["topics"]]
+    if missing:
+        raise ValueError(f"the grading report lacks the topics {', '.join(missing)}: grade all topics")
+    passed = passing_topics(report)
+    ns, _ = load_exercises(path, [t.name for t in TOPICS if passed[t.name]])
+    functions = {}
+    for t in TOPICS:
+        if passed[t.name]:
+            functions.update({f: getattr(ns, f) for f in t.functions})
+    return ExercisesImpl(**functions, path=path,
+                         topics={t.name: YOURS if passed[t.name] else MINIVIT for t in TOPICS},
+                         points={n: (e["points"], e["max"]) for n, e in report["topics"].items()})
