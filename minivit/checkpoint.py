@@ -4,6 +4,7 @@ configuration and the training position, written atomically and read with ``allo
 Layout (all plain arrays, no pickles):
     param/<name>          model parameters (e.g. param/blocks.0.attn.qkv.weight)
     optim/<key>           optimizer state (optim/t, optim/lr, optim/<param name>/m ...)
+    <prefix>/<key>        other training state, optional (e.g. ema/<param name>: minivit/ema.py)
     meta_json             a JSON string: model config, training config, epoch, step, metrics...
 
 Randomness needs no saved state: every random draw derives from (seed, epoch, step)
@@ -27,8 +28,11 @@ class CheckpointError(ValueError):
     """A checkpoint file is missing, truncated, corrupt or not a minivit checkpoint."""
 
 
-def save_checkpoint(path, model, optimizer=None, meta: dict | None = None):
-    """Write the checkpoint to a temporary file in the same folder, then rename it into place,
+def save_checkpoint(path, model, optimizer=None, meta: dict | None = None, extra: dict | None = None):
+    """extra: optional {"<prefix>/<key>": array} of other training state (read back with
+    :func:`extra_arrays`); the prefixes param/, optim/ and the name meta_json are taken.
+
+    Write the checkpoint to a temporary file in the same folder, then rename it into place,
     so an interrupted write never leaves a half-written checkpoint behind. The file gets the
     usual mode of a new file (0666 minus the umask); the temporary one carries this process's id,
     so a ``kill -9`` leftover is recognized and removed later (``minivit.tempfiles``)."""
@@ -37,6 +41,11 @@ def save_checkpoint(path, model, optimizer=None, meta: dict | None = None):
     arrays = {f"param/{k}": v for k, v in model.state_dict().items()}
     if optimizer is not None:
         arrays.update({f"optim/{k}": v for k, v in optimizer.state_dict().items()})
+    for k, v in (extra or {}).items():
+        if "/" not in k or k.startswith(("param/", "optim/")):
+            raise ValueError(f"extra checkpoint entry {k!r}: expected '<prefix>/<key>' with a prefix "
+                             "other than param/ and optim/")
+        arrays[k] = v
     meta = dict(meta or {})
     meta.setdefault("model_config", model.config.to_dict())
     meta["format"] = "minivit-checkpoint-1"
@@ -97,6 +106,12 @@ def load_checkpoint(path):
     optim = {k[len("optim/"):]: a for k, a in arrays.items() if k.startswith("optim/")}
     check_parameter_dtypes(params, path)
     return params, optim, meta
+
+
+def extra_arrays(path, prefix: str) -> dict:
+    """The arrays a checkpoint holds under ``prefix`` (e.g. 'ema/'), the prefix removed; {} if none."""
+    arrays = read_arrays(Path(path), what="checkpoint")
+    return {k[len(prefix):]: a for k, a in arrays.items() if k.startswith(prefix)}
 
 
 def check_parameter_dtypes(params: dict, path):
