@@ -62,10 +62,17 @@ def hint_text(function, level=1):
     return "\n".join(lines)
 
 
+class HintText(str):
+    """A hint's text; a notebook shows it once (printed by ``hint``), not a second time as its result."""
+
+    def _repr_pretty_(self, printer, cycle):      # IPython / Jupyter: the text was printed already
+        pass
+
+
 def hint(function, level=1):
     """Print hint ``level`` (1: the approach, 2: the intermediate results, 3: the formula) for
     ``function`` (an exercise function's name), and return its text."""
-    text = hint_text(function, level)
+    text = HintText(hint_text(function, level))
     print(text)
     return text
 

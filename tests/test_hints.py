@@ -134,6 +134,9 @@ def test_hint_prints_and_returns(capsys):
     assert "dxhat" in text and "--level 3" in text
     assert "mean(g * xhat)" in hints.hint_text("layernorm_backward", 3)
     assert "mean(g * xhat)" not in hints.hint_text("layernorm_backward", 1) + text
+    shown = []                                   # a notebook cell ending in hint(...) shows the text once
+    text._repr_pretty_(type("Printer", (), {"text": lambda self, t: shown.append(t)})(), False)
+    assert shown == [] and isinstance(text, str)
 
 
 def test_cli_hint(capsys):
