@@ -185,8 +185,19 @@ def global_grad_norm(params) -> float:
 
 
 def clip_grad_norm(params, max_norm: float) -> float:
-    """Scale every gradient by min(1, max_norm / global_norm). Returns the norm before clipping."""
+    """Scale every gradient by min(1, max_norm / global_norm). Returns the norm before clipping
+    (on a GPU a 0-d device array: the scale is computed there, so the step never waits for the GPU)."""
     params = list(params)
+    xp = get_array_module(params[0].grad)
+    if xp is not np and max_norm:
+        total = xp.zeros((), dtype=np.float64)
+        for p in params:
+            total += xp.vdot(p.grad, p.grad)
+        norm = xp.sqrt(total)
+        scale = xp.where(norm > max_norm, max_norm / (norm + 1e-6), 1.0)
+        for p in params:
+            p.grad *= scale.astype(p.grad.dtype)
+        return norm
     norm = global_grad_norm(params)
     if max_norm and norm > max_norm:
         scale = max_norm / (norm + 1e-6)

@@ -22,6 +22,7 @@ differ); a second Ctrl-C interrupts at once.
 
 Before any checkpoint is written, every parameter and optimizer array is checked for NaN and inf:
 a diverged model is never saved, and error messages name only a checkpoint that exists.
+The training sums the trainer keeps on the device are read (and the loss checked) first.
 """
 from __future__ import annotations
 
@@ -67,7 +68,11 @@ class RunCheckpoints:
     _last_good = None             # the newest last.npz known to exist and be finite
     _pending = None               # an evaluation's outcome while its checkpoints are being written
 
+    def read_device_sums(self):
+        """Bring sums kept on the device into ``partial`` (the Trainer's, minivit/tally.py)."""
+
     def _meta(self):
+        self.read_device_sums()       # before every checkpoint: the partial sums up to date, NaN checked
         return dict(train_config=self.cfg.to_dict(), epoch=self.epoch, step_in_epoch=self.step_in_epoch,
                     global_step=self.global_step, partial=self.partial, history=self.history,
                     best_acc=self.best_acc, elapsed=self.elapsed, classes=self.data["classes"],

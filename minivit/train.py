@@ -38,6 +38,7 @@ from minivit.progress import Throughput, progress_bar, subset_label
 from minivit.progress import write_metrics as write_metrics_csv
 from minivit.runfolder import RunLock
 from minivit.runstate import RunCheckpoints, TrainingDiverged, deferred_interrupt  # noqa: F401 (TrainingDiverged: API)
+from minivit.tally import Tally
 from minivit.tempfiles import remove_stale
 
 
@@ -66,6 +67,11 @@ def prepare_data(cfg: TrainConfig, xp, data_dir=None, dataset_obj=None):
         x_train, y_train = x_train[keep], y_train[keep]
     x_test, y_test = ds.x_test, ds.y_test
     test_total = len(x_test)
+    K = len(ds.classes)
+    for name, y in (("training", y_train), ("test", y_test)):     # once, here: the steps never check
+        if len(y) and (int(y.min()) < 0 or int(y.max()) >= K):
+            raise ValueError(f"the {name} labels must be in [0, {K - 1}] for {K} classes, "
+                             f"got values from {int(y.min())} to {int(y.max())}")
     if cfg.test_subset:
         x_test, y_test = x_test[:cfg.test_subset], y_test[:cfg.test_subset]
     return dict(
@@ -99,7 +105,7 @@ def evaluate(model, x_uint8, y, aug: AugmentConfig, num_classes, batch_size=500,
                 xb = batch_transform(xb)
             logits = forward(xb)
             loss, _ = F.cross_entropy_forward(logits, yb)
-            total_loss += loss * len(xb)
+            total_loss = total_loss + loss * len(xb)       # a device array on a GPU: no wait per batch
             preds.append(xp.argmax(logits, axis=1))
             if bar is not None:
                 bar.update(len(xb))
@@ -109,7 +115,7 @@ def evaluate(model, x_uint8, y, aug: AugmentConfig, num_classes, batch_size=500,
             bar.close()
     preds = xp.concatenate(preds)
     acc = float((preds == y).mean())
-    return total_loss / len(x_uint8), acc, preds
+    return float(total_loss) / len(x_uint8), acc, preds
 
 
 def _eval_bar(total):
@@ -169,6 +175,8 @@ class Trainer(RunCheckpoints):
         self.elapsed = 0.0
         # What is reported: images/s of the steps since the last evaluation or this process's start.
         self.throughput = Throughput()
+        # The loss and accuracy sums stay on the device; read at most once a second (minivit/tally.py).
+        self.tally = Tally(self.xp)
         n_test = len(self.data["x_test"])
         self.eval_note = subset_label(n_test, self.data.get("test_total", n_test))   # '' or ' (1,000-image subset)'
         self.test_label = "test acc" + self.eval_note
@@ -213,16 +221,17 @@ class Trainer(RunCheckpoints):
         return self.xp.asarray(perm)
 
     def train_step(self, epoch, step, order):
-        """One optimization step. Returns (loss, number correct, data time)."""
+        """One optimization step. Returns (loss, number correct, data time): on a GPU the loss and the
+        count are 0-d device arrays and the data time a pair of device events (minivit/tally.py), so
+        that the step never waits for the GPU; on NumPy, numbers."""
         cfg, xp, B = self.cfg, self.xp, self.cfg.batch_size
-        t0 = time.perf_counter()
+        t0 = self.tally.timer.start()
         idx = order[step * B:(step + 1) * B]
         x, targets = augment_batch(self.data["x_train"][idx], self.data["y_train"][idx],
                                    make_rng(cfg.seed, epoch, step), self.aug, self.data["num_classes"], train=True)
         if self.batch_transform is not None:
             x = self.batch_transform(x)
-        synchronize(xp)
-        t_data = time.perf_counter() - t0
+        t_data = self.tally.timer.stop(t0)
         self.opt.lr = F.warmup_cosine(self.global_step, self.total_steps, cfg.lr, self.warmup_steps, cfg.min_lr)
         if self.parallel is None:
             logits = self.model.forward(x, make_rng(cfg.seed, epoch, step, 1, xp=xp))
@@ -230,17 +239,13 @@ class Trainer(RunCheckpoints):
         else:   # the same step, with the batch split over CPU threads (minivit/parallel.py)
             rngs = [make_rng(cfg.seed, epoch, step, 1, i) for i in range(cfg.threads)]
             loss, logits = self.parallel.forward_backward(x, targets, cfg.label_smoothing, rngs)
-        if not math.isfinite(loss):
-            raise TrainingDiverged(
-                f"the loss became {loss} at epoch {epoch + 1}, step {step + 1} (lr {self.opt.lr:.3g}); "
-                f"{self.last_good_note()}. Try a lower --lr or a smaller clip norm.")
         if self.parallel is None:
             self.model.backward(F.cross_entropy_backward(cache))
         if cfg.clip_norm:
             clip_grad_norm(self.model.parameters(), cfg.clip_norm)
         self.opt.step()
         hard = targets if targets.ndim == 1 else xp.argmax(targets, axis=1)
-        correct = int((xp.argmax(logits, axis=1) == hard).sum())
+        correct = (xp.argmax(logits, axis=1) == hard).sum()       # stays on the device
         return loss, correct, t_data
 
     def fit(self):
@@ -282,24 +287,37 @@ class Trainer(RunCheckpoints):
         order = self.epoch_order(epoch)
         bar.set_description(f"epoch {epoch + 1}/{cfg.epochs}", refresh=False)
         p = self.partial
+        self.tally.start(p)                         # device sums continue from the partial ones
         while self.step_in_epoch < self.steps_per_epoch:
             with deferred_interrupt():              # Ctrl-C waits for the step and its counters
-                t0 = time.perf_counter()
                 loss, correct, t_data = self.train_step(epoch, self.step_in_epoch, order)
-                synchronize(xp)
-                dt = time.perf_counter() - t0
-                p["loss_sum"] += loss * cfg.batch_size
-                p["correct"] += correct
-                p["seen"] += cfg.batch_size
-                p["time_s"] += dt
-                p["data_s"] += t_data
-                self.throughput.add(cfg.batch_size, dt, t_data)
+                self.tally.add(loss, correct, cfg.batch_size, t_data)     # device arithmetic, no wait
                 self.step_in_epoch += 1
                 self.global_step += 1
             bar.update(1)
+            if self.tally.due():                    # at most once a second: the one read of the sums
+                self._read_and_show(bar)
+        self._read_and_show(bar)
+        self._evaluate_and_save()
+
+    def _read_and_show(self, bar):
+        self.read_device_sums()
+        p = self.partial
+        if p["seen"]:
             bar.set_postfix(refresh=False, loss=f"{p['loss_sum'] / p['seen']:.3f}", acc=f"{p['correct'] / p['seen']:.3f}",
                             lr=f"{self.opt.lr:.2e}", img_s=f"{self.throughput.images_per_s:.0f}")
-        self._evaluate_and_save()
+
+    def read_device_sums(self):
+        """Read the steps' device sums into ``partial`` (one synchronization; also before every
+        checkpoint, see minivit/runstate.py) and stop on a NaN or infinite training loss."""
+        first = self.global_step - self.tally.steps + 1
+        if not self.tally.read(self.partial, self.throughput):
+            return
+        if not Tally.finite(self.partial):
+            raise TrainingDiverged(
+                f"the training loss became {self.partial['loss_sum']} in epoch {self.epoch + 1}, between steps "
+                f"{first} and {self.global_step} of the run (lr {self.opt.lr:.3g}); "
+                f"{self.last_good_note()}. Try a lower --lr or a smaller clip norm.")
 
     def _evaluate_and_save(self):
         """Evaluate, then write best.npz (on a new best) and last.npz, then metrics.csv and curves.png."""

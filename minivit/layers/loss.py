@@ -7,6 +7,8 @@ For logits s (B, K) and targets t (B, K) (one-hot, smoothed, or mixed soft label
 
 Label smoothing eps replaces the one-hot target by (1 - eps) * onehot + eps / K.
 """
+import numpy as np
+
 from minivit.backend import get_array_module
 
 
@@ -33,7 +35,9 @@ def cross_entropy_forward(logits, labels, label_smoothing=0.0):
             raise ValueError(f"got {labels.shape[0]} labels for {B} logits")
         if xp.issubdtype(labels.dtype, xp.floating):
             raise TypeError("class-index labels must be integers; pass soft targets as a (B, K) array")
-        if B and (int(labels.min()) < 0 or int(labels.max()) >= K):
+        # On a GPU, reading labels.min() would make the host wait for the GPU: there the caller checks
+        # the labels once (the trainer does when it loads the data), and the loss stays a 0-d device array.
+        if B and xp is np and (int(labels.min()) < 0 or int(labels.max()) >= K):
             raise ValueError(f"class labels must be in [0, {K - 1}] for {K} logits, got values from "
                              f"{int(labels.min())} to {int(labels.max())}")
         target = xp.zeros((B, K), dtype=logits.dtype)
@@ -50,7 +54,7 @@ def cross_entropy_forward(logits, labels, label_smoothing=0.0):
     shifted = logits - logits.max(axis=1, keepdims=True)
     log_probs = shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
     loss = -(target * log_probs).sum() / B
-    return float(loss), (log_probs, target)
+    return (float(loss) if xp is np else loss), (log_probs, target)
 
 
 def cross_entropy_backward(cache, dloss=1.0):

@@ -37,8 +37,8 @@ def _function(name, np_func):
         if name in TRANSFERS:
             if args and isinstance(args[0], np.ndarray):      # host -> device: a copy, as on a GPU
                 return ndarray(np.array(args[0], dtype=kwargs.get("dtype", args[1] if len(args) > 1 else None)))
-            if args and type(args[0]) is ndarray:
-                args = (args[0]._a,) + args[1:]
+            if args and type(args[0]) is ndarray:          # already on the device
+                return wrap(np_func(args[0]._a, *unwrap(args[1:]), **kwargs))
         out = np_func(*unwrap(args), **{k: unwrap(v, k) for k, v in kwargs.items()})
         return wrap(out)
     function.__name__ = function.__qualname__ = name
