@@ -28,13 +28,17 @@ def hflip(x):
     return xp.ascontiguousarray(x[:, :, ::-1])
 
 
+def tta_average(logits, logits_flip):
+    """The TTA probabilities (B, K): the mean of the two views' softmax."""
+    return 0.5 * (F.softmax_forward(logits)[0] + F.softmax_forward(logits_flip)[0])
+
+
 def flip_tta_probs(forward, x):
     """(p_tta, p_plain): the averaged softmax of x and hflip(x), and x's own softmax; each (B, K).
 
     forward: images (B, H, W, C) -> logits (B, K) (a model in eval mode, or a parallel forward)."""
-    p = F.softmax_forward(forward(x))[0]
-    p_flip = F.softmax_forward(forward(hflip(x)))[0]
-    return 0.5 * (p + p_flip), p
+    logits = forward(x)
+    return tta_average(logits, forward(hflip(x))), F.softmax_forward(logits)[0]
 
 
 def evaluate_tta(model, x_uint8, y, aug, num_classes, batch_size=500, batch_transform=None, forward=None):
@@ -42,8 +46,9 @@ def evaluate_tta(model, x_uint8, y, aug, num_classes, batch_size=500, batch_tran
 
     x_uint8: (N, H, W, C) uint8 test images   y: (N,) int labels   aug: the run's AugmentConfig
     (for its normalization)   forward: optional replacement for ``model.forward``.
-    returns: dict(acc, loss, acc_tta, loss_tta, preds, preds_tta); loss is the mean
-    cross-entropy of the plain softmax, loss_tta that of the averaged probabilities.
+    returns: dict(acc, loss, acc_tta, loss_tta, preds, preds_tta): acc and loss (the mean
+    cross-entropy of the first view's logits) exactly as ``minivit.train.evaluate`` computes them,
+    loss_tta the mean cross-entropy of the averaged probabilities.
     """
     forward = forward or model.forward
     xp = get_array_module(x_uint8)
@@ -57,15 +62,16 @@ def evaluate_tta(model, x_uint8, y, aug, num_classes, batch_size=500, batch_tran
             xb, yb = augment_batch(x_uint8[i:i + batch_size], y[i:i + batch_size], None, aug, num_classes, train=False)
             if batch_transform is not None:
                 xb = batch_transform(xb)
-            p_tta, p = flip_tta_probs(forward, xb)
-            rows = xp.arange(len(yb))
-            tiny = xp.finfo(p.dtype).tiny                   # log(0) would be -inf
-            loss -= float(xp.log(xp.maximum(p[rows, yb], tiny)).sum())
-            loss_tta -= float(xp.log(xp.maximum(p_tta[rows, yb], tiny)).sum())
-            preds.append(xp.argmax(p, axis=1))
+            logits = forward(xb)
+            p_tta = tta_average(logits, forward(hflip(xb)))
+            batch_loss, _ = F.cross_entropy_forward(logits, yb)
+            loss = loss + batch_loss * len(xb)                 # as train.evaluate sums it
+            tiny = xp.finfo(p_tta.dtype).tiny                 # log(0) would be -inf
+            loss_tta = loss_tta - xp.log(xp.maximum(p_tta[xp.arange(len(yb)), yb], tiny)).sum()
+            preds.append(xp.argmax(logits, axis=1))
             preds_tta.append(xp.argmax(p_tta, axis=1))
     finally:
         model.train(was_training)
     preds, preds_tta = xp.concatenate(preds), xp.concatenate(preds_tta)
-    return dict(acc=float((preds == y).mean()), loss=loss / n, acc_tta=float((preds_tta == y).mean()),
-                loss_tta=loss_tta / n, preds=preds, preds_tta=preds_tta)
+    return dict(acc=float((preds == y).mean()), loss=float(loss) / n, acc_tta=float((preds_tta == y).mean()),
+                loss_tta=float(loss_tta) / n, preds=preds, preds_tta=preds_tta)
