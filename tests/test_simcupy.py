@@ -211,3 +211,71 @@ def test_minivit_runs_with_cupy_hidden(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                        env={"PATH": "/usr/bin:/bin", "MINIVIT_DEVICE": "auto", "PYTHONPATH": ":".join(sys.path)})
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+def test_full_integer_indexing_gives_a_view_as_in_cupy():
+    x = sim.zeros((2, 3))
+    v = x[1, 2]
+    v += 5.0                                          # NumPy's x[1, 2] is a copied scalar; CuPy's a 0-d view
+    assert to_numpy(x)[1, 2] == 5.0 and type(v) is sim.ndarray
+
+
+def test_fast_impl_gradcheck_and_bench_run_on_the_simulation(tmp_path):
+    from minivit import fast
+    from minivit.bench import bench
+    from minivit.gradcheck import run_all
+
+    t = Trainer(tiny_cfg(epochs=1), tmp_path, device="sim", dataset_obj=synthetic(), progress=False,
+                impl=fast.functions())
+    with syncs.counting() as log:
+        t.train_step(0, 0, t.epoch_order(0))
+    assert log.count == 0, log
+    assert run_all(verbose=False, device="sim")
+    assert bench(preset="tiny", batch_size=4, device="sim", steps=1, warmup=1)["train_images_per_s"] > 0
+
+
+def test_impl_exercises_trains_on_the_simulation(tmp_path):
+    """--impl exercises: a learner's topic (here the loss, minivit's functions re-exported) on the device."""
+    from minivit import stubs
+    from minivit.grading import TOPIC_BY_NAME, exercises_impl
+
+    stubs.write_stubs(tmp_path / "ex")
+    loss = TOPIC_BY_NAME["loss"]
+    (tmp_path / "ex" / loss.file).write_text(f"from minivit.layers import {', '.join(loss.functions)}  # noqa\n")
+    impl = exercises_impl(tmp_path / "ex", progress=False)
+    t = Trainer(tiny_cfg(epochs=1), tmp_path / "run", device="sim", dataset_obj=synthetic(), progress=False,
+                impl=impl)
+    assert t.fit() and t.history[0]["train_loss"] > 0
+
+
+def test_clip_grad_norm_on_the_device_matches_numpy_without_a_sync():
+    from minivit.modules import Parameter
+    from minivit.optim import clip_grad_norm
+
+    rng = np.random.default_rng(0)
+    grads = [rng.standard_normal((3, 4)) * 3, rng.standard_normal(5) * 3]
+    for max_norm in (1.0, 100.0):                     # clipped, and left alone
+        host = [Parameter(np.zeros(g.shape)) for g in grads]
+        dev = [Parameter(sim.zeros(g.shape)) for g in grads]
+        for h, d, g in zip(host, dev, grads):
+            h.grad, d.grad = g.copy(), sim.asarray(g)
+        with syncs.counting() as log:
+            norm = clip_grad_norm(dev, max_norm)
+        assert log.count == 0, log
+        assert float(norm) == pytest.approx(clip_grad_norm(host, max_norm), rel=1e-12)
+        for h, d in zip(host, dev):
+            np.testing.assert_allclose(to_numpy(d.grad), h.grad, rtol=1e-12)
+
+
+def test_augment_batch_on_the_device_equals_numpy():
+    """Same host-drawn parameters: the device pipeline computes exactly what the NumPy one does."""
+    from minivit.augment import AugmentConfig, augment_batch
+
+    x, y = synthetic().x_train[:12], np.arange(12) % 4
+    cfg = AugmentConfig(crop_padding=4, flip=True, randaugment_n=2, randaugment_m=9, mixup_alpha=0.8,
+                        cutmix_alpha=1.0, mix_prob=1.0, erasing_prob=0.5)
+    for seed in (0, 1):
+        a = augment_batch(x, y, np.random.default_rng(seed), cfg, 4, train=True)
+        b = augment_batch(sim.asarray(x), sim.asarray(y), np.random.default_rng(seed), cfg, 4, train=True)
+        for u, v in zip(a, b):
+            np.testing.assert_array_equal(u, to_numpy(v))

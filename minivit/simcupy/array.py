@@ -206,7 +206,11 @@ class ndarray:
         return format(self._a.item() if self._a.ndim == 0 else self._a, spec)
 
     def __getitem__(self, key):
-        return wrap(self._a[_index(key)])
+        k = _index(key)
+        out = self._a[k]
+        if isinstance(out, np.generic):      # x[i, j]: CuPy gives a 0-d *view* (NumPy a copied scalar)
+            out = self._a[(k if isinstance(k, tuple) else (k,)) + (Ellipsis,)]
+        return ndarray(out)
 
     def __setitem__(self, key, value):
         self._a[_index(key)] = value._a if type(value) is ndarray else value
