@@ -195,10 +195,16 @@ def _check_member(zf, info, path, archive_size):
 
 
 def model_from_checkpoint(path, xp=np):
-    """Build the ViT a checkpoint describes and load its weights. Returns (model, meta)."""
+    """Build the ViT a checkpoint describes and load its weights. Returns (model, meta).
+
+    A checkpoint of a run with an EMA of the weights (``ema/...``, minivit/ema.py) gives the EMA
+    weights: those that run evaluated (and chose best.npz on)."""
     from minivit.model import ViT, ViTConfig
 
     params, _, meta = load_checkpoint(path)
+    ema = extra_arrays(path, "ema/")
+    if ema:
+        params = {k: ema.get(k, v) for k, v in params.items()}
     try:
         config = ViTConfig.from_dict(meta["model_config"])
     except (KeyError, TypeError, ValueError) as e:

@@ -1,0 +1,127 @@
+"""The Trainer's opt-in pieces (minivit/trainer_options.py): with all off, the run is the plain loop
+bit for bit; an EMA leaves the training weights' path untouched, is what is evaluated (and what
+best.npz / eval give), and survives --resume bit-exactly; flip TTA adds its numbers next to the
+unchanged plain ones; Muon trains and keeps its momentum in last.npz."""
+import numpy as np
+import pytest
+
+from minivit.checkpoint import extra_arrays, load_checkpoint, model_from_checkpoint
+from minivit.ema import EMA
+from minivit.recipes import RECIPES, TrainConfig
+from minivit.train import Trainer, evaluate
+from minivit.trainer_options import TrainerOptions
+from tests.test_train import params_of, synthetic, tiny_cfg
+
+NUMBERS = ("epoch", "step", "train_loss", "train_acc", "test_loss", "test_acc", "lr")
+
+
+def run(tmp_path, name, data, **kw):
+    t = Trainer(tiny_cfg(epochs=2, **kw), tmp_path / name, device="cpu", dataset_obj=data, progress=False)
+    t.fit()
+    return t
+
+
+def numbers(history):
+    return [{k: r[k] for k in NUMBERS} for r in history]
+
+
+def test_all_off_by_default():
+    assert (TrainConfig().ema_decay, TrainConfig().flip_tta, TrainConfig().optimizer) == (0.0, False, "adamw")
+    for name, r in RECIPES.items():
+        assert (r.ema_decay, r.flip_tta, r.optimizer) == (0.0, False, "adamw"), name
+
+
+def test_default_path_is_the_plain_loop_bit_for_bit(tmp_path, monkeypatch):
+    data = synthetic()
+    default = run(tmp_path, "default", data)
+    assert default.ema is None and type(default.opt).__name__ == "AdamW"
+
+    def plain_evaluate(self, evaluate_fn):       # the call train.py made before the hooks
+        loss, acc, _ = evaluate(self.model, self.data["x_test"], self.data["y_test"], self.aug,
+                                self.data["num_classes"], self.cfg.eval_batch_size, self.batch_transform,
+                                forward=self.parallel.forward if self.parallel else None)
+        return loss, acc, {}
+
+    for hook, stand_in in (("setup_options", lambda self: None), ("after_optimizer_step", lambda self: None),
+                           ("extra_state", lambda self: {}), ("evaluate_test", plain_evaluate),
+                           ("options_note", staticmethod(lambda extra: ""))):
+        monkeypatch.setattr(TrainerOptions, hook, stand_in)
+    plain = run(tmp_path, "plain", data)
+    a, b = params_of(default), params_of(plain)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert numbers(default.history) == numbers(plain.history)
+    assert set(default.history[0]) == set(plain.history[0])                # no extra columns
+    ka = set(np.load(tmp_path / "default" / "last.npz").files)
+    assert ka == set(np.load(tmp_path / "plain" / "last.npz").files) and not any(k.startswith("ema/") for k in ka)
+
+
+def test_ema_is_evaluated_and_leaves_the_training_path_alone(tmp_path):
+    data = synthetic()
+    default = run(tmp_path, "default", data)
+    t = run(tmp_path, "ema", data, ema_decay=0.9)
+    a, b = params_of(default), params_of(t)
+    assert all(np.array_equal(a[k], b[k]) for k in a)                      # the raw weights: the same path
+    assert [r["train_loss"] for r in t.history] == [r["train_loss"] for r in default.history]
+    assert t.ema.updates == t.global_step == 16 and all(r["eval_weights"] == "ema" for r in t.history)
+    with t.ema.swapped(t.model):
+        loss, acc, _ = evaluate(t.model, t.data["x_test"], t.data["y_test"], t.aug, 4)
+    assert (t.history[-1]["test_loss"], t.history[-1]["test_acc"]) == (loss, acc)
+    assert t.history[-1]["test_loss"] != default.history[-1]["test_loss"]
+    state = extra_arrays(tmp_path / "ema" / "last.npz", EMA.PREFIX)
+    assert int(state["updates"]) == 16
+    assert all(np.array_equal(state[k], v) for k, v in t.ema.state_dict().items())
+    model, _ = model_from_checkpoint(tmp_path / "ema" / "last.npz")          # eval: the EMA weights
+    assert all(np.array_equal(p.value, t.ema.shadow[n]) for n, p in model.named_parameters())
+
+
+def test_ema_survives_resume_bit_for_bit(tmp_path):
+    data = synthetic()
+    full = run(tmp_path, "full", data, ema_decay=0.9)
+    t = Trainer(tiny_cfg(epochs=2, ema_decay=0.9), tmp_path / "cut", device="cpu", dataset_obj=data, progress=False)
+    real_step, calls = t.train_step, {"n": 0}
+
+    def step_then_ctrl_c(*a):
+        calls["n"] += 1
+        if calls["n"] == 12:                   # in the middle of epoch 2
+            raise KeyboardInterrupt
+        return real_step(*a)
+
+    t.train_step = step_then_ctrl_c
+    with pytest.raises(KeyboardInterrupt):
+        t.fit()
+    resumed = Trainer(tiny_cfg(epochs=2, ema_decay=0.9), tmp_path / "cut", device="cpu", dataset_obj=data,
+                      progress=False).resume()
+    assert resumed.ema.updates == 11
+    resumed.fit()
+    assert all(np.array_equal(full.ema.shadow[k], resumed.ema.shadow[k]) for k in full.ema.shadow)
+    assert numbers(full.history) == numbers(resumed.history)
+    # a last.npz without the EMA's arrays cannot resume an EMA run
+    plain = run(tmp_path, "plain", data)
+    with pytest.raises(Exception, match="no EMA state|different configuration"):
+        Trainer(tiny_cfg(epochs=2, ema_decay=0.9), plain.out, device="cpu", dataset_obj=data,
+                progress=False).load_options(plain.out / "last.npz")
+
+
+def test_flip_tta_adds_its_numbers_next_to_the_plain_ones(tmp_path, capsys):
+    data = synthetic()
+    default = run(tmp_path, "default", data)
+    t = run(tmp_path, "tta", data, flip_tta=True)
+    assert numbers(t.history) == numbers(default.history)                  # plain numbers unchanged
+    assert all(0 <= r["test_acc_tta"] <= 1 and np.isfinite(r["test_loss_tta"]) for r in t.history)
+    assert "with flip TTA" in capsys.readouterr().out
+
+
+def test_muon_trains_and_keeps_its_momentum(tmp_path):
+    data = synthetic()
+    t = run(tmp_path, "muon", data, optimizer="muon")
+    assert type(t.opt).__name__ == "Muon" and np.isfinite(t.history[-1]["train_loss"])
+    _, optim, _ = load_checkpoint(tmp_path / "muon" / "last.npz")
+    assert "blocks.0.attn.qkv.weight/mom" in optim and "head.weight/m" in optim
+
+
+@pytest.mark.parametrize("kw, match", [(dict(ema_decay=1.0), "ema_decay"), (dict(optimizer="sgd"), "optimizer")])
+def test_bad_options(kw, match):
+    with pytest.raises(ValueError, match=match):
+        Trainer(tiny_cfg(**kw), "/tmp/unused", device="cpu", dataset_obj=synthetic(), progress=False)
+
+
