@@ -7,8 +7,9 @@ import sys
 import time
 import traceback
 
-from minivit.cli_types import (OUT_FOLDERS, Defaults, Parser, data_source, folder, nonnegative_int, positive_float,
-                               positive_int)
+from minivit.budget import process_started   # first: without /proc, its import time stands in for the start
+from minivit.cli_types import (OUT_FOLDERS, Defaults, Parser, data_source, duration, folder, nonnegative_int,
+                               positive_float, positive_int)
 from minivit.errors import exit_code, format_error
 
 
@@ -88,7 +89,8 @@ def cmd_train(args):
     from minivit.runfolder import claim_run_folder
     from minivit.train import recipe
 
-    cfg = recipe(args.preset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, dataset=args.dataset,
+    cfg = recipe(args.preset, epochs=args.epochs, time_budget=args.time_budget, steps=args.steps,
+                 batch_size=args.batch_size, lr=args.lr, dataset=args.dataset,
                  subset=args.subset, seed=args.seed, threads=args.threads)
     out = args.out = args.out or f"runs/{args.preset}-{cfg.dataset}"     # (args.out: named by the error handler)
     with claim_run_folder(out, resume=args.resume, overwrite=args.overwrite):   # locked until the run ends
@@ -117,7 +119,8 @@ def _train(args, cfg, out):
         impl = fast.functions()
         print("training with the fast paths (minivit/fast.py)" if impl else
               f"{fast.ENV_VAR}=0: fast paths off, training with the reference functions")
-    trainer = Trainer(cfg, out, device=args.device, data_dir=args.data_dir, impl=impl)
+    # started: a --time-budget counts from the process's start (minivit/budget.py)
+    trainer = Trainer(cfg, out, device=args.device, data_dir=args.data_dir, impl=impl, started=process_started())
     if args.resume:
         if not (trainer.out / "last.npz").exists():
             raise FileNotFoundError(f"--resume: no checkpoint {trainer.out / 'last.npz'} to resume from")
@@ -254,7 +257,13 @@ def build_parser():
 
     s = sub.add_parser("train", help="train a ViT on CIFAR-10/100", formatter_class=Defaults)
     s.add_argument("--preset", default="cpu", choices=sorted(RECIPES), help="training recipe")
-    s.add_argument("--epochs", type=positive_int, default=None, help="override the recipe's number of epochs")
+    length = s.add_mutually_exclusive_group()      # a run's length: one of the three
+    length.add_argument("--epochs", type=positive_int, default=None, help="override the recipe's number of epochs")
+    length.add_argument("--time-budget", type=duration, default=None, metavar="T",
+                        help="the whole run (loading, calibration, training, evaluations) within T, e.g. 90s, "
+                             "60m, 2h: a short calibration fixes the number of steps (recorded in config.json)")
+    length.add_argument("--steps", type=positive_int, default=None, metavar="N",
+                        help="train exactly N steps (e.g. a budgeted run's plan, replayed on another machine)")
     s.add_argument("--batch-size", type=positive_int, default=None)
     s.add_argument("--lr", type=positive_float, default=None, help="peak learning rate")
     s.add_argument("--device", default=None, choices=["auto", "cpu", "gpu"])

@@ -57,6 +57,16 @@ def positive_float(s):
     return v
 
 
+def duration(s):
+    """--time-budget: '90s', '60m', '2h', '1h30m' -> seconds (minivit.budget.parse_duration)."""
+    from minivit.budget import parse_duration
+
+    try:
+        return parse_duration(s)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 class Parser(argparse.ArgumentParser):
     """argparse, with its complaints raised (as UsageError) into the one handler in ``main``
     when ``parse_args(argv, raise_errors=True)`` (elsewhere argparse's usual: usage + exit 2)."""

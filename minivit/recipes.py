@@ -17,7 +17,7 @@ class TrainConfig:
 
     model: dict = field(default_factory=lambda: dict(ViTConfig.preset("tiny").to_dict()))
     dataset: str = "cifar10"
-    epochs: int = 10
+    epochs: int | None = 10          # None when the run is a time budget or a step count
     batch_size: int = 128
     lr: float = 1e-3
     min_lr: float = 1e-5
@@ -32,6 +32,10 @@ class TrainConfig:
     seed: int = 0
     eval_batch_size: int = 500
     threads: int = 1                 # CPU only: >1 splits each batch over threads (minivit.parallel)
+    # A run's length is one of: epochs; time_budget, seconds from process start to the end, the
+    # steps fixed by a calibration (minivit/budget.py); steps, a fixed step count (a plan replayed).
+    time_budget: float | None = None
+    steps: int | None = None
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -46,6 +50,8 @@ def _model(preset, **overrides):
     return ViTConfig.preset(preset, **overrides).to_dict()
 
 
+# A recipe's length is its epochs for now; a recipe may carry a default budget instead
+# (time_budget=3600.0, epochs=None: ``train --preset NAME`` then plans its steps for an hour).
 RECIPES = {
     # Seconds: a tiny model on a few thousand images. Used by tests and CI.
     "smoke": TrainConfig(model=_model("tiny"), epochs=2, batch_size=64, lr=2e-3, warmup_epochs=0.5,
@@ -67,9 +73,19 @@ RECIPES = {
 }
 
 
+LENGTHS = ("epochs", "time_budget", "steps")    # the ways to say how long a run is: one at a time
+
+
 def recipe(name: str, **overrides) -> TrainConfig:
+    """The recipe ``name`` with ``overrides`` (TrainConfig fields; None: keep the recipe's). Giving
+    one of epochs / time_budget / steps replaces the recipe's length (e.g. its default budget)."""
     if name not in RECIPES:
         raise ValueError(f"unknown preset {name!r}; choose one of {sorted(RECIPES)}")
     d = RECIPES[name].to_dict()
+    given = [k for k in LENGTHS if overrides.get(k) is not None]
+    if len(given) > 1:
+        raise ValueError(f"{' and '.join(given)} exclude each other: a run's length is one of {', '.join(LENGTHS)}")
+    if given:                           # the run's length given: the recipe's own (epochs or budget) gives way
+        d.update(dict.fromkeys(LENGTHS))
     d.update({k: v for k, v in overrides.items() if v is not None})
     return TrainConfig.from_dict(d)

@@ -76,7 +76,7 @@ class RunCheckpoints:
         return dict(train_config=self.cfg.to_dict(), epoch=self.epoch, step_in_epoch=self.step_in_epoch,
                     global_step=self.global_step, partial=self.partial, history=self.history,
                     best_acc=self.best_acc, elapsed=self.elapsed, classes=self.data["classes"],
-                    dataset=self.cfg.dataset)
+                    dataset=self.cfg.dataset, plan=self.plan and self.plan.to_dict())   # plan: minivit/budget.py
 
     def save(self, name="last.npz"):
         """Write a checkpoint of the current state; refuses (TrainingDiverged) a non-finite model."""

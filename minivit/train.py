@@ -34,6 +34,7 @@ from minivit.model import ViT, ViTConfig
 from minivit import ops
 from minivit.ops import F
 from minivit.optim import AdamW, clip_grad_norm
+from minivit.planned_run import PlannedRun
 from minivit.progress import Throughput, progress_bar, subset_label
 from minivit.progress import write_metrics as write_metrics_csv
 from minivit.runfolder import RunLock
@@ -127,16 +128,21 @@ def _eval_bar(total):
 
 # ---------------------------------------------------------------------------------- trainer
 
-class Trainer(RunCheckpoints):
+class Trainer(RunCheckpoints, PlannedRun):
     """Runs a TrainConfig; writes metrics, plots and checkpoints into ``out``."""
 
     def __init__(self, cfg: TrainConfig, out, device=None, data_dir=None, dataset_obj=None, progress=True, impl=None,
-                 model=None, batch_transform=None):
+                 model=None, batch_transform=None, clock=None, started=None):
         """impl: optional module/namespace of functional implementations (e.g. a learner's exercises)
         used in place of minivit's reference ones during ``fit`` (see ``minivit.ops.use``).
         model: start from this ViT (e.g. pre-trained weights) instead of a fresh one built from cfg.model.
         batch_transform: optional function applied to every normalized float batch (B, H, W, C) before
-        the model, in training and evaluation (e.g. resizing to a pre-trained model's resolution)."""
+        the model, in training and evaluation (e.g. resizing to a pre-trained model's resolution).
+        clock, started: the clock a time budget is measured on (seconds; default ``time.monotonic``) and
+        the run's start on it (default: now, before the data is loaded; the CLI passes the process's
+        start); see minivit/budget.py."""
+        self.clock = clock or time.monotonic
+        self.started = self.clock() if started is None else started
         if not (isinstance(cfg.lr, (int, float)) and math.isfinite(cfg.lr) and cfg.lr > 0):
             raise ValueError(f"the learning rate must be a positive finite number, got {cfg.lr}")
         self.cfg = cfg
@@ -165,8 +171,7 @@ class Trainer(RunCheckpoints):
         if n < cfg.batch_size:
             raise ValueError(f"batch size {cfg.batch_size} is larger than the training set ({n} images)")
         self.steps_per_epoch = n // cfg.batch_size            # the last partial batch is dropped
-        self.total_steps = self.steps_per_epoch * cfg.epochs
-        self.warmup_steps = int(round(cfg.warmup_epochs * self.steps_per_epoch))
+        self.set_schedule()     # total_steps and warmup_steps: from the epochs or a plan (minivit/planned_run.py)
         # Training position and history (all saved in checkpoints).
         self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
         self.partial = dict(loss_sum=0.0, correct=0, seen=0, time_s=0.0, data_s=0.0)
@@ -208,6 +213,7 @@ class Trainer(RunCheckpoints):
         self.epoch, self.step_in_epoch = meta["epoch"], meta["step_in_epoch"]
         self.global_step, self.partial = meta["global_step"], meta["partial"]
         self.history, self.best_acc, self.elapsed = meta["history"], meta["best_acc"], meta["elapsed"]
+        self.restore_plan(meta, path)       # a budgeted run keeps its plan: no new calibration
         self._last_good = path
         return self
 
@@ -249,7 +255,8 @@ class Trainer(RunCheckpoints):
         return loss, correct, t_data
 
     def fit(self):
-        """Train until ``cfg.epochs``; returns the metrics history.
+        """Train until ``cfg.epochs``, or the planned steps of a time budget (minivit/budget.py: a
+        short calibration first, unless resumed); returns the metrics history.
 
         The output folder is locked meanwhile (a second trainer there is refused) and temporary
         files left by a killed trainer are removed first. Ctrl-C saves last.npz (never a
@@ -257,22 +264,24 @@ class Trainer(RunCheckpoints):
         cfg = self.cfg
         with RunLock(self.out):
             remove_stale(self.out, ("*.tmp",))
-            (self.out / "config.json").write_text(json.dumps(
-                dict(train=cfg.to_dict(), model=self.model.config.to_dict(), device=self.device,
-                     exercises=self.exercises), indent=2))
             n_test = len(self.data["x_test"])
             print(f"minivit: {self.model.num_parameters():,} parameters on {self.device}; "
                   f"{len(self.data['x_train'])} training images, {self.steps_per_epoch} steps/epoch, "
-                  f"{cfg.epochs} epochs ({self.total_steps} steps), evaluated on {n_test:,} of "
+                  f"{self.schedule_note()}, evaluated on {n_test:,} of "
                   f"{self.data.get('test_total', n_test):,} test images -> {self.out}")
+            with ops.use(self.impl or {}):
+                self.make_plan()                    # a time budget: calibrate, fix the steps, print the plan
+            (self.out / "config.json").write_text(json.dumps(
+                dict(train=cfg.to_dict(), model=self.model.config.to_dict(), device=self.device,
+                     exercises=self.exercises, plan=self.plan and self.plan.to_dict()), indent=2))
             if self.exercises is not None:           # which topics run the learner's code
                 print(self.impl.describe())
             self.throughput.reset()                 # a new segment: this process's steps only
             self._bar = progress_bar(self.progress, self.total_steps, self.global_step,
-                                     f"epoch {self.epoch + 1}/{cfg.epochs}")
+                                     f"epoch {self.epoch + 1}/{self.num_epochs}")
             try:
                 with ops.use(self.impl or {}):
-                    while self.epoch < cfg.epochs:
+                    while self.epoch < self.num_epochs:
                         self._run_epoch()
             except KeyboardInterrupt:
                 self.save_on_interrupt()
@@ -285,10 +294,10 @@ class Trainer(RunCheckpoints):
         cfg, xp, bar = self.cfg, self.xp, self._bar
         epoch = self.epoch
         order = self.epoch_order(epoch)
-        bar.set_description(f"epoch {epoch + 1}/{cfg.epochs}", refresh=False)
+        bar.set_description(f"epoch {epoch + 1}/{self.num_epochs}", refresh=False)
         p = self.partial
         self.tally.start(p)                         # device sums continue from the partial ones
-        while self.step_in_epoch < self.steps_per_epoch:
+        while self.step_in_epoch < self.steps_per_epoch and self.steps_left():
             with deferred_interrupt():              # Ctrl-C waits for the step and its counters
                 loss, correct, t_data = self.train_step(epoch, self.step_in_epoch, order)
                 self.tally.add(loss, correct, cfg.batch_size, t_data)     # device arithmetic, no wait

@@ -1,0 +1,131 @@
+"""The trainer's side of a time budget: :class:`PlannedRun`, the part of
+:class:`minivit.train.Trainer` that fixes a run's step count (the plan itself: minivit/budget.py).
+
+* epochs (``cfg.epochs``): ``epochs * steps_per_epoch`` steps, as always;
+* a step count (``cfg.steps``, ``--steps N``): N steps, evaluated at each epoch's end and at the last step;
+* a time budget (``cfg.time_budget``, ``--time-budget 60m``): :meth:`PlannedRun.make_plan` calibrates
+  (on the real model, whose state is put back bit for bit) and fixes the steps, once; ``--resume``
+  takes the plan recorded in ``last.npz`` (:meth:`PlannedRun.restore_plan`), never a new one.
+"""
+from __future__ import annotations
+
+import math
+
+from minivit.budget import FULL, Plan, calibrate, calibration_seconds, evaluations_of, format_duration, \
+    plan_for_budget, schedule_of
+
+
+class PlannedRun:
+    """The part of :class:`minivit.train.Trainer` that fixes its step count (a mixin, like
+    ``runstate.RunCheckpoints``): an epoch count, ``cfg.steps``, or a plan for ``cfg.time_budget``.
+    It uses the trainer's cfg, steps_per_epoch, model, opt, data, clock and started."""
+
+    plan: Plan | None = None
+
+    @property
+    def num_epochs(self) -> int | None:
+        """The epochs the run starts (a plan's last one may be partial); None before a budget's plan."""
+        if self.plan is None:
+            return None if self.cfg.time_budget is not None else self.cfg.epochs
+        return evaluations_of(self.total_steps, self.steps_per_epoch)
+
+    def steps_left(self) -> bool:
+        """Whether the plan has steps left (an epoch run ends with its epochs)."""
+        return self.plan is None or self.global_step < self.total_steps
+
+    def set_schedule(self):
+        """Set total_steps and warmup_steps (total_steps None for a time budget not planned yet)."""
+        cfg, spe = self.cfg, self.steps_per_epoch
+        if cfg.time_budget is not None and cfg.steps is not None:
+            raise ValueError(f"a time budget ({cfg.time_budget} s) and a step count ({cfg.steps}) exclude each other")
+        if cfg.time_budget is not None and not (isinstance(cfg.time_budget, (int, float))
+                                                and 0 < cfg.time_budget < math.inf):
+            raise ValueError(f"the time budget must be a positive number of seconds, got {cfg.time_budget}")
+        if cfg.steps is not None and not (isinstance(cfg.steps, int) and cfg.steps > 0):
+            raise ValueError(f"the step count must be a positive integer, got {cfg.steps}")
+        if cfg.time_budget is None and cfg.steps is None and not (isinstance(cfg.epochs, int) and cfg.epochs > 0):
+            raise ValueError(f"the number of epochs must be a positive integer, got {cfg.epochs} "
+                             "(or give a time budget or a step count)")
+        warmup = int(round(cfg.warmup_epochs * spe))
+        if self.plan is None and cfg.steps is not None:
+            self.plan = Plan(steps=cfg.steps, steps_per_epoch=spe)
+        if self.plan is not None:
+            self.total_steps, self.warmup_steps = schedule_of(self.plan, warmup)
+        elif cfg.time_budget is not None:
+            self.total_steps, self.warmup_steps = None, warmup
+        else:
+            self.total_steps, self.warmup_steps = spe * cfg.epochs, warmup
+
+    def schedule_note(self) -> str:
+        """'22 epochs (8,580 steps)', or what a time budget will decide."""
+        if self.total_steps is None:
+            return f"a time budget of {format_duration(self.cfg.time_budget)} (calibrating)"
+        epochs = self.total_steps / self.steps_per_epoch
+        return f"{epochs:g} epochs ({self.total_steps:,} steps)" if epochs.is_integer() else \
+            f"{epochs:.2f} epochs ({self.total_steps:,} steps)"
+
+    def restore_plan(self, meta: dict, path):
+        """--resume: the checkpoint's plan, exactly as it was recorded (none: the run was not planned)."""
+        if meta.get("plan") is not None:
+            self.plan = Plan.from_dict(meta["plan"])
+            self.set_schedule()
+        elif self.cfg.time_budget is not None and meta["global_step"] > 0:
+            from minivit.checkpoint import CheckpointError
+
+            raise CheckpointError(f"{path}: a time-budgeted run's checkpoint without its plan; cannot resume it")
+
+    def make_plan(self):
+        """A time budget not planned yet: calibrate on the real model (restored bit for bit after),
+        fix the steps (:func:`plan_for_budget`) and print the plan and the run's end."""
+        if self.total_steps is not None:
+            return
+        from minivit.backend import synchronize
+
+        spe, xp, n_eval = self.steps_per_epoch, self.xp, len(self.data["x_test"])
+        params, optim = self.model.state_dict(), self.opt.state_dict()
+        order = self.epoch_order(0)
+        self.total_steps = spe                 # any horizon will do: calibration's steps are undone
+        try:
+            cal = calibrate(lambda kind, i: self.train_step(0, i % spe, order), FULL, self._evaluate_first,
+                            min(n_eval, self.cfg.eval_batch_size), self._dry_commit, clock=self.clock,
+                            sync=lambda: synchronize(xp), seconds=calibration_seconds(self.cfg.time_budget))
+        finally:
+            self.total_steps = None
+            self.model.load_state_dict(params)
+            self.opt.load_state_dict(optim)
+        self.plan = plan_for_budget(self.cfg.time_budget, self.clock() - self.started, cal, spe, n_eval)
+        self.set_schedule()
+        print(f"plan: {self.plan.describe()}\n{self.plan.eta()}")
+
+    def _evaluate_first(self, n: int):
+        """Evaluate the first n images of the evaluation set, as an evaluation of the run does."""
+        from minivit import train
+
+        cfg = self.cfg
+        train.evaluate(self.model, self.data["x_test"][:n], self.data["y_test"][:n], self.aug,
+                       self.data["num_classes"], cfg.eval_batch_size, self.batch_transform,
+                       forward=self.parallel.forward if self.parallel else None)
+
+    def _dry_commit(self):
+        """What an evaluation writes (best.npz and last.npz, metrics.csv, curves.png), to throwaway files."""
+        import io
+
+        from minivit.progress import write_metrics
+        from minivit.tempfiles import pid_tag
+
+        row = dict(epoch=1, step=0, epoch_frac=0.0, train_loss=1.0, train_acc=0.5, test_loss=1.0, test_acc=0.5,
+                   eval_images=1, lr=0.0, time_s=0.0, images_per_s=1.0, data_frac=0.0)
+        names = [f"calibration.{pid_tag()}.{what}.tmp" for what in ("npz", "csv")]
+        try:
+            for _ in range(2):                 # a new best writes two checkpoints
+                self._write(names[0], self._meta())
+            write_metrics([row], self.out / names[1])
+            try:
+                from minivit.plots import plot_curves
+
+                plot_curves([row], io.BytesIO())
+            except Exception:                  # as in Trainer.write_metrics: plots never stop a run
+                pass
+        finally:
+            for name in names:
+                (self.out / name).unlink(missing_ok=True)

@@ -1,0 +1,256 @@
+"""--time-budget and --steps (minivit/budget.py, minivit/planned_run.py): parsing, calibration, the plan,
+a whole run on a simulated clock (its length, the schedule's end, bit-exact --resume and --steps replay),
+and one real-time run of the CLI."""
+import json
+import math
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import minivit.plots
+import minivit.planned_run
+import minivit.train
+from minivit.__main__ import main
+from minivit.budget import Calibration, Plan, calibrate, parse_duration, plan_for_budget, process_age
+from minivit.checkpoint import read_meta
+from minivit.optim import warmup_cosine
+from minivit.recipes import RECIPES, recipe
+from minivit.train import Trainer
+from test_train import REPO, STANDIN, synthetic, tiny_cfg
+
+
+# ------------------------------------------------------------------------------------ parsing
+@pytest.mark.parametrize("text, seconds", [("90s", 90), ("60m", 3600), ("2h", 7200), ("1.5h", 5400),
+                                           ("1h30m", 5400), ("2m30s", 150), (" 20S ", 20)])
+def test_parse_duration(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["60", "m", "", "-5m", "0s", "5x", "1m1h", "1e3s", "inf", "5 m", "1h1h"])
+def test_parse_duration_refuses(text):
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--time-budget", "60"], "expected a duration like 90s"),
+    (["--time-budget", "0m"], "expected a positive duration"),
+    (["--time-budget", "5m", "--epochs", "3"], "not allowed with argument"),
+    (["--steps", "100", "--time-budget", "5m"], "not allowed with argument"),
+    (["--steps", "100", "--epochs", "2"], "not allowed with argument"),
+    (["--steps", "0"], "expected a positive integer"),
+])
+def test_cli_refuses_bad_lengths_with_one_error_line(args, message, capsys):
+    assert main(["train", "--preset", "smoke", *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
+
+
+def test_recipe_lengths_exclude_each_other_and_replace_a_default_budget(monkeypatch):
+    with pytest.raises(ValueError, match="exclude each other"):
+        recipe("smoke", epochs=2, time_budget=60.0)
+    monkeypatch.setitem(RECIPES, "hour", RECIPES["smoke"].__class__(epochs=None, time_budget=3600.0))
+    assert (recipe("hour").epochs, recipe("hour").time_budget) == (None, 3600.0)     # the recipe's default budget
+    assert (recipe("hour", epochs=3).epochs, recipe("hour", epochs=3).time_budget) == (3, None)
+    assert (recipe("hour", steps=7).steps, recipe("hour", steps=7).time_budget) == (7, None)
+    assert (recipe("smoke", time_budget=90.0).epochs, recipe("smoke").epochs) == (None, 2)
+
+
+def test_process_age_is_this_process():
+    age = process_age()
+    if age is None:
+        pytest.skip("no /proc/self/stat here")
+    out = subprocess.run([sys.executable, "-c", "import time; time.sleep(0.5); from minivit.budget import "
+                          "process_age; print(process_age())"], capture_output=True, text=True, check=True)
+    assert 0.45 <= float(out.stdout) < 30
+
+
+# --------------------------------------------------------------------------- calibrate and plan
+class FakeClock:
+    """A simulated clock: time moves only when the test says so."""
+
+    def __init__(self, t=1000.0):
+        self.t = t
+
+    def __call__(self):
+        return self.t
+
+    def advance(self, seconds):
+        self.t += seconds
+
+
+def test_calibrate_measures_each_kind_and_syncs_only_between_rounds():
+    clock, log = FakeClock(), []
+    cost = {"full": 0.2, "small": 0.05}
+
+    def step(kind, i):
+        log.append((kind, i))
+        clock.advance(cost[kind])
+
+    syncs = []
+    cal = calibrate(step, [("small", 0.4), ("full", 0.6)], lambda n: clock.advance(0.001 * n), 100,
+                    lambda: clock.advance(0.3), clock=clock, sync=lambda: syncs.append(len(log)), seconds=2.0)
+    assert cal.step_s == pytest.approx(cost) and cal.eval_s_per_image == pytest.approx(0.001)
+    assert cal.commit_s == pytest.approx(0.3)
+    small = [i for k, i in log if k == "small"]
+    assert small == list(range(len(small))) and 0.05 * (len(small) - 2) >= 1.0     # 2 warm-up steps, then >= 1 s
+    # one sync after the warm-up and one after each round of 1, 2, 4 ... steps; none inside a round
+    rounds = [2, 3, 5, 9, 17, 33]
+    assert syncs[:len(rounds)] == rounds[:len(syncs[:len(rounds)])]
+
+
+def test_plan_takes_the_most_steps_that_fit_evaluations_included():
+    cal = Calibration(step_s={"full": 0.5, "small": 0.25}, eval_s_per_image=0.01, commit_s=1.0)
+    kinds = [("small", 0.5), ("full", 0.5)]                 # mean step 0.375 s
+    plan = plan_for_budget(600.0, 30.0, cal, steps_per_epoch=100, eval_images=500, kinds=kinds)
+
+    def cost(s):
+        return 30.0 + s * 0.375 + math.ceil(s / 100) * (500 * 0.01 + 1.0) + 0.03 * 600
+
+    assert cost(plan.steps) <= 600.0 < cost(plan.steps + 1)
+    assert plan.evaluations == math.ceil(plan.steps / 100) and plan.mean_step_s == pytest.approx(0.375)
+    assert plan.to_dict() == Plan.from_dict(json.loads(json.dumps(plan.to_dict()))).to_dict()
+    assert plan.describe().startswith(f"2.67 steps/s: {plan.steps:,} steps = {plan.steps / 100:.1f} epochs")
+    with pytest.raises(ValueError, match="leaves no time to train"):
+        plan_for_budget(20.0, 19.0, cal, 100, 500)
+
+
+# ------------------------------------------------------------------- a run on a simulated clock
+STEP_S, EVAL_S_PER_IMAGE, WRITE_S, LOADING_S = 0.05, 0.001, 0.005, 2.0
+
+
+def fake_timed_trainer(tmp_path, monkeypatch, cfg, clock, data, slow=1.0):
+    """A Trainer whose steps, evaluations and checkpoint writes take simulated time on ``clock``;
+    its data loading took LOADING_S. Records the learning rate of every real step in ``.lrs``."""
+    real_eval = minivit.train.evaluate
+
+    def evaluate(model, x, *a, **k):
+        clock.advance(slow * EVAL_S_PER_IMAGE * len(x))
+        return real_eval(model, x, *a, **k)
+
+    monkeypatch.setattr(minivit.train, "evaluate", evaluate)
+    monkeypatch.setattr(minivit.plots, "plot_curves", lambda *a, **k: None)
+    t = Trainer(cfg, tmp_path, device="cpu", dataset_obj=data, progress=False, clock=clock, started=clock() - LOADING_S)
+    real_step, real_write = t.train_step, t._write
+    t.lrs = []
+
+    def train_step(*a):
+        clock.advance(slow * STEP_S)
+        out = real_step(*a)
+        t.lrs.append(t.opt.lr)
+        return out
+
+    def write(*a):
+        clock.advance(slow * WRITE_S)
+        return real_write(*a)
+
+    t.train_step, t._write = train_step, write
+    return t
+
+
+def test_budgeted_run_ends_within_the_budget_and_its_schedule_at_its_last_step(tmp_path, monkeypatch, capsys):
+    clock, budget = FakeClock(), 12.0
+    t = fake_timed_trainer(tmp_path, monkeypatch, tiny_cfg(epochs=None, time_budget=budget), clock, synthetic())
+    t.fit()
+    plan, S = t.plan, t.plan.steps
+    assert 0.95 * budget <= clock() - t.started <= budget          # the whole run, loading included
+    assert t.global_step == S == t.total_steps and t.history[-1]["step"] == S
+    calibration = len(t.lrs) - S
+    run_lrs = t.lrs[calibration:]
+    assert run_lrs == [warmup_cosine(i, S, t.cfg.lr, t.warmup_steps, t.cfg.min_lr) for i in range(S)]
+    assert warmup_cosine(S, S, t.cfg.lr, t.warmup_steps, t.cfg.min_lr) == t.cfg.min_lr   # the cosine's end
+    assert 0 < t.warmup_steps < S
+    assert plan.step_s["full"] == pytest.approx(STEP_S) and plan.spent_s > LOADING_S
+    assert plan.evaluations == len(t.history) == math.ceil(S / t.steps_per_epoch)
+    assert json.loads((tmp_path / "config.json").read_text())["plan"] == plan.to_dict()
+    assert read_meta(tmp_path / "last.npz")["plan"] == plan.to_dict()
+    out = capsys.readouterr().out
+    assert f"steps/s: {S:,} steps = " in out and "the whole run: " in out and "budget" in out
+
+
+def test_progress_bar_total_is_the_plan(tmp_path, monkeypatch):
+    import tqdm.auto
+
+    from test_progress import RecordingBar
+
+    RecordingBar.made = []
+    monkeypatch.setattr(tqdm.auto, "tqdm", RecordingBar)
+    t = fake_timed_trainer(tmp_path, monkeypatch, tiny_cfg(epochs=None, time_budget=6.0), FakeClock(), synthetic())
+    t.progress = True
+    t.fit()
+    assert [(b.total, b.n) for b in RecordingBar.made] == [(t.plan.steps, t.plan.steps)]
+
+
+def params_of(trainer):
+    return {k: v.copy() for k, v in trainer.model.state_dict().items()}
+
+
+def test_steps_replays_a_plan_bit_for_bit(tmp_path, monkeypatch):
+    data = synthetic()
+    t = fake_timed_trainer(tmp_path / "a", monkeypatch, tiny_cfg(epochs=None, time_budget=6.0), FakeClock(), data)
+    t.fit()
+    replay = Trainer(tiny_cfg(epochs=None, steps=t.plan.steps), tmp_path / "b", device="cpu", dataset_obj=data,
+                     progress=False)
+    replay.fit()
+    a, b = params_of(t), params_of(replay)
+    assert all(np.array_equal(a[k], b[k]) for k in a)         # calibration left no trace in the numbers
+    assert [r["test_acc"] for r in t.history] == [r["test_acc"] for r in replay.history]
+    assert replay.plan.source == "steps" and replay.plan.steps == t.plan.steps
+
+
+def test_resume_keeps_the_plan_without_calibrating(tmp_path, monkeypatch):
+    data, cfg = synthetic(), tiny_cfg(epochs=None, time_budget=6.0)
+    whole = fake_timed_trainer(tmp_path / "whole", monkeypatch, cfg, FakeClock(), data)
+    whole.fit()
+    cut = fake_timed_trainer(tmp_path / "cut", monkeypatch, cfg, FakeClock(), data)
+    real_step, calls = cut.train_step, []
+
+    def step_then_ctrl_c(*a):
+        calls.append(1)
+        if cut.plan is not None and cut.global_step == whole.plan.steps // 2 + 3:
+            raise KeyboardInterrupt
+        return real_step(*a)
+
+    cut.train_step = step_then_ctrl_c
+    with pytest.raises(KeyboardInterrupt):
+        cut.fit()
+
+    def no_calibration(*a, **k):
+        raise AssertionError("--resume calibrated again")
+
+    monkeypatch.setattr(minivit.planned_run, "calibrate", no_calibration)
+    # a machine three times slower: a new plan would differ, the recorded one is kept
+    r = fake_timed_trainer(tmp_path / "cut", monkeypatch, cfg, FakeClock(), data, slow=3.0).resume()
+    assert r.plan.to_dict() == whole.plan.to_dict() and r.total_steps == whole.plan.steps
+    r.fit()
+    a, b = params_of(whole), params_of(r)
+    assert r.global_step == whole.global_step and all(np.array_equal(a[k], b[k]) for k in a)
+    assert json.loads((tmp_path / "cut" / "config.json").read_text())["plan"] == whole.plan.to_dict()
+
+
+def test_a_budget_too_short_says_so(tmp_path, monkeypatch):
+    clock = FakeClock()
+    t = fake_timed_trainer(tmp_path, monkeypatch, tiny_cfg(epochs=None, time_budget=3.0), clock, synthetic())
+    with pytest.raises(ValueError, match="leaves no time to train"):
+        t.fit()
+    assert not (tmp_path / "last.npz").exists()
+
+
+# ------------------------------------------------------------------------------------ real time
+@pytest.mark.skipif(not (STANDIN / "cifar-10-batches-bin").is_dir(), reason="CIFAR-10 stand-in not available")
+def test_real_time_budget_on_the_cli(tmp_path):
+    """The whole process, start to exit, on the real clock: within 15% of a 20 s budget."""
+    budget = 20.0
+    env = {**__import__("os").environ, "MINIVIT_DATA": str(STANDIN), "MPLBACKEND": "Agg"}
+    t0 = time.monotonic()
+    r = subprocess.run([sys.executable, "-m", "minivit", "train", "--preset", "smoke", "--time-budget", "20s",
+                        "--out", str(tmp_path)], cwd=REPO, capture_output=True, text=True, env=env, timeout=120)
+    took = time.monotonic() - t0
+    assert r.returncode == 0, r.stderr
+    plan = json.loads((tmp_path / "config.json").read_text())["plan"]
+    print(f"--time-budget 20s: the process took {took:.2f} s; plan {plan}")
+    assert 0.85 * budget <= took <= 1.15 * budget, (took, plan)
+    assert "steps/s:" in r.stdout and read_meta(tmp_path / "last.npz")["global_step"] == plan["steps"]
