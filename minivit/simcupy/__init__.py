@@ -134,10 +134,15 @@ class _Namespace(types.ModuleType):
 
 
 def _erf(x):
-    """cupyx.scipy.special.erf (NumPy's, via minivit's own CPU erf, underneath)."""
-    from minivit.layers.activation import _erf as numpy_erf
+    """cupyx.scipy.special.erf (SciPy's, or math.erf elementwise, underneath)."""
+    a = unwrap(x)
+    try:
+        from scipy.special import erf
+    except ImportError:
+        import math
 
-    return ndarray(numpy_erf(unwrap(x)))
+        return ndarray(np.vectorize(math.erf, otypes=[a.dtype])(a))
+    return ndarray(erf(a))
 
 
 # cupyx.scipy.special.erf, the one cupyx function minivit uses (not in the cupy namespace: a name of its own)

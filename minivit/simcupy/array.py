@@ -10,6 +10,8 @@
 """
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from minivit.simcupy import syncs
@@ -129,16 +131,14 @@ class ndarray:
                         "NumPy array explicitly. (simulated CuPy)")
 
     def __array_ufunc__(self, np_ufunc, method, *inputs, **kwargs):
-        from minivit import simcupy
-
+        simcupy = sys.modules["minivit.simcupy"]      # the namespace (imported first)
         sim = getattr(simcupy, np_ufunc.__name__, None)
         if not isinstance(sim, ufunc):
             return NotImplemented
         return sim(*inputs, **kwargs) if method == "__call__" else getattr(sim, method)(*inputs, **kwargs)
 
     def __array_function__(self, func, types, args, kwargs):
-        from minivit import simcupy
-
+        simcupy = sys.modules["minivit.simcupy"]      # the namespace (imported first)
         target = simcupy
         for part in func.__module__.split(".")[1:] + [func.__name__]:
             target = getattr(target, part, None)     # numpy.linalg.norm -> simcupy.linalg.norm
