@@ -197,6 +197,16 @@ def _component_checks(F, seed, xp=np):
         label = f"cross_entropy (smoothing={smoothing}{', soft targets' if soft else ''})"
         yield label, {"dlogits": rel_error(analytic, num)}
 
+    # Training-only pieces: token dropping with a fixed kept set (class token + 3 of 4 patches), and
+    # position tables interpolated to a smaller grid (progressive resizing).
+    keep = xp.asarray(np.array([[0, 2, 3], [1, 2, 3]]))
+    yield "token_drop", check_pair(lambda x: F.token_drop_forward(x, keep, 1), F.token_drop_backward,
+                                   [r((B, T, D))], [0], ["dx"])
+    yield "pos_resize", check_pair(lambda p: F.pos_resize_forward(p, 4, 4, 3, 3, True), F.pos_resize_backward,
+                                   [r((1, 17, D))], [0], ["dpos"])
+    yield "table_resize", check_pair(lambda t: F.table_resize_forward(t, 3), F.table_resize_backward,
+                                     [r((4, D))], [0], ["dtable"])
+
 
 def model_check(config=None, seed=0, samples_per_param=12, batch_size=2, xp=np):
     """Finite-difference check of the whole ViT's backward (float64).
