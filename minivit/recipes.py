@@ -32,6 +32,10 @@ class TrainConfig:
     seed: int = 0
     eval_batch_size: int = 500
     threads: int = 1                 # CPU only: >1 splits each batch over threads (minivit.parallel)
+    # Opt-in training pieces, off by default (minivit/trainer_options.py):
+    ema_decay: float = 0.0           # > 0: evaluate an EMA of the weights (minivit/ema.py), e.g. 0.999
+    flip_tta: bool = False           # also report horizontal-flip TTA accuracy (minivit/tta.py)
+    optimizer: str = "adamw"         # or 'muon' (minivit/muon.py)
     # A run's length is one of: epochs; time_budget, seconds from process start to the end, the
     # steps fixed by a calibration (minivit/budget.py); steps, a fixed step count (a plan replayed).
     time_budget: float | None = None

@@ -102,11 +102,12 @@ class RunCheckpoints:
         self.save("last.npz")
 
     def _write(self, name, meta):
-        bad = nonfinite_arrays({**self.model.state_dict(), **self.opt.state_dict()})
+        extra = self.extra_state() if hasattr(self, "extra_state") else {}      # e.g. an EMA's arrays
+        bad = nonfinite_arrays({**self.model.state_dict(), **self.opt.state_dict(), **extra})
         if bad:
             raise TrainingDiverged(f"not saving {self.out / name}: {', '.join(bad[:3])}"
                                    f"{' ...' if len(bad) > 3 else ''} hold NaN or inf; {self.last_good_note()}")
-        return save_checkpoint(self.out / name, self.model, self.opt, meta)
+        return save_checkpoint(self.out / name, self.model, self.opt, meta, extra=extra)
 
     def save_on_interrupt(self):
         """Ctrl-C: save last.npz, agreeing with best.npz whatever point of a commit was interrupted."""

@@ -41,6 +41,7 @@ from minivit.runfolder import RunLock
 from minivit.runstate import RunCheckpoints, TrainingDiverged, deferred_interrupt  # noqa: F401 (TrainingDiverged: API)
 from minivit.tally import Tally
 from minivit.tempfiles import remove_stale
+from minivit.trainer_options import TrainerOptions
 
 
 # What a checkpoint's meta_json must hold for --resume (Trainer._meta writes them).
@@ -128,7 +129,7 @@ def _eval_bar(total):
 
 # ---------------------------------------------------------------------------------- trainer
 
-class Trainer(RunCheckpoints, PlannedRun):
+class Trainer(RunCheckpoints, PlannedRun, TrainerOptions):
     """Runs a TrainConfig; writes metrics, plots and checkpoints into ``out``."""
 
     def __init__(self, cfg: TrainConfig, out, device=None, data_dir=None, dataset_obj=None, progress=True, impl=None,
@@ -166,6 +167,7 @@ class Trainer(RunCheckpoints, PlannedRun):
 
             self.parallel = DataParallel(model, cfg.threads)
         self.opt = AdamW(self.model.named_parameters(), lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
+        self.setup_options()        # EMA, Muon: off by default (minivit/trainer_options.py)
         self.aug = augment_config(cfg)
         n = len(self.data["x_train"])
         if n < cfg.batch_size:
@@ -210,6 +212,7 @@ class Trainer(RunCheckpoints, PlannedRun):
             self.opt.load_state_dict(optim)
         except (KeyError, ValueError) as e:
             raise CheckpointError(f"{path}: cannot resume from it: {e.args[0] if e.args else e}") from e
+        self.load_options(path)                 # the EMA, if any
         self.epoch, self.step_in_epoch = meta["epoch"], meta["step_in_epoch"]
         self.global_step, self.partial = meta["global_step"], meta["partial"]
         self.history, self.best_acc, self.elapsed = meta["history"], meta["best_acc"], meta["elapsed"]
@@ -250,6 +253,7 @@ class Trainer(RunCheckpoints, PlannedRun):
         if cfg.clip_norm:
             clip_grad_norm(self.model.parameters(), cfg.clip_norm)
         self.opt.step()
+        self.after_optimizer_step()                 # the EMA's update, if any
         hard = targets if targets.ndim == 1 else xp.argmax(targets, axis=1)
         correct = (xp.argmax(logits, axis=1) == hard).sum()       # stays on the device
         return loss, correct, t_data
@@ -332,9 +336,7 @@ class Trainer(RunCheckpoints, PlannedRun):
         """Evaluate, then write best.npz (on a new best) and last.npz, then metrics.csv and curves.png."""
         cfg, p, seg = self.cfg, self.partial, self.throughput
         t_eval = time.perf_counter()
-        test_loss, test_acc, _ = evaluate(self.model, self.data["x_test"], self.data["y_test"], self.aug,
-                                          self.data["num_classes"], cfg.eval_batch_size, self.batch_transform,
-                                          forward=self.parallel.forward if self.parallel else None)
+        test_loss, test_acc, extra = self.evaluate_test(evaluate)      # EMA weights, flip TTA: if switched on
         if not math.isfinite(test_loss):
             raise TrainingDiverged(f"the evaluation loss became {test_loss} after epoch {self.epoch + 1} "
                                    f"(step {self.global_step}); {self.last_good_note()}. Try a lower --lr.")
@@ -342,10 +344,10 @@ class Trainer(RunCheckpoints, PlannedRun):
         row = dict(epoch=self.epoch + 1, step=self.global_step, epoch_frac=self.global_step / self.steps_per_epoch,
                    train_loss=p["loss_sum"] / p["seen"], train_acc=p["correct"] / p["seen"],
                    test_loss=test_loss, test_acc=test_acc, eval_images=len(self.data["x_test"]), lr=self.opt.lr,
-                   time_s=elapsed, images_per_s=seg.images_per_s, data_frac=seg.data_frac)
+                   time_s=elapsed, images_per_s=seg.images_per_s, data_frac=seg.data_frac, **extra)
         self._bar.write(
             f"epoch {self.epoch + 1:3d}: train loss {row['train_loss']:.4f} acc {100 * row['train_acc']:.2f}% | "
-            f"test loss {test_loss:.4f} {self.test_label} {100 * test_acc:.2f}% | {row['images_per_s']:.0f} img/s, "
+            f"test loss {test_loss:.4f} {self.test_label} {100 * test_acc:.2f}%{self.options_note(extra)} | {row['images_per_s']:.0f} img/s, "
             f"data pipeline {100 * row['data_frac']:.1f}% of step time | {elapsed / 60:.1f} min")
         after = dict(epoch=self.epoch + 1, step_in_epoch=0, history=self.history + [row],
                      partial=dict(loss_sum=0.0, correct=0, seen=0, time_s=0.0, data_s=0.0),
