@@ -83,6 +83,8 @@ class PlannedRun:
 
         spe, xp, n_eval = self.steps_per_epoch, self.xp, len(self.data["x_test"])
         params, optim = self.model.state_dict(), self.opt.state_dict()
+        ema = getattr(self, "ema", None)       # an EMA of the weights (minivit/ema.py) is put back too
+        ema_state = ema.state_dict() if ema is not None else None
         order = self.epoch_order(0)
         self.total_steps = spe                 # any horizon will do: calibration's steps are undone
         try:
@@ -93,17 +95,27 @@ class PlannedRun:
             self.total_steps = None
             self.model.load_state_dict(params)
             self.opt.load_state_dict(optim)
+            if ema is not None:
+                ema.load_state_dict(ema_state)
         self.plan = plan_for_budget(self.cfg.time_budget, self.clock() - self.started, cal, spe, n_eval)
         self.set_schedule()
         print(f"plan: {self.plan.describe()}\n{self.plan.eta()}")
 
     def _evaluate_first(self, n: int):
-        """Evaluate the first n images of the evaluation set, as an evaluation of the run does."""
+        """Evaluate the first n images of the evaluation set, as an evaluation of the run does
+        (through ``evaluate_test`` where the trainer has one: EMA weights, flip TTA)."""
         from minivit import train
 
-        cfg = self.cfg
+        if hasattr(self, "evaluate_test"):
+            data = self.data
+            self.data = {**data, "x_test": data["x_test"][:n], "y_test": data["y_test"][:n]}
+            try:
+                self.evaluate_test(train.evaluate)
+            finally:
+                self.data = data
+            return
         train.evaluate(self.model, self.data["x_test"][:n], self.data["y_test"][:n], self.aug,
-                       self.data["num_classes"], cfg.eval_batch_size, self.batch_transform,
+                       self.data["num_classes"], self.cfg.eval_batch_size, self.batch_transform,
                        forward=self.parallel.forward if self.parallel else None)
 
     def _dry_commit(self):

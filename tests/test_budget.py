@@ -18,7 +18,7 @@ from minivit.budget import Calibration, Plan, calibrate, parse_duration, plan_fo
 from minivit.checkpoint import read_meta
 from minivit.optim import warmup_cosine
 from minivit.recipes import RECIPES, recipe
-from minivit.train import Trainer
+from minivit.train import TrainConfig, Trainer
 from test_train import REPO, STANDIN, synthetic, tiny_cfg
 
 
@@ -188,15 +188,23 @@ def params_of(trainer):
     return {k: v.copy() for k, v in trainer.model.state_dict().items()}
 
 
-def test_steps_replays_a_plan_bit_for_bit(tmp_path, monkeypatch):
+@pytest.mark.parametrize("options", [{}, {"ema_decay": 0.9, "flip_tta": True}, {"optimizer": "muon"}],
+                         ids=["plain", "ema+tta", "muon"])
+def test_steps_replays_a_plan_bit_for_bit(tmp_path, monkeypatch, options):
+    if any(k not in TrainConfig.__dataclass_fields__ for k in options):
+        pytest.skip(f"this TrainConfig has no {sorted(options)}")
     data = synthetic()
-    t = fake_timed_trainer(tmp_path / "a", monkeypatch, tiny_cfg(epochs=None, time_budget=6.0), FakeClock(), data)
+    t = fake_timed_trainer(tmp_path / "a", monkeypatch, tiny_cfg(epochs=None, time_budget=6.0, **options),
+                           FakeClock(), data)
     t.fit()
-    replay = Trainer(tiny_cfg(epochs=None, steps=t.plan.steps), tmp_path / "b", device="cpu", dataset_obj=data,
-                     progress=False)
+    replay = Trainer(tiny_cfg(epochs=None, steps=t.plan.steps, **options), tmp_path / "b", device="cpu",
+                     dataset_obj=data, progress=False)
     replay.fit()
     a, b = params_of(t), params_of(replay)
     assert all(np.array_equal(a[k], b[k]) for k in a)         # calibration left no trace in the numbers
+    if getattr(t, "ema", None) is not None:                    # nor in the EMA of the weights
+        ea, eb = t.ema.state_dict(), replay.ema.state_dict()
+        assert all(np.array_equal(ea[k], eb[k]) for k in ea)
     assert [r["test_acc"] for r in t.history] == [r["test_acc"] for r in replay.history]
     assert replay.plan.source == "steps" and replay.plan.steps == t.plan.steps
 
