@@ -43,6 +43,24 @@ def test_arrays_refuse_numpy_conversion_and_mixing_but_transfer_explicitly():
     np.testing.assert_array_equal(to_numpy(np.exp(x)), np.exp(host))   # NumPy's ufuncs dispatch, as in CuPy
     with pytest.raises(TypeError, match="where"):
         sim.add(x, 1.0, where=x > 1)
+    with pytest.raises(TypeError, match="where"):
+        x.sum(where=x > 1)
+    with pytest.raises(TypeError, match="where"):
+        sim.max(x, where=x > 1, initial=0.0)
+
+
+def test_the_simulated_array_has_only_cupy_attributes():
+    import json
+    from pathlib import Path
+
+    data = json.loads((Path(sim.__file__).with_name("cupy_names.json")).read_text())["versions"]
+    dunders = set.intersection(*(set(v["cupy.ndarray dunders"]) for v in data.values()))
+    own = {n for n in dir(sim.ndarray) if not n.startswith("_")}
+    assert own <= NDARRAY, own - NDARRAY
+    python_only = {"__dict__", "__weakref__", "__slots__", "__module__", "__getattr__", "__init_subclass__",
+                   "__subclasshook__", "__class__", "__doc__", "__getstate__"}
+    extra = {n for n in dir(sim.ndarray) if n.startswith("__")} - dunders - python_only
+    assert not extra, extra
 
 
 def test_synchronizations_are_counted():
@@ -51,10 +69,11 @@ def test_synchronizations_are_counted():
         float(x.sum()), int(x[0]), bool(x[1]), x.item(0), x.tolist(), repr(x), sim.asnumpy(x)
         x[x > 0], sim.nonzero(x), sim.unique(x), sim.argwhere(x), sim.where(x > 0)
         sim.cuda.Device().synchronize()
+        sim.cuda.runtime.deviceSynchronize()
         _ = x * 2 + sim.where(x > 0, x, 0.0)            # no sync: arithmetic and three-argument where
     assert log.kinds() == ["float()", "int()", "bool()", ".item()", ".tolist()", "repr()", ".get()",
                            "boolean-mask indexing", "nonzero()", "unique()", "argwhere()", "where()",
-                           "Device.synchronize()"]
+                           "Device.synchronize()", "runtime.deviceSynchronize()"]
     with syncs.forbidden(), pytest.raises(syncs.SyncError, match="float"):
         float(x[0])
 
@@ -177,13 +196,15 @@ def test_augmentation_inspection_and_finetuning_run_on_the_simulation(tmp_path):
     res = I.inspect_checkpoint(tmp_path / "run" / "last.npz", tmp_path / "inspect", device="sim",
                                dataset_obj=synthetic(), num_images=2, distance_images=4, batch_size=4)
     assert res
-    from minivit.finetune import finetune
+    from minivit.finetune import FINETUNE_RECIPES, finetune
 
-    tuner = finetune(tmp_path / "run" / "last.npz", preset=next(iter(__import__("minivit.finetune").finetune
-                                                                     .FINETUNE_RECIPES)),
-                     out=tmp_path / "ft", device="sim", dataset_obj=synthetic(), progress=False, epochs=1,
-                     batch_size=64, subset=None, test_subset=None)
-    assert tuner.history and tuner.xp is sim
+    tuner = finetune(tmp_path / "run" / "last.npz", preset=next(iter(FINETUNE_RECIPES)), out=tmp_path / "ft",
+                     device="sim", dataset_obj=synthetic(), progress=False, epochs=1, batch_size=64, subset=None,
+                     test_subset=None, image_size=40)           # resized: position embeddings and batches
+    assert tuner.history and tuner.xp is sim and tuner.model.config.image_size == 40
+    with syncs.counting() as log:
+        tuner.train_step(1, 0, tuner.epoch_order(1))
+    assert log.count == 0, log
 
 
 def test_minivit_runs_with_cupy_hidden(tmp_path):

@@ -32,6 +32,8 @@ TRANSFERS = frozenset({"asarray", "array", "asanyarray", "ascontiguousarray"})  
 def _function(name, np_func):
     """``np_func`` on simulated arrays: NumPy arrays refused (except by the transfers), results wrapped."""
     def function(*args, **kwargs):
+        if "where" in kwargs and name != "where":     # cupy.sum(x, where=...): CuPy's reductions lack it
+            raise TypeError(f"cupy.{name}() takes no 'where' argument (simulated CuPy)")
         if name in SHAPE_DEPENDENT or (name == "where" and len(args) + len(kwargs) == 1):
             syncs.record(f"{name}()")
         if name in TRANSFERS:

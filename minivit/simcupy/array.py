@@ -17,7 +17,7 @@ import numpy as np
 from minivit.simcupy import syncs
 from minivit.simcupy.names import NDARRAY, UFUNC_KWARGS
 
-SIZE_ONE_CONVERSIONS = ("__float__", "__int__", "__bool__", "__index__", "__complex__")
+SIZE_ONE_CONVERSIONS = ("__float__", "__int__", "__bool__", "__complex__")   # no __index__: CuPy has none
 
 
 def unwrap(obj, what="argument"):
@@ -175,6 +175,8 @@ class ndarray:
         method = getattr(self._a, name)
 
         def call(*args, **kwargs):
+            if "where" in kwargs:              # x.sum(where=...): CuPy's reductions lack it
+                raise TypeError(f"cupy.ndarray.{name}() takes no 'where' argument (simulated CuPy)")
             if name in ("nonzero",):
                 syncs.record(f".{name}()")
             return wrap(method(*unwrap(args), **unwrap(kwargs)))

@@ -20,6 +20,18 @@ class Stream:
 Stream.null = Stream()
 
 
+class runtime:
+    """The few ``cupy.cuda.runtime`` calls minivit makes."""
+
+    @staticmethod
+    def deviceSynchronize():
+        syncs.record("runtime.deviceSynchronize()")
+
+    @staticmethod
+    def getDeviceCount():
+        return 1
+
+
 class Event:
     """Records the host clock when the queue reaches it (at once, in the simulation)."""
 
