@@ -6,6 +6,9 @@
 * images/s (bar and metrics) is that of one *segment*: the steps since the last evaluation or since
   the process started, whichever is later. Steps run before a restart, by another process, never
   enter it.
+* the bar's loss, accuracy and images/s change when the trainer reads its device sums: at most
+  once a second, and before each evaluation (``minivit/tally.py``: a step never waits for the GPU);
+  the step counter, and so the ETA, moves every step.
 * ``metrics.csv`` has one row per evaluation, columns :data:`METRIC_FIELDS`:
 
   ========== ======================================================================================
