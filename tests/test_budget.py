@@ -122,7 +122,7 @@ def test_plan_takes_the_most_steps_that_fit_evaluations_included():
 STEP_S, EVAL_S_PER_IMAGE, WRITE_S, LOADING_S = 0.05, 0.001, 0.005, 2.0
 
 
-def fake_timed_trainer(tmp_path, monkeypatch, cfg, clock, data, slow=1.0):
+def fake_timed_trainer(tmp_path, monkeypatch, cfg, clock, data, slow=1.0, device="cpu"):
     """A Trainer whose steps, evaluations and checkpoint writes take simulated time on ``clock``;
     its data loading took LOADING_S. Records the learning rate of every real step in ``.lrs``."""
     real_eval = minivit.train.evaluate
@@ -133,7 +133,7 @@ def fake_timed_trainer(tmp_path, monkeypatch, cfg, clock, data, slow=1.0):
 
     monkeypatch.setattr(minivit.train, "evaluate", evaluate)
     monkeypatch.setattr(minivit.plots, "plot_curves", lambda *a, **k: None)
-    t = Trainer(cfg, tmp_path, device="cpu", dataset_obj=data, progress=False, clock=clock, started=clock() - LOADING_S)
+    t = Trainer(cfg, tmp_path, device=device, dataset_obj=data, progress=False, clock=clock, started=clock() - LOADING_S)
     real_step, real_write = t.train_step, t._write
     t.lrs = []
 
@@ -237,6 +237,38 @@ def test_resume_keeps_the_plan_without_calibrating(tmp_path, monkeypatch):
     a, b = params_of(whole), params_of(r)
     assert r.global_step == whole.global_step and all(np.array_equal(a[k], b[k]) for k in a)
     assert json.loads((tmp_path / "cut" / "config.json").read_text())["plan"] == whole.plan.to_dict()
+
+
+def test_budget_on_the_cupy_simulation_syncs_only_between_calibration_rounds(tmp_path, monkeypatch):
+    simcupy = pytest.importorskip("minivit.simcupy")
+    syncs = simcupy.syncs
+    data = synthetic()
+    t = fake_timed_trainer(tmp_path, monkeypatch, tiny_cfg(epochs=None, time_budget=6.0), FakeClock(), data,
+                           device="sim")
+    real_step, calibration, between, last = t.train_step, [], [], [0]
+
+    def step(*a):
+        before = log.count
+        if t.plan is None:
+            between.append(before - last[0])
+        out = real_step(*a)
+        if t.plan is None:
+            calibration.append(log.count - before)
+            last[0] = log.count
+        return out
+
+    t.train_step = step
+    with syncs.counting() as log:
+        t.fit()
+    assert calibration and calibration == [0] * len(calibration)      # no calibration step waits for the device
+    # syncs between steps only at the rounds' ends: after the 2 warm-up steps, then after 1, 2, 4 ... steps
+    assert {i for i, n in enumerate(between) if n and i > 0} <= {2, 3, 5, 9, 17, 33, 65, 129}, between
+    assert t.global_step == t.plan.steps and t.history[-1]["step"] == t.plan.steps
+    replay = Trainer(tiny_cfg(epochs=None, steps=t.plan.steps), tmp_path / "b", device="sim", dataset_obj=data,
+                     progress=False)
+    replay.fit()
+    a, b = params_of(t), params_of(replay)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
 
 
 def test_a_budget_too_short_says_so(tmp_path, monkeypatch):
