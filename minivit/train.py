@@ -48,6 +48,17 @@ from minivit.trainer_options import TrainerOptions
 RESUME_KEYS = ("train_config", "epoch", "step_in_epoch", "global_step", "partial", "history", "best_acc", "elapsed")
 
 
+def _as_written_now(train_config: dict) -> dict:
+    """A training configuration as this version writes it (JSON: tuples -> lists): fields added since
+    a run began (e.g. ema_decay, a model's token_drop) take their defaults, so an older run resumes."""
+    d = TrainConfig.from_dict(train_config).to_dict()
+    try:
+        d["model"] = ViTConfig.from_dict(d["model"]).to_dict()
+    except (TypeError, ValueError):          # not a valid model configuration: compared as it is
+        pass
+    return json.loads(json.dumps(d))
+
+
 def _yours(exercises):
     """The topics running the learner's code, from a run's ``exercises`` record (None: none)."""
     return sorted(t for t, who in ((exercises or {}).get("topics") or {}).items() if who == "yours")
@@ -201,8 +212,8 @@ class Trainer(RunCheckpoints, PlannedRun, TrainerOptions):
                 f"{path} was trained with your code for {', '.join(_yours(meta['exercises'])) or 'no topic'} "
                 f"(minivit's for the rest), now it would be {', '.join(_yours(self.exercises)) or 'no topic'}: "
                 "the run would switch code midway; resume with the same topics passing, or start a new --out folder")
-        saved = meta["train_config"]
-        now = json.loads(json.dumps(self.cfg.to_dict()))      # as JSON stores it (tuples -> lists)
+        saved = _as_written_now(meta["train_config"])       # an older run lacks the newer (default) fields
+        now = _as_written_now(self.cfg.to_dict())
         if saved != now:
             diff = {k: (saved.get(k), v) for k, v in now.items() if saved.get(k) != v}
             raise CheckpointError(f"{path} was trained with a different configuration {diff} (saved, now); "
@@ -274,7 +285,7 @@ class Trainer(RunCheckpoints, PlannedRun, TrainerOptions):
                   f"{self.schedule_note()}, evaluated on {n_test:,} of "
                   f"{self.data.get('test_total', n_test):,} test images -> {self.out}")
             with ops.use(self.impl or {}):
-                self.make_plan()                    # a time budget: calibrate, fix the steps, print the plan
+                self.make_plan(evaluate)            # a time budget: calibrate, fix the steps, print the plan
             (self.out / "config.json").write_text(json.dumps(
                 dict(train=cfg.to_dict(), model=self.model.config.to_dict(), device=self.device,
                      exercises=self.exercises, plan=self.plan and self.plan.to_dict()), indent=2))

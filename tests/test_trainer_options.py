@@ -2,11 +2,14 @@
 bit for bit; an EMA leaves the training weights' path untouched, is what is evaluated (and what
 best.npz / eval give), and survives --resume bit-exactly; flip TTA adds its numbers next to the
 unchanged plain ones; Muon trains and keeps its momentum in last.npz."""
+import json
+
 import numpy as np
 import pytest
 
-from minivit.checkpoint import extra_arrays, load_checkpoint, model_from_checkpoint
+from minivit.checkpoint import CheckpointError, extra_arrays, load_checkpoint, model_from_checkpoint
 from minivit.ema import EMA
+from minivit.model import ViTConfig
 from minivit.recipes import RECIPES, TrainConfig
 from minivit.train import Trainer, evaluate
 from minivit.trainer_options import TrainerOptions
@@ -125,3 +128,31 @@ def test_bad_options(kw, match):
         Trainer(tiny_cfg(**kw), "/tmp/unused", device="cpu", dataset_obj=synthetic(), progress=False)
 
 
+
+
+def test_a_run_begun_before_the_new_fields_resumes(tmp_path):
+    """A last.npz whose configuration lacks the fields added since (the options here, the model's
+    token_drop / flexible_resolution) resumes: they take their defaults."""
+    data = synthetic()
+    model = ViTConfig.from_dict(tiny_cfg().model).to_dict()          # written out in full, as recipes do
+    assert "token_drop" in model
+    cfg = tiny_cfg(epochs=2, model=model)
+    t = Trainer(cfg, tmp_path, device="cpu", dataset_obj=data, progress=False)
+    t.cfg = tiny_cfg(epochs=1, model=model)       # stop after one epoch ...
+    t.fit()
+    path = tmp_path / "last.npz"
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(str(arrays["meta_json"]))
+    old = meta["train_config"]
+    for k in ("ema_decay", "flip_tta", "optimizer"):
+        del old[k]
+    for k in ("token_drop", "flexible_resolution"):
+        del old["model"][k]
+    old["epochs"] = 2                             # ... of the 2-epoch run it records
+    arrays["meta_json"] = np.array(json.dumps(meta))
+    np.savez(path, **arrays)
+    resumed = Trainer(cfg, tmp_path, device="cpu", dataset_obj=data, progress=False).resume()
+    assert resumed.epoch == 1
+    with pytest.raises(CheckpointError, match="different configuration"):      # a real difference still counts
+        Trainer(tiny_cfg(epochs=2, model=model, ema_decay=0.5), tmp_path, device="cpu", dataset_obj=data, progress=False).resume()
