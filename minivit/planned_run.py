@@ -74,9 +74,10 @@ class PlannedRun:
 
             raise CheckpointError(f"{path}: a time-budgeted run's checkpoint without its plan; cannot resume it")
 
-    def make_plan(self):
+    def make_plan(self, evaluate):
         """A time budget not planned yet: calibrate on the real model (restored bit for bit after),
-        fix the steps (:func:`plan_for_budget`) and print the plan and the run's end."""
+        fix the steps (:func:`plan_for_budget`) and print the plan and the run's end.
+        evaluate: ``minivit.train.evaluate`` (passed in: this module cannot import train)."""
         if self.total_steps is not None:
             return
         from minivit.backend import synchronize
@@ -88,7 +89,8 @@ class PlannedRun:
         order = self.epoch_order(0)
         self.total_steps = spe                 # any horizon will do: calibration's steps are undone
         try:
-            cal = calibrate(lambda kind, i: self.train_step(0, i % spe, order), FULL, self._evaluate_first,
+            cal = calibrate(lambda kind, i: self.train_step(0, i % spe, order), FULL,
+                            lambda n: self._evaluate_first(evaluate, n),
                             min(n_eval, self.cfg.eval_batch_size), self._dry_commit, clock=self.clock,
                             sync=lambda: synchronize(xp), seconds=calibration_seconds(self.cfg.time_budget))
         finally:
@@ -101,22 +103,19 @@ class PlannedRun:
         self.set_schedule()
         print(f"plan: {self.plan.describe()}\n{self.plan.eta()}")
 
-    def _evaluate_first(self, n: int):
+    def _evaluate_first(self, evaluate, n: int):
         """Evaluate the first n images of the evaluation set, as an evaluation of the run does
         (through ``evaluate_test`` where the trainer has one: EMA weights, flip TTA)."""
-        from minivit import train
-
         if hasattr(self, "evaluate_test"):
             data = self.data
             self.data = {**data, "x_test": data["x_test"][:n], "y_test": data["y_test"][:n]}
             try:
-                self.evaluate_test(train.evaluate)
+                self.evaluate_test(evaluate)
             finally:
                 self.data = data
             return
-        train.evaluate(self.model, self.data["x_test"][:n], self.data["y_test"][:n], self.aug,
-                       self.data["num_classes"], self.cfg.eval_batch_size, self.batch_transform,
-                       forward=self.parallel.forward if self.parallel else None)
+        evaluate(self.model, self.data["x_test"][:n], self.data["y_test"][:n], self.aug, self.data["num_classes"],
+                 self.cfg.eval_batch_size, self.batch_transform, forward=self.parallel.forward if self.parallel else None)
 
     def _dry_commit(self):
         """What an evaluation writes (best.npz and last.npz, metrics.csv, curves.png), to throwaway files."""
