@@ -142,11 +142,14 @@ def cmd_eval(args):
 
     args.out = args.out or str(Path(args.checkpoint).parent)       # confusion.png next to the checkpoint
     r = evaluate_checkpoint(args.checkpoint, data_dir=args.data_dir, device=args.device, out=args.out,
-                            progress=not args.no_progress)
+                            progress=not args.no_progress, flip_tta=args.flip_tta)
     if args.json:
         print(json.dumps(json_safe(r), allow_nan=False))     # NaN/inf (a diverged model's loss) -> null
         return 0
     print(f"{r['checkpoint']}: {r['dataset']} test accuracy {100 * r['test_acc']:.2f}% (loss {r['test_loss']:.4f})")
+    if "test_acc_tta" in r:
+        print(f"with horizontal-flip TTA: {100 * r['test_acc_tta']:.2f}% (loss {r['test_loss_tta']:.4f}; "
+              f"the mean of the two views' softmax)")
     print(f"\n{'class':>12}  accuracy")
     for c, a in r["per_class"].items():
         print(f"{c:>12}  {100 * a:6.2f}%")
@@ -289,6 +292,8 @@ def build_parser():
     s.add_argument("--out", default=None, help="folder for confusion.png (default: next to the checkpoint)")
     s.add_argument("--json", action="store_true")
     s.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
+    s.add_argument("--flip-tta", action="store_true",
+                   help="also report horizontal-flip test-time augmentation (a second forward pass per image)")
     s.set_defaults(func=cmd_eval)
     s = sub.add_parser("inspect", help="analyses of a checkpoint: embedding filters, position similarity, "
                                        "attention distance, attention maps (PNGs)")

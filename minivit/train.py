@@ -380,11 +380,12 @@ class Trainer(RunCheckpoints, PlannedRun, TrainerOptions):
 
 
 # ------------------------------------------------------------------------------------- eval
-def evaluate_checkpoint(path, data_dir=None, device=None, out=None, batch_size=500, progress=False):
+def evaluate_checkpoint(path, data_dir=None, device=None, out=None, batch_size=500, progress=False, flip_tta=False):
     """Test accuracy, per-class accuracy and confusion matrix of a checkpoint. Returns a dict.
 
     out: a folder for confusion.png (None: no plot; ``python -m minivit eval`` passes the checkpoint's
-    folder). progress: a progress bar on stderr."""
+    folder). progress: a progress bar on stderr. flip_tta: also the horizontal-flip TTA numbers
+    (test_acc_tta, test_loss_tta; minivit/tta.py), from the same forward passes (then no progress bar)."""
     from minivit.checkpoint import model_from_checkpoint
     from minivit.data import load_cifar
 
@@ -398,14 +399,22 @@ def evaluate_checkpoint(path, data_dir=None, device=None, out=None, batch_size=5
         from minivit.interpolate import resize_batches
 
         transform = resize_batches(model.config.image_size)
-    loss, acc, preds = evaluate(model, x, y, augment_config(cfg), len(ds.classes), batch_size, transform,
-                                progress=progress)
+    tta = {}
+    if flip_tta:
+        from minivit.tta import evaluate_tta
+
+        r = evaluate_tta(model, x, y, augment_config(cfg), len(ds.classes), batch_size, transform)
+        loss, acc, preds = r["loss"], r["acc"], r["preds"]
+        tta = dict(test_loss_tta=r["loss_tta"], test_acc_tta=r["acc_tta"])
+    else:
+        loss, acc, preds = evaluate(model, x, y, augment_config(cfg), len(ds.classes), batch_size, transform,
+                                    progress=progress)
     K = len(ds.classes)
     cm = np.zeros((K, K), dtype=np.int64)
     np.add.at(cm, (to_numpy(y), to_numpy(preds)), 1)
     per_class = cm.diagonal() / np.maximum(1, cm.sum(axis=1))
     result = dict(checkpoint=str(path), dataset=cfg.dataset, test_loss=loss, test_acc=acc,
-                  per_class={c: float(a) for c, a in zip(ds.classes, per_class)}, confusion=cm.tolist())
+                  per_class={c: float(a) for c, a in zip(ds.classes, per_class)}, confusion=cm.tolist(), **tta)
     if out is not None:
         from minivit.plots import plot_confusion
 

@@ -73,3 +73,24 @@ def test_evaluate_tta_reports_with_and_without(model):
     model.train()
     evaluate_tta(model, x_uint8, y, aug, 5)
     assert model.training is True                                  # the mode is restored
+
+
+def test_eval_reports_with_and_without_flip_tta(tmp_path, monkeypatch, capsys):
+    """``evaluate_checkpoint(flip_tta=True)`` / ``eval --flip-tta``: the plain numbers unchanged, the TTA ones added."""
+    import minivit.data
+    from minivit.__main__ import main
+    from minivit.train import Trainer, evaluate_checkpoint
+    from tests.test_train import synthetic, tiny_cfg
+
+    data = synthetic()
+    Trainer(tiny_cfg(epochs=1), tmp_path, device="cpu", dataset_obj=data, progress=False).fit()
+    monkeypatch.setattr(minivit.data, "load_cifar", lambda *a, **k: data)
+    plain = evaluate_checkpoint(tmp_path / "last.npz")
+    r = evaluate_checkpoint(tmp_path / "last.npz", flip_tta=True)
+    assert (r["test_acc"], r["test_loss"], r["confusion"]) == (plain["test_acc"], plain["test_loss"], plain["confusion"])
+    assert "test_acc_tta" not in plain and 0 <= r["test_acc_tta"] <= 1 and np.isfinite(r["test_loss_tta"])
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path / "last.npz"), "--flip-tta", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert f"test accuracy {100 * plain['test_acc']:.2f}%" in out
+    assert f"with horizontal-flip TTA: {100 * r['test_acc_tta']:.2f}%" in out
