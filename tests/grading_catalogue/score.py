@@ -50,7 +50,8 @@ def grade_case(case, restrict=True):
     with tempfile.TemporaryDirectory() as d:
         shutil.copy(case["path"], Path(d) / topic.file)
         kwargs = {}
-        if restrict and "functions" in inspect.signature(grade).parameters:
+        if (restrict and case["FUNCTION"] in topic.functions
+                and "functions" in inspect.signature(grade).parameters):
             kwargs["functions"] = [case["FUNCTION"]]
         return grade([topic.name], path=d, **kwargs)
 

@@ -4,6 +4,7 @@ TOPIC: attention
 FUNCTION: attention_backward
 MISTAKE: The softmax backward inside attention sums dA * A over the query axis (axis=-2) instead of over each row's keys (axis=-1).
 KIND: backward
+EXPECT: softmax_backward_wrong_axis
 """
 import math
 

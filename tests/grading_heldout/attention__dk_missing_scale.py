@@ -4,6 +4,7 @@ TOPIC: attention
 FUNCTION: attention_backward
 MISTAKE: dk leaves out the 1/sqrt(d) scale (only dq is scaled), although the scores are scale * q k^T for both.
 KIND: backward
+EXPECT: missing_scale_dk
 """
 import math
 

@@ -4,6 +4,7 @@ TOPIC: attention
 FUNCTION: attention_backward
 MISTAKE: dv is computed as A @ dout instead of A^T @ dout: the attention matrix must be transposed.
 KIND: backward
+EXPECT: dv_not_transposed
 """
 import math
 

@@ -4,6 +4,7 @@ TOPIC: attention
 FUNCTION: none
 MISTAKE: none
 KIND: backward
+EXPECT: VALID
 
 Valid but unusual (must get full marks): softmax_forward returns [out, cache] as a list, and attention_backward is written with np.einsum (the row sum of dA * A taken explicitly) and returns a list [dq, dk, dv].
 """

@@ -4,6 +4,7 @@ TOPIC: attention
 FUNCTION: attention_forward
 MISTAKE: The scores are divided by np.sqrt(d), a float64 NumPy scalar, which turns float32 inputs into a float64 output.
 KIND: forward
+EXPECT: float64_promotion
 """
 import math
 

@@ -4,6 +4,7 @@ TOPIC: attention
 FUNCTION: softmax_backward
 MISTAKE: The softmax backward always reduces over the last axis instead of the axis the forward used (kept in the cache), so it is wrong for softmax over any other axis.
 KIND: backward
+EXPECT: softmax_backward_wrong_axis
 """
 import math
 

@@ -4,6 +4,7 @@ TOPIC: attention
 FUNCTION: softmax_backward
 MISTAKE: The softmax backward uses only the Jacobian's diagonal, dout * s * (1 - s), and leaves out the off-diagonal terms -s_i s_j.
 KIND: backward
+EXPECT: softmax_diagonal_jacobian
 """
 import math
 

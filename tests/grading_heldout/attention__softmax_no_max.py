@@ -4,6 +4,7 @@ TOPIC: attention
 FUNCTION: softmax_forward
 MISTAKE: The softmax exponentiates the raw scores without subtracting the row maximum, so exp overflows (inf/inf = nan) for large scores.
 KIND: forward
+EXPECT: no_max_subtraction
 """
 import math
 

@@ -4,6 +4,7 @@ TOPIC: attention
 FUNCTION: softmax_backward
 MISTAKE: The softmax backward subtracts sum(dout) instead of sum(dout * s): the row sum must be weighted by the softmax output.
 KIND: backward
+EXPECT: softmax_backward_sum_without_s
 """
 import math
 

@@ -4,6 +4,7 @@ TOPIC: block
 FUNCTION: encoder_block_forward
 MISTAKE: drop_path_forward is given the dropout probability instead of drop_path.
 KIND: forward
+EXPECT: UNNAMED
 """
 from minivit.ops import F   # minivit's functions (yours when training with --impl exercises)
 

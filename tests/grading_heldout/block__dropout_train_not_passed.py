@@ -4,6 +4,7 @@ TOPIC: block
 FUNCTION: encoder_block_forward
 MISTAKE: dropout_forward is called without train, so its default train=True applies dropout at evaluation time too.
 KIND: forward
+EXPECT: UNNAMED
 """
 from minivit.ops import F   # minivit's functions (yours when training with --impl exercises)
 

@@ -4,6 +4,7 @@ TOPIC: block
 FUNCTION: encoder_block_forward
 MISTAKE: eps is not passed on to layernorm_forward, so both LayerNorms always use the default 1e-6 whatever eps the block is given.
 KIND: forward
+EXPECT: args_not_passed
 """
 from minivit.ops import F   # minivit's functions (yours when training with --impl exercises)
 

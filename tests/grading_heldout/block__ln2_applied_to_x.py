@@ -4,6 +4,7 @@ TOPIC: block
 FUNCTION: encoder_block_forward
 MISTAKE: The second LayerNorm is applied to the block input x instead of to z' = x + MSA(LN(x)).
 KIND: forward
+EXPECT: mlp_reads_input
 """
 from minivit.ops import F   # minivit's functions (yours when training with --impl exercises)
 

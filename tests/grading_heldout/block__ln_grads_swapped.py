@@ -4,6 +4,7 @@ TOPIC: block
 FUNCTION: encoder_block_backward
 MISTAKE: The LayerNorm parameter gradients are stored under swapped names: the second LayerNorm's gradients go to ln1_gamma/ln1_beta and the first's to ln2_gamma/ln2_beta.
 KIND: backward
+EXPECT: layernorm_grads_swapped
 """
 from minivit.ops import F   # minivit's functions (yours when training with --impl exercises)
 

@@ -4,6 +4,7 @@ TOPIC: block
 FUNCTION: encoder_block_backward
 MISTAKE: mhsa_backward's results are unpacked as (dx, dw_qkv, dw_out, db_qkv, db_out) instead of its order (dx, dw_qkv, db_qkv, dw_out, db_out), so b_qkv and w_out get each other's gradients.
 KIND: backward
+EXPECT: grads_misassigned
 """
 from minivit.ops import F   # minivit's functions (yours when training with --impl exercises)
 

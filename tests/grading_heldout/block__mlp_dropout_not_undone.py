@@ -4,6 +4,7 @@ TOPIC: block
 FUNCTION: encoder_block_backward
 MISTAKE: The backward of the MLP branch skips dropout_backward, so the gradient is not multiplied by the dropout mask the forward applied to that branch.
 KIND: backward
+EXPECT: dropout_backward_missing
 """
 from minivit.ops import F   # minivit's functions (yours when training with --impl exercises)
 

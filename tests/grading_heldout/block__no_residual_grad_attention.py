@@ -4,6 +4,7 @@ TOPIC: block
 FUNCTION: encoder_block_backward
 MISTAKE: The gradient of the first residual is missing: dx is only the gradient through LN1/MSA, without + dz1 (the path straight through z' = x + MSA(LN(x))).
 KIND: backward
+EXPECT: missing_residual_grad
 """
 from minivit.ops import F   # minivit's functions (yours when training with --impl exercises)
 

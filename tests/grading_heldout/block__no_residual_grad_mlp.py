@@ -4,6 +4,7 @@ TOPIC: block
 FUNCTION: encoder_block_backward
 MISTAKE: The gradient of the second residual is missing: dz1 is only the gradient through LN2/MLP, without + dout.
 KIND: backward
+EXPECT: missing_residual_grad
 """
 from minivit.ops import F   # minivit's functions (yours when training with --impl exercises)
 

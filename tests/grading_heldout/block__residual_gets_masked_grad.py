@@ -4,6 +4,7 @@ TOPIC: block
 FUNCTION: encoder_block_backward
 MISTAKE: The second residual adds the dropout/drop-path-masked gradient dm instead of the unmasked dout: the residual path itself is never dropped.
 KIND: backward
+EXPECT: UNNAMED
 """
 from minivit.ops import F   # minivit's functions (yours when training with --impl exercises)
 

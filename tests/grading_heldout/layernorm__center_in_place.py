@@ -4,6 +4,7 @@ TOPIC: layernorm
 FUNCTION: layernorm_forward
 MISTAKE: The input is centered in place (x -= mu), which overwrites the caller's array.
 KIND: forward
+EXPECT: input_modified
 """
 import numpy as np
 

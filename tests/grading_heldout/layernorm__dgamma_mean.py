@@ -4,6 +4,7 @@ TOPIC: layernorm
 FUNCTION: layernorm_backward
 MISTAKE: dgamma averages dy * xhat over the tokens instead of summing it.
 KIND: backward
+EXPECT: grad_mean_not_sum
 """
 import numpy as np
 

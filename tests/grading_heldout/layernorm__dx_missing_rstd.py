@@ -4,6 +4,7 @@ TOPIC: layernorm
 FUNCTION: layernorm_backward
 MISTAKE: dx is missing the overall 1/sqrt(var + eps) factor (rstd): the gradient through xhat = (x - mu) * rstd must be scaled by rstd.
 KIND: backward
+EXPECT: layernorm_dx_rstd
 """
 import numpy as np
 

@@ -4,6 +4,7 @@ TOPIC: layernorm
 FUNCTION: layernorm_forward
 MISTAKE: eps is added after the square root (sqrt(var) + eps) instead of inside it (sqrt(var + eps)).
 KIND: forward
+EXPECT: eps_outside_sqrt
 """
 import numpy as np
 

@@ -4,6 +4,7 @@ TOPIC: layernorm
 FUNCTION: layernorm_backward
 MISTAKE: xhat, rstd and gamma are kept in a module-level dict instead of the cache, so the backward uses the values of the most recent forward call, not of the call it belongs to.
 KIND: backward
+EXPECT: state_outside_cache
 """
 import numpy as np
 

@@ -4,6 +4,7 @@ TOPIC: layernorm
 FUNCTION: none
 MISTAKE: none
 KIND: forward
+EXPECT: VALID
 
 Valid but unusual (must get full marks): the variance is np.var(x) (ddof=0, the biased variance), and both functions return lists ([y, [xhat, rstd, gamma]] and [dx, dgamma, dbeta]) instead of tuples.
 """

@@ -4,6 +4,7 @@ TOPIC: layernorm
 FUNCTION: layernorm_backward
 MISTAKE: The LayerNorm backward leaves out the path through the mean: the - mean(g) term is missing from dx.
 KIND: backward
+EXPECT: layernorm_dx_no_mean_term
 """
 import numpy as np
 

@@ -4,6 +4,7 @@ TOPIC: layernorm
 FUNCTION: layernorm_forward
 MISTAKE: The variance uses ddof=1 (divides by D - 1): LayerNorm uses the biased variance (divide by D).
 KIND: forward
+EXPECT: unbiased_variance
 """
 import numpy as np
 

@@ -4,6 +4,7 @@ TOPIC: layernorm
 FUNCTION: layernorm_forward
 MISTAKE: The variance is computed as E[x^2] - E[x]^2, which cancels catastrophically in float32 when the features have a large mean.
 KIND: forward
+EXPECT: layernorm_float32_cancellation
 """
 import numpy as np
 

@@ -4,6 +4,7 @@ TOPIC: loss
 FUNCTION: cross_entropy_backward
 MISTAKE: The backward rebuilds the target with np.eye(K)[labels], which is float64, so dlogits comes back float64 for float32 logits.
 KIND: backward
+EXPECT: float64_promotion
 """
 import numpy as np
 

@@ -4,6 +4,7 @@ TOPIC: loss
 FUNCTION: cross_entropy_backward
 MISTAKE: The backward rebuilds the one-hot target from the labels and forgets the label smoothing, so dlogits is wrong whenever label_smoothing > 0.
 KIND: backward
+EXPECT: label_smoothing_missing
 """
 import numpy as np
 

@@ -4,6 +4,7 @@ TOPIC: loss
 FUNCTION: cross_entropy_backward
 MISTAKE: The backward ignores the upstream gradient dloss (it always returns the gradient for dloss = 1).
 KIND: backward
+EXPECT: dloss_ignored
 """
 import numpy as np
 

@@ -4,6 +4,7 @@ TOPIC: loss
 FUNCTION: cross_entropy_backward
 MISTAKE: dlogits is not divided by the batch size B, although the loss is the mean over the batch.
 KIND: backward
+EXPECT: dlogits_not_averaged
 """
 import numpy as np
 

@@ -4,6 +4,7 @@ TOPIC: loss
 FUNCTION: cross_entropy_forward
 MISTAKE: The log-probabilities are computed as log(softmax(s)), which gives log(0) = -inf (and 0 * -inf = nan) for very negative scores, instead of the stable log-softmax.
 KIND: forward
+EXPECT: log_of_softmax
 """
 import numpy as np
 

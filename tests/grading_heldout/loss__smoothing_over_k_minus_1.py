@@ -4,6 +4,7 @@ TOPIC: loss
 FUNCTION: cross_entropy_forward
 MISTAKE: Label smoothing spreads eps over the K - 1 wrong classes (1 - eps on the true class, eps/(K-1) elsewhere) instead of t = (1 - eps) t + eps / K.
 KIND: forward
+EXPECT: label_smoothing_k_minus_1
 """
 import numpy as np
 

@@ -4,6 +4,7 @@ TOPIC: loss
 FUNCTION: cross_entropy_forward
 MISTAKE: Soft (B, K) targets are collapsed to their argmax class (a one-hot) instead of being used as the target distribution.
 KIND: forward
+EXPECT: soft_targets_ignored
 """
 import numpy as np
 

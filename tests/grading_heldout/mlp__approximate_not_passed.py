@@ -4,6 +4,7 @@ TOPIC: mlp
 FUNCTION: mlp_forward
 MISTAKE: mlp_forward calls gelu_forward(h) without passing approximate on, so the MLP always uses the tanh GELU.
 KIND: forward
+EXPECT: mlp_approximate_not_passed
 """
 import math
 

@@ -4,6 +4,7 @@ TOPIC: mlp
 FUNCTION: gelu_forward
 MISTAKE: gelu_forward ignores approximate='none' and always returns the tanh approximation instead of the exact x * Phi(x).
 KIND: forward
+EXPECT: gelu_form_swapped
 """
 import math
 

@@ -4,6 +4,7 @@ TOPIC: mlp
 FUNCTION: gelu_backward
 MISTAKE: The exact GELU derivative is Phi(x) + phi(x): the second product-rule term is missing its factor x (it must be Phi(x) + x phi(x)).
 KIND: backward
+EXPECT: gelu_product_rule
 """
 import math
 

@@ -4,6 +4,7 @@ TOPIC: mlp
 FUNCTION: gelu_backward
 MISTAKE: The inner derivative of the tanh GELU leaves out the 3 of d/dx 0.044715 x^3: it uses c (1 + 0.044715 x^2) instead of c (1 + 3 * 0.044715 x^2).
 KIND: backward
+EXPECT: gelu_inner_derivative
 """
 import math
 

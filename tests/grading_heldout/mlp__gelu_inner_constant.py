@@ -4,6 +4,7 @@ TOPIC: mlp
 FUNCTION: gelu_backward
 MISTAKE: The inner derivative of the tanh GELU is taken as the constant c instead of c (1 + 3 * 0.044715 x^2).
 KIND: backward
+EXPECT: gelu_inner_derivative
 """
 import math
 

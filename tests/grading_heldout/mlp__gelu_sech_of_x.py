@@ -4,6 +4,7 @@ TOPIC: mlp
 FUNCTION: gelu_backward
 MISTAKE: The sech^2 factor is taken of x (1 - tanh(x)^2) instead of the inner term c (x + 0.044715 x^3) (1 - t^2).
 KIND: backward
+EXPECT: gelu_sech_of_x
 """
 import math
 

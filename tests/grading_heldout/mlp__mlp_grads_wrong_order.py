@@ -4,6 +4,7 @@ TOPIC: mlp
 FUNCTION: mlp_backward
 MISTAKE: The gradients are returned as (dx, dw2, db2, dw1, db1) instead of in the forward's parameter order (dx, dw1, db1, dw2, db2).
 KIND: backward
+EXPECT: grads_wrong_order
 """
 import math
 

@@ -4,6 +4,7 @@ TOPIC: multihead
 FUNCTION: mhsa_backward
 MISTAKE: The stacked (3, B, h, T, d) gradient is transposed to (B, T, h, 3, d) instead of (B, T, 3, h, d) before the reshape, so dq, dk, dv go back to the wrong columns of the qkv projection.
 KIND: backward
+EXPECT: dqkv_layout
 """
 import math
 

@@ -4,6 +4,7 @@ TOPIC: multihead
 FUNCTION: mhsa_backward
 MISTAKE: The gradients are returned as (dx, dw_out, db_out, dw_qkv, db_qkv) instead of in the order of the forward's parameters (dx, dw_qkv, db_qkv, dw_out, db_out).
 KIND: backward
+EXPECT: grads_wrong_order
 """
 import math
 

@@ -4,6 +4,7 @@ TOPIC: multihead
 FUNCTION: merge_heads_backward
 MISTAKE: merge_heads_backward reshapes (B, T, h*d) straight to (B, h, T, d) without the transpose that split_heads does.
 KIND: backward
+EXPECT: heads_reshape_only
 """
 import math
 

@@ -4,6 +4,7 @@ TOPIC: multihead
 FUNCTION: none
 MISTAKE: none
 KIND: forward
+EXPECT: VALID
 
 Valid but unusual (must get full marks): mhsa_forward splits the fused qkv with np.split(qkv, 3, axis=-1) and then split_heads on each, and mhsa_backward concatenates split_heads_backward of dq, dk, dv: the same layout as the reshape/transpose of the hints.
 """

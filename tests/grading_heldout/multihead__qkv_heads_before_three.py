@@ -4,6 +4,7 @@ TOPIC: multihead
 FUNCTION: mhsa_forward
 MISTAKE: The fused qkv output is reshaped as (B, T, h, 3, d) instead of (B, T, 3, h, d), so q, k and v are taken from interleaved columns rather than the [q | k | v] blocks.
 KIND: forward
+EXPECT: qkv_layout
 """
 import math
 

@@ -4,6 +4,7 @@ TOPIC: multihead
 FUNCTION: split_heads_backward
 MISTAKE: split_heads_backward reshapes (B, h, T, d) straight to (B, T, h*d) without first transposing the head and token axes back.
 KIND: backward
+EXPECT: heads_reshape_only
 """
 import math
 

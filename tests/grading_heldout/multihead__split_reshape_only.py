@@ -4,6 +4,7 @@ TOPIC: multihead
 FUNCTION: split_heads
 MISTAKE: split_heads reshapes (B, T, D) straight to (B, h, T, d) without the transpose, so heads get mixed slices of tokens and features.
 KIND: forward
+EXPECT: heads_reshape_only
 """
 import math
 

@@ -4,6 +4,7 @@ TOPIC: optim
 FUNCTION: adamw_update
 MISTAKE: The bias correction uses b^(t+1) as if t started at 0, but t already starts at 1.
 KIND: optimizer
+EXPECT: step_off_by_one
 """
 import math
 

@@ -4,6 +4,7 @@ TOPIC: optim
 FUNCTION: warmup_cosine
 MISTAKE: The cosine progress is step / total_steps instead of (step - warmup_steps) / (total_steps - warmup_steps), so the decay does not start at base_lr after the warmup.
 KIND: optimizer
+EXPECT: cosine_progress
 """
 import math
 

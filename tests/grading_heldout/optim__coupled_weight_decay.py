@@ -4,6 +4,7 @@ TOPIC: optim
 FUNCTION: adamw_update
 MISTAKE: Weight decay is added to the gradient (g + wd * w, L2 regularization inside Adam's moments) instead of being decoupled and applied to w directly.
 KIND: optimizer
+EXPECT: coupled_weight_decay
 """
 import math
 

@@ -4,6 +4,7 @@ TOPIC: optim
 FUNCTION: adamw_update
 MISTAKE: The weight-decay term is not multiplied by the learning rate (w -= lr * adam_step + wd * w instead of w -= lr * (adam_step + wd * w)).
 KIND: optimizer
+EXPECT: decay_without_lr
 """
 import math
 

@@ -4,6 +4,7 @@ TOPIC: optim
 FUNCTION: adamw_update
 MISTAKE: The eps argument is ignored: 1e-8 is hard-coded in the denominator.
 KIND: optimizer
+EXPECT: eps_hardcoded
 """
 import math
 

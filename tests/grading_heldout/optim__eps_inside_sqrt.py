@@ -4,6 +4,7 @@ TOPIC: optim
 FUNCTION: adamw_update
 MISTAKE: eps is added inside the square root (sqrt(v_hat + eps)) instead of after it (sqrt(v_hat) + eps).
 KIND: optimizer
+EXPECT: eps_inside_sqrt
 """
 import math
 

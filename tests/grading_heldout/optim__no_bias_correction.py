@@ -4,6 +4,7 @@ TOPIC: optim
 FUNCTION: adamw_update
 MISTAKE: AdamW leaves out the bias correction: it uses m and v directly instead of m / (1 - b1^t) and v / (1 - b2^t).
 KIND: optimizer
+EXPECT: missing_bias_correction
 """
 import math
 

@@ -4,6 +4,7 @@ TOPIC: optim
 FUNCTION: warmup_cosine
 MISTAKE: The cosine progress is not clamped at 1, so past total_steps the learning rate rises again instead of staying at min_lr.
 KIND: optimizer
+EXPECT: no_clamp
 """
 import math
 

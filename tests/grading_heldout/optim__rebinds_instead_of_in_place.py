@@ -4,6 +4,7 @@ TOPIC: optim
 FUNCTION: adamw_update
 MISTAKE: w, m and v are rebound to new arrays (w = w - ...) instead of updated in place, so the caller's parameter and moment buffers never change.
 KIND: optimizer
+EXPECT: not_in_place
 """
 import math
 

@@ -4,6 +4,7 @@ TOPIC: optim
 FUNCTION: warmup_cosine
 MISTAKE: The warmup is off by one: base_lr * step / warmup_steps gives lr = 0 at step 0 and reaches base_lr one step late, instead of base_lr * (step + 1) / warmup_steps.
 KIND: optimizer
+EXPECT: warmup_off_by_one
 """
 import math
 

@@ -4,6 +4,7 @@ TOPIC: patch
 FUNCTION: patchify_backward
 MISTAKE: The backward reshapes dout straight to (B, H, W, C) without undoing the transpose of the grid axes, so gradients land on the wrong pixels.
 KIND: backward
+EXPECT: patch_backward_wrong_order
 """
 import numpy as np
 

@@ -4,6 +4,7 @@ TOPIC: patch
 FUNCTION: linear_backward
 MISTAKE: db sums dy over the batch axis only (dy.sum(axis=0)) instead of over every leading axis, so for token inputs it has shape (T, D_out) instead of (D_out,).
 KIND: backward
+EXPECT: bias_grad_not_summed
 """
 import numpy as np
 

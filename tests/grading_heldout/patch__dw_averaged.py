@@ -4,6 +4,7 @@ TOPIC: patch
 FUNCTION: linear_backward
 MISTAKE: dw is divided by the number of rows (x2.T @ dy2 / M): the weight gradient must be summed over batch and tokens, not averaged.
 KIND: backward
+EXPECT: grad_mean_not_sum
 """
 import numpy as np
 

@@ -4,6 +4,7 @@ TOPIC: patch
 FUNCTION: patchify_forward
 MISTAKE: The output buffer is made with np.zeros without a dtype, so float32 images come back as float64 patches.
 KIND: forward
+EXPECT: float64_promotion
 """
 import numpy as np
 

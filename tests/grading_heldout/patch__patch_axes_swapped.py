@@ -4,6 +4,7 @@ TOPIC: patch
 FUNCTION: patchify_forward
 MISTAKE: The transpose puts the within-patch column axis before the row axis (0, 1, 3, 4, 2, 5), so each patch is flattened in (col, row, channel) order instead of (row, col, channel).
 KIND: forward
+EXPECT: patch_pixels_column_major
 """
 import numpy as np
 

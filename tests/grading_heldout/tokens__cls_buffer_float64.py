@@ -4,6 +4,7 @@ TOPIC: tokens
 FUNCTION: cls_token_forward
 MISTAKE: The output is allocated with np.empty without dtype=x.dtype, so float32 tokens come back as float64.
 KIND: forward
+EXPECT: float64_promotion
 """
 import numpy as np
 

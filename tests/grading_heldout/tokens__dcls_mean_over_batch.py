@@ -4,6 +4,7 @@ TOPIC: tokens
 FUNCTION: cls_token_backward
 MISTAKE: dcls averages over the batch instead of summing: every image used the same class token, so its gradients add up.
 KIND: backward
+EXPECT: grad_mean_not_sum
 """
 import numpy as np
 

@@ -4,6 +4,7 @@ TOPIC: tokens
 FUNCTION: cls_token_backward
 MISTAKE: dcls is summed without keepdims, so it has shape (D,) instead of the class token's shape (1, 1, D).
 KIND: backward
+EXPECT: param_grad_shape
 """
 import numpy as np
 

@@ -4,6 +4,7 @@ TOPIC: tokens
 FUNCTION: pos_embed_backward
 MISTAKE: dpos sums over the token axis as well as the batch (axis=(0, 1)), giving one (1, 1, D) vector instead of a separate gradient for every position (1, T, D).
 KIND: backward
+EXPECT: pos_grad_summed_over_tokens
 """
 import numpy as np
 

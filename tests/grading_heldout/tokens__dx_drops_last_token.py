@@ -4,6 +4,7 @@ TOPIC: tokens
 FUNCTION: cls_token_backward
 MISTAKE: dx takes positions 0..N-1 (dout[:, :-1]) instead of 1..N: it drops the last patch's gradient and keeps the class token's.
 KIND: backward
+EXPECT: cls_dx_wrong_slice
 """
 import numpy as np
 

@@ -4,6 +4,7 @@ TOPIC: tokens
 FUNCTION: pos_embed_forward
 MISTAKE: The position embeddings are added in place (x += pos), which overwrites the caller's input array.
 KIND: forward
+EXPECT: input_modified
 """
 import numpy as np
 
