@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from minivit.checkpoint import load_checkpoint, save_checkpoint
+from minivit.checkpoint import extra_arrays, load_checkpoint, save_checkpoint
 from minivit.gradcheck import COMPONENT_TOL, MODEL_TOL, check_pair
 from minivit.interpolate import interpolate_pos_embed, resize_table_1d
 from minivit.layers.pos_resize import (interpolation_matrix, pos_resize_backward, pos_resize_forward,
@@ -47,16 +47,17 @@ def test_schedule_refuses_bad_stages(stages, match):
 
 
 def test_schedule_state_round_trips_through_a_checkpoint(tmp_path):
+    """In last.npz both ways: as JSON in the meta and as arrays under resize/ (allow_pickle=False); the
+    position in the schedule is the step counter the meta already holds."""
     s = ResizeSchedule(((0.0, 24), (0.6, 32)), patch_size=4)
     model = ViT(ViTConfig.preset("tiny"))
-    save_checkpoint(tmp_path / "last.npz", model, meta={"resize": s.to_list()})
-    # the arrays too (allow_pickle=False): written as extra arrays of an .npz, read back equal
-    np.savez(tmp_path / "s.npz", **s.state_dict())
-    with np.load(tmp_path / "s.npz", allow_pickle=False) as z:
-        back = ResizeSchedule.from_state_dict(dict(z), patch_size=4)
+    save_checkpoint(tmp_path / "last.npz", model, meta={"resize": s.to_list(), "global_step": 41},
+                    extra={f"resize/{k}": v for k, v in s.state_dict().items()})
+    back = ResizeSchedule.from_state_dict(extra_arrays(tmp_path / "last.npz", "resize/"), patch_size=4)
     _, _, meta = load_checkpoint(tmp_path / "last.npz")
     assert back == s == ResizeSchedule(json.loads(json.dumps(meta["resize"])))
-    assert [back.size_at(i, 97) for i in range(97)] == [s.size_at(i, 97) for i in range(97)]
+    assert back.state_dict()["starts"].tobytes() == s.state_dict()["starts"].tobytes()
+    assert [back.size_at(i, 97) for i in range(meta["global_step"], 97)] == [s.size_at(i, 97) for i in range(41, 97)]
 
 
 # ---------------------------------------------------------------- the resize forward/backward
