@@ -10,9 +10,11 @@
 from __future__ import annotations
 
 import math
+from numbers import Integral, Real
 
 from minivit.budget import FULL, Plan, calibrate, calibration_seconds, evaluations_of, format_duration, \
     plan_for_budget, schedule_of
+from minivit.checkpoint import CheckpointError
 
 
 class PlannedRun:
@@ -38,12 +40,12 @@ class PlannedRun:
         cfg, spe = self.cfg, self.steps_per_epoch
         if cfg.time_budget is not None and cfg.steps is not None:
             raise ValueError(f"a time budget ({cfg.time_budget} s) and a step count ({cfg.steps}) exclude each other")
-        if cfg.time_budget is not None and not (isinstance(cfg.time_budget, (int, float))
+        if cfg.time_budget is not None and not (isinstance(cfg.time_budget, Real)
                                                 and 0 < cfg.time_budget < math.inf):
             raise ValueError(f"the time budget must be a positive number of seconds, got {cfg.time_budget}")
-        if cfg.steps is not None and not (isinstance(cfg.steps, int) and cfg.steps > 0):
+        if cfg.steps is not None and not (isinstance(cfg.steps, Integral) and cfg.steps > 0):
             raise ValueError(f"the step count must be a positive integer, got {cfg.steps}")
-        if cfg.time_budget is None and cfg.steps is None and not (isinstance(cfg.epochs, int) and cfg.epochs > 0):
+        if cfg.time_budget is None and cfg.steps is None and not (isinstance(cfg.epochs, Integral) and cfg.epochs > 0):
             raise ValueError(f"the number of epochs must be a positive integer, got {cfg.epochs} "
                              "(or give a time budget or a step count)")
         warmup = int(round(cfg.warmup_epochs * spe))
@@ -70,8 +72,6 @@ class PlannedRun:
             self.plan = Plan.from_dict(meta["plan"])
             self.set_schedule()
         elif self.cfg.time_budget is not None and meta["global_step"] > 0:
-            from minivit.checkpoint import CheckpointError
-
             raise CheckpointError(f"{path}: a time-budgeted run's checkpoint without its plan; cannot resume it")
 
     def make_plan(self, evaluate):

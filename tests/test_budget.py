@@ -271,6 +271,14 @@ def test_budget_on_the_cupy_simulation_syncs_only_between_calibration_rounds(tmp
     assert all(np.array_equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.parametrize("length, message", [(dict(epochs=None), "number of epochs"),
+                                             (dict(time_budget=5.0, steps=3), "exclude each other"),
+                                             (dict(steps=0), "step count"), (dict(time_budget=-1.0), "time budget")])
+def test_a_run_has_one_valid_length(length, message):
+    with pytest.raises(ValueError, match=message):
+        Trainer(tiny_cfg(**length), "/tmp/unused", device="cpu", dataset_obj=synthetic(), progress=False)
+
+
 def test_a_budget_too_short_says_so(tmp_path, monkeypatch):
     clock = FakeClock()
     t = fake_timed_trainer(tmp_path, monkeypatch, tiny_cfg(epochs=None, time_budget=3.0), clock, synthetic())
