@@ -17,8 +17,12 @@ answers with a *plan*, made once at its start::
        spent + S * sum_k fraction_k * step_s[k] + sum_e (images_e * eval_s_per_image + commit_s) + margin <= budget
 
    ``spent``: the time from process start to the plan (data loading and calibration included);
-   ``e``: the evaluations a run of S steps makes (one per epoch end and one at the last step);
-   ``margin``: :data:`MARGIN` of the budget, for the noise of a shared machine.
+   ``e``: the evaluations a run of S steps makes (today one per epoch's end and one at the last
+   step, all on the evaluation set; the caller may give any list, e.g. a small subset during
+   training and the full test set at the end);
+   ``margin``: :data:`MARGIN` of the budget, for the noise of a shared machine. ``commit_s``
+   counts two checkpoint writes (a new best), so the plan errs on the short side; a machine that
+   slows down after the calibration (another job starts) ends the run late by as much.
 3. **The run** stops at step S, and the learning-rate schedule's horizon is S: warmup + cosine
    reach ``min_lr`` exactly at step S (``optim.warmup_cosine(S, S, ...)``), so the run's last step
    is the cosine's last. The warmup is capped at half the plan (a tiny budget still decays).
@@ -210,30 +214,33 @@ def plan_for_budget(budget_s, spent_s, cal: Calibration, steps_per_epoch, eval_i
                     margin=MARGIN) -> Plan:
     """The largest step count that fits (see the module docstring); ValueError when none does.
 
-    eval_images: images of each evaluation (today the same for all: the evaluation set).
+    eval_images: the images of each evaluation: an int (every evaluation the same, one per epoch's
+        end and one at the last step), or a function of the step count returning the list of each
+        evaluation's images (e.g. a small subset during training and the full test set at the end).
     spent_s: seconds from process start to now (data loading and calibration)."""
     step = sum(frac * cal.step_s[kind] for kind, frac in kinds)
-    one_eval = eval_images * cal.eval_s_per_image + cal.commit_s
+    evals = eval_images if callable(eval_images) else \
+        (lambda s: [eval_images] * evaluations_of(s, steps_per_epoch))
     margin_s = margin * budget_s
     free = budget_s - spent_s - margin_s
 
-    def cost(s):
-        return s * step + evaluations_of(s, steps_per_epoch) * one_eval
+    def eval_cost(s):
+        return sum(n * cal.eval_s_per_image + cal.commit_s for n in evals(s))
 
     lo, hi = 0, max(0, int(free / step)) + 1      # cost(lo) fits (or lo = 0), cost(hi) does not
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if cost(mid) <= free else (lo, mid)
+        lo, hi = (mid, hi) if mid * step + eval_cost(mid) <= free else (lo, mid)
     if lo < 1:
         raise ValueError(
             f"a time budget of {format_duration(budget_s)} leaves no time to train: "
             f"{format_duration(spent_s)} went on data loading and calibration, one step takes "
-            f"{format_duration(step)}, an evaluation {format_duration(one_eval)} (and {100 * margin:.0f}% is kept "
-            "as a margin); give a longer --time-budget")
+            f"{format_duration(step)}, the evaluations {format_duration(eval_cost(1))} (and {100 * margin:.0f}% "
+            "is kept as a margin); give a longer --time-budget")
     return Plan(steps=lo, steps_per_epoch=steps_per_epoch, source="time budget", kinds=[list(k) for k in kinds],
                 budget_s=budget_s, spent_s=spent_s, margin_s=margin_s, step_s=dict(cal.step_s),
-                eval_s_per_image=cal.eval_s_per_image, commit_s=cal.commit_s,
-                evaluations=evaluations_of(lo, steps_per_epoch), eval_s=evaluations_of(lo, steps_per_epoch) * one_eval)
+                eval_s_per_image=cal.eval_s_per_image, commit_s=cal.commit_s, evaluations=len(evals(lo)),
+                eval_s=eval_cost(lo))
 
 
 def schedule_of(plan: Plan, warmup_steps: int) -> tuple[int, int]:

@@ -118,6 +118,22 @@ def test_plan_takes_the_most_steps_that_fit_evaluations_included():
         plan_for_budget(20.0, 19.0, cal, 100, 500)
 
 
+def test_plan_counts_each_evaluation_given_as_a_function_of_the_steps():
+    cal = Calibration(step_s={"full": 0.5}, eval_s_per_image=0.01, commit_s=1.0)
+
+    def evals(s):                                   # 100 images at each epoch's end, 1,000 at the last step
+        return [100] * (math.ceil(s / 100) - 1) + [1000]
+
+    plan = plan_for_budget(600.0, 30.0, cal, steps_per_epoch=100, eval_images=evals)
+
+    def cost(s):
+        return 30.0 + s * 0.5 + sum(n * 0.01 + 1.0 for n in evals(s)) + 0.03 * 600
+
+    assert cost(plan.steps) <= 600.0 < cost(plan.steps + 1)
+    assert plan.evaluations == len(evals(plan.steps)) and plan.eval_s == pytest.approx(cost(plan.steps) - 30.0 -
+                                                                                      plan.steps * 0.5 - 18.0)
+
+
 # ------------------------------------------------------------------- a run on a simulated clock
 STEP_S, EVAL_S_PER_IMAGE, WRITE_S, LOADING_S = 0.05, 0.001, 0.005, 2.0
 
