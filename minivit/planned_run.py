@@ -74,6 +74,16 @@ class PlannedRun:
         elif self.cfg.time_budget is not None and meta["global_step"] > 0:
             raise CheckpointError(f"{path}: a time-budgeted run's checkpoint without its plan; cannot resume it")
 
+    def step_kinds(self) -> list:
+        """The schedule's step kinds and the fraction of the steps each takes, [(kind, fraction), ...]:
+        today every step is ``"full"``. A schedule that mixes kinds (progressive resizing: one kind
+        per stage; token dropping) returns them here, and runs a step of each in :meth:`calibration_step`."""
+        return FULL
+
+    def calibration_step(self, kind: str, i: int, order):
+        """One training step of ``kind`` for the calibration (i: its index within the kind)."""
+        return self.train_step(0, i % self.steps_per_epoch, order)
+
     def make_plan(self, evaluate):
         """A time budget not planned yet: calibrate on the real model (restored bit for bit after),
         fix the steps (:func:`plan_for_budget`) and print the plan and the run's end.
@@ -86,10 +96,10 @@ class PlannedRun:
         params, optim = self.model.state_dict(), self.opt.state_dict()
         ema = getattr(self, "ema", None)       # an EMA of the weights (minivit/ema.py) is put back too
         ema_state = ema.state_dict() if ema is not None else None
-        order = self.epoch_order(0)
+        order, kinds = self.epoch_order(0), self.step_kinds()
         self.total_steps = spe                 # any horizon will do: calibration's steps are undone
         try:
-            cal = calibrate(lambda kind, i: self.train_step(0, i % spe, order), FULL,
+            cal = calibrate(lambda kind, i: self.calibration_step(kind, i, order), kinds,
                             lambda n: self._evaluate_first(evaluate, n),
                             min(n_eval, self.cfg.eval_batch_size), self._dry_commit, clock=self.clock,
                             sync=lambda: synchronize(xp), seconds=calibration_seconds(self.cfg.time_budget))
@@ -99,7 +109,7 @@ class PlannedRun:
             self.opt.load_state_dict(optim)
             if ema is not None:
                 ema.load_state_dict(ema_state)
-        self.plan = plan_for_budget(self.cfg.time_budget, self.clock() - self.started, cal, spe, n_eval)
+        self.plan = plan_for_budget(self.cfg.time_budget, self.clock() - self.started, cal, spe, n_eval, kinds)
         self.set_schedule()
         print(f"plan: {self.plan.describe()}\n{self.plan.eta()}")
 

@@ -287,6 +287,25 @@ def test_budget_on_the_cupy_simulation_syncs_only_between_calibration_rounds(tmp
     assert all(np.array_equal(a[k], b[k]) for k in a)
 
 
+def test_a_schedule_of_two_step_kinds_is_calibrated_and_planned_per_kind(tmp_path, monkeypatch):
+    clock = FakeClock()
+    t = fake_timed_trainer(tmp_path, monkeypatch, tiny_cfg(epochs=None, time_budget=12.0), clock, synthetic())
+    kinds_run = []
+
+    def calibration_step(kind, i, order):               # a "small" step costs a fifth of a full one
+        kinds_run.append(kind)
+        clock.advance(-0.8 * STEP_S if kind == "small" else 0.0)
+        return t.train_step(0, i % t.steps_per_epoch, order)
+
+    t.step_kinds = lambda: [("small", 0.5), ("full", 0.5)]
+    t.calibration_step = calibration_step
+    t.fit()
+    assert t.plan.kinds == [["small", 0.5], ["full", 0.5]] and set(kinds_run) == {"small", "full"}
+    assert t.plan.step_s == pytest.approx({"small": 0.2 * STEP_S, "full": STEP_S})
+    assert t.plan.mean_step_s == pytest.approx(0.6 * STEP_S)
+    assert read_meta(tmp_path / "last.npz")["plan"]["kinds"] == [["small", 0.5], ["full", 0.5]]
+
+
 @pytest.mark.parametrize("length, message", [(dict(epochs=None), "number of epochs"),
                                              (dict(time_budget=5.0, steps=3), "exclude each other"),
                                              (dict(steps=0), "step count"), (dict(time_budget=-1.0), "time budget")])
