@@ -88,7 +88,9 @@ class PlannedRun:
         """A time budget not planned yet: calibrate on the real model (restored bit for bit after),
         fix the steps (:func:`plan_for_budget`) and print the plan and the run's end.
         evaluate: ``minivit.train.evaluate`` (passed in: this module cannot import train)."""
-        if self.total_steps is not None:
+        if self.total_steps is not None:          # epochs, --steps, or the plan a resumed run recorded
+            if self.plan is not None:
+                print(f"plan: {self.plan.describe()}{' (recorded)' if self.global_step else ''}")
             return
         from minivit.backend import synchronize
 

@@ -206,7 +206,7 @@ def params_of(trainer):
 
 @pytest.mark.parametrize("options", [{}, {"ema_decay": 0.9, "flip_tta": True}, {"optimizer": "muon"}],
                          ids=["plain", "ema+tta", "muon"])
-def test_steps_replays_a_plan_bit_for_bit(tmp_path, monkeypatch, options):
+def test_steps_replays_a_plan_bit_for_bit(tmp_path, monkeypatch, options, capsys):
     if any(k not in TrainConfig.__dataclass_fields__ for k in options):
         pytest.skip(f"this TrainConfig has no {sorted(options)}")
     data = synthetic()
@@ -215,7 +215,9 @@ def test_steps_replays_a_plan_bit_for_bit(tmp_path, monkeypatch, options):
     t.fit()
     replay = Trainer(tiny_cfg(epochs=None, steps=t.plan.steps, **options), tmp_path / "b", device="cpu",
                      dataset_obj=data, progress=False)
+    capsys.readouterr()
     replay.fit()
+    assert f"plan: {t.plan.steps:,} steps = " in capsys.readouterr().out and "(given by --steps)" in replay.plan.describe()
     a, b = params_of(t), params_of(replay)
     assert all(np.array_equal(a[k], b[k]) for k in a)         # calibration left no trace in the numbers
     if getattr(t, "ema", None) is not None:                    # nor in the EMA of the weights
