@@ -127,7 +127,8 @@ class PlannedRun:
                 self.data = data
             return
         evaluate(self.model, self.data["x_test"][:n], self.data["y_test"][:n], self.aug, self.data["num_classes"],
-                 self.cfg.eval_batch_size, self.batch_transform, forward=self.parallel.forward if self.parallel else None)
+                 self.cfg.eval_batch_size, self.batch_transform,
+                 forward=self.parallel.forward if self.parallel else None)
 
     def _dry_commit(self):
         """What an evaluation writes (best.npz and last.npz, metrics.csv, curves.png), to throwaway files."""

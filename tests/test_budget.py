@@ -3,6 +3,7 @@ a whole run on a simulated clock (its length, the schedule's end, bit-exact --re
 and one real-time run of the CLI."""
 import json
 import math
+import os
 import subprocess
 import sys
 import time
@@ -149,7 +150,8 @@ def fake_timed_trainer(tmp_path, monkeypatch, cfg, clock, data, slow=1.0, device
 
     monkeypatch.setattr(minivit.train, "evaluate", evaluate)
     monkeypatch.setattr(minivit.plots, "plot_curves", lambda *a, **k: None)
-    t = Trainer(cfg, tmp_path, device=device, dataset_obj=data, progress=False, clock=clock, started=clock() - LOADING_S)
+    t = Trainer(cfg, tmp_path, device=device, dataset_obj=data, progress=False, clock=clock,
+                started=clock() - LOADING_S)
     real_step, real_write = t.train_step, t._write
     t.lrs = []
 
@@ -217,7 +219,8 @@ def test_steps_replays_a_plan_bit_for_bit(tmp_path, monkeypatch, options, capsys
                      dataset_obj=data, progress=False)
     capsys.readouterr()
     replay.fit()
-    assert f"plan: {t.plan.steps:,} steps = " in capsys.readouterr().out and "(given by --steps)" in replay.plan.describe()
+    assert f"plan: {t.plan.steps:,} steps = " in capsys.readouterr().out
+    assert "(given by --steps)" in replay.plan.describe()
     a, b = params_of(t), params_of(replay)
     assert all(np.array_equal(a[k], b[k]) for k in a)         # calibration left no trace in the numbers
     if getattr(t, "ema", None) is not None:                    # nor in the EMA of the weights
@@ -329,7 +332,7 @@ def test_a_budget_too_short_says_so(tmp_path, monkeypatch):
 def test_real_time_budget_on_the_cli(tmp_path):
     """The whole process, start to exit, on the real clock: within 15% of a 20 s budget."""
     budget = 20.0
-    env = {**__import__("os").environ, "MINIVIT_DATA": str(STANDIN), "MPLBACKEND": "Agg"}
+    env = {**os.environ, "MINIVIT_DATA": str(STANDIN), "MPLBACKEND": "Agg"}
     t0 = time.monotonic()
     r = subprocess.run([sys.executable, "-m", "minivit", "train", "--preset", "smoke", "--time-budget", "20s",
                         "--out", str(tmp_path)], cwd=REPO, capture_output=True, text=True, env=env, timeout=120)
