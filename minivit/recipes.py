@@ -36,6 +36,7 @@ class TrainConfig:
     ema_decay: float = 0.0           # > 0: evaluate an EMA of the weights (minivit/ema.py), e.g. 0.999
     flip_tta: bool = False           # also report horizontal-flip TTA accuracy (minivit/tta.py)
     optimizer: str = "adamw"         # or 'muon' (minivit/muon.py)
+    resize: list | None = None       # progressive resizing, e.g. [[0.0, 24], [0.5, 32]] (minivit/resize_schedule.py)
     # A run's length is one of: epochs; time_budget, seconds from process start to the end, the
     # steps fixed by a calibration (minivit/budget.py); steps, a fixed step count (a plan replayed).
     time_budget: float | None = None

@@ -172,6 +172,7 @@ class Trainer(RunCheckpoints, PlannedRun, TrainerOptions):
             model_cfg["num_classes"] = self.data["num_classes"]
             model = ViT(ViTConfig.from_dict(model_cfg), seed=cfg.seed, xp=self.xp)
         self.model = model
+        model.train()       # training mode: dropout, drop-path, token dropping (evaluate() switches and back)
         self.parallel = None
         if cfg.threads > 1 and self.xp is np:
             from minivit.parallel import DataParallel
@@ -251,6 +252,7 @@ class Trainer(RunCheckpoints, PlannedRun, TrainerOptions):
                                    make_rng(cfg.seed, epoch, step), self.aug, self.data["num_classes"], train=True)
         if self.batch_transform is not None:
             x = self.batch_transform(x)
+        x = self.resize_for_step(x)                 # progressive resizing, if switched on
         t_data = self.tally.timer.stop(t0)
         self.opt.lr = F.warmup_cosine(self.global_step, self.total_steps, cfg.lr, self.warmup_steps, cfg.min_lr)
         if self.parallel is None:

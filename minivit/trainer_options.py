@@ -17,6 +17,11 @@ bit for bit (tests/test_trainer_options.py).
   (best.npz) stays on the plain accuracy. Costs a second forward pass per evaluated image.
 * ``cfg.optimizer = 'muon'``: Muon for the blocks' 2D weight matrices, AdamW for the rest
   (minivit/muon.py), with the recipe's learning rate, betas and weight decay.
+* ``cfg.resize = [[0.0, 24], [0.5, 32]]``: progressive resizing (minivit/resize_schedule.py): each
+  training batch is resized (bilinear) to its step's size; the model needs
+  ``flexible_resolution=True`` and the last stage must be its own size (evaluation is at it). The
+  size is a function of the step counter, so --resume and --steps need nothing more. Not with
+  --time-budget yet: the calibration would time the first stage's steps only.
 """
 from __future__ import annotations
 
@@ -24,7 +29,9 @@ import contextlib
 
 from minivit.checkpoint import CheckpointError, extra_arrays
 from minivit.ema import EMA
+from minivit.interpolate import resize_bilinear
 from minivit.muon import Muon
+from minivit.resize_schedule import ResizeSchedule
 from minivit.tta import evaluate_tta
 
 OPTIMIZERS = ("adamw", "muon")
@@ -34,6 +41,7 @@ class TrainerOptions:
     """EMA, flip TTA and Muon for the Trainer (a mixin; see the module docstring)."""
 
     ema = None
+    resize = None
 
     def setup_options(self):
         """Called once the model and the AdamW optimizer exist (Trainer.__init__)."""
@@ -46,6 +54,25 @@ class TrainerOptions:
             self.opt = Muon(self.model.named_parameters(), lr=cfg.lr, betas=tuple(cfg.betas),
                             weight_decay=cfg.weight_decay)
         self.ema = EMA(self.model, cfg.ema_decay) if cfg.ema_decay else None
+        if cfg.resize:
+            mc = self.model.config
+            if cfg.time_budget:
+                raise ValueError("progressive resizing (resize) cannot be combined with a time budget yet: the "
+                                 "calibration would time only the first stage's steps; give --epochs or --steps")
+            if not mc.flexible_resolution:
+                raise ValueError("progressive resizing (resize) needs a model with flexible_resolution=True "
+                                 "(its position embeddings interpolated to each step's grid)")
+            self.resize = ResizeSchedule(cfg.resize, patch_size=mc.patch_size)
+            if self.resize.stages[-1][1] != mc.image_size:
+                raise ValueError(f"the last resize stage must be the model's size {mc.image_size} "
+                                 f"(evaluation runs at it), got {self.resize.stages[-1][1]}")
+
+    def resize_for_step(self, x):
+        """Progressive resizing: the normalized batch (B, H, W, C) at this step's size (or x itself)."""
+        if self.resize is None:
+            return x
+        size = self.resize.size_at(self.global_step, self.total_steps)
+        return x if size == x.shape[1] else resize_bilinear(x, size, size)
 
     def after_optimizer_step(self):
         """Called after every ``opt.step()``."""

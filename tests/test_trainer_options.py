@@ -29,9 +29,11 @@ def numbers(history):
 
 
 def test_all_off_by_default():
-    assert (TrainConfig().ema_decay, TrainConfig().flip_tta, TrainConfig().optimizer) == (0.0, False, "adamw")
+    c = TrainConfig()
+    assert (c.ema_decay, c.flip_tta, c.optimizer, c.resize) == (0.0, False, "adamw", None)
     for name, r in RECIPES.items():
-        assert (r.ema_decay, r.flip_tta, r.optimizer) == (0.0, False, "adamw"), name
+        assert (r.ema_decay, r.flip_tta, r.optimizer, r.resize) == (0.0, False, "adamw", None), name
+        assert not r.model.get("token_drop") and not r.model.get("flexible_resolution"), name
 
 
 def test_default_path_is_the_plain_loop_bit_for_bit(tmp_path, monkeypatch):
@@ -47,6 +49,7 @@ def test_default_path_is_the_plain_loop_bit_for_bit(tmp_path, monkeypatch):
 
     for hook, stand_in in (("setup_options", lambda self: None), ("after_optimizer_step", lambda self: None),
                            ("extra_state", lambda self: {}), ("evaluate_test", plain_evaluate),
+                           ("resize_for_step", lambda self, x: x),
                            ("options_note", staticmethod(lambda extra: ""))):
         monkeypatch.setattr(TrainerOptions, hook, stand_in)
     plain = run(tmp_path, "plain", data)
@@ -156,3 +159,98 @@ def test_a_run_begun_before_the_new_fields_resumes(tmp_path):
     assert resumed.epoch == 1
     with pytest.raises(CheckpointError, match="different configuration"):      # a real difference still counts
         Trainer(tiny_cfg(epochs=2, model=model, ema_decay=0.5), tmp_path, device="cpu", dataset_obj=data, progress=False).resume()
+
+
+# --------------------------------------------------------------------------- progressive resizing
+def resize_cfg(**kw):
+    model = {**tiny_cfg().model, "flexible_resolution": True}
+    return tiny_cfg(epochs=2, model=model, resize=[[0.0, 24], [0.5, 32]], **kw)
+
+
+def record_sizes(trainer):
+    """The image size of every training forward (evaluation ones are skipped)."""
+    sizes, forward = [], trainer.model.forward
+
+    def recording(x, rng=None):
+        if trainer.model.training:
+            sizes.append(x.shape[1])
+        return forward(x, rng)
+
+    trainer.model.forward = recording
+    return sizes
+
+
+def test_progressive_resizing_trains_at_each_steps_size(tmp_path):
+    data = synthetic()
+    t = Trainer(resize_cfg(), tmp_path, device="cpu", dataset_obj=data, progress=False)
+    sizes = record_sizes(t)
+    t.fit()
+    assert sizes == [24] * 8 + [32] * 8                      # 16 steps: the first half at 24 px
+    assert "pos_resize" not in t.model.cache and np.isfinite(t.history[-1]["test_loss"])
+    assert t.model.pos_embed.value.shape == (1, 17, 16)      # one table, at the full grid
+
+
+def test_progressive_resizing_resumes_bit_for_bit(tmp_path):
+    data = synthetic()
+    full = Trainer(resize_cfg(), tmp_path / "full", device="cpu", dataset_obj=data, progress=False)
+    full.fit()
+    t = Trainer(resize_cfg(), tmp_path / "cut", device="cpu", dataset_obj=data, progress=False)
+    real_step, calls = t.train_step, {"n": 0}
+
+    def step_then_ctrl_c(*a):
+        calls["n"] += 1
+        if calls["n"] == 6:                    # in the 24 px stage
+            raise KeyboardInterrupt
+        return real_step(*a)
+
+    t.train_step = step_then_ctrl_c
+    with pytest.raises(KeyboardInterrupt):
+        t.fit()
+    resumed = Trainer(resize_cfg(), tmp_path / "cut", device="cpu", dataset_obj=data, progress=False).resume()
+    sizes = record_sizes(resumed)
+    resumed.fit()
+    assert sizes == [24] * 3 + [32] * 8
+    a, b = params_of(full), params_of(resumed)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert numbers(full.history) == numbers(resumed.history)
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(model_flexible=False), "flexible_resolution"),
+    (dict(resize=[[0.0, 16], [0.5, 24]]), "last resize stage"),
+    (dict(resize=[[0.0, 26], [0.5, 32]]), "patch size"),
+    (dict(epochs=None, time_budget=60.0), "time budget")])
+def test_progressive_resizing_refuses(kw, match):
+    cfg = resize_cfg()
+    if kw.pop("model_flexible", True) is False:
+        cfg.model = {**cfg.model, "flexible_resolution": False}
+    for k, v in kw.items():
+        setattr(cfg, k, v)
+    with pytest.raises(ValueError, match=match):
+        Trainer(cfg, "/tmp/unused", device="cpu", dataset_obj=synthetic(), progress=False)
+
+
+# ------------------------------------------------------------------------------ training mode
+def test_training_steps_run_in_training_mode(tmp_path):
+    """The Trainer's steps run the model in training mode (dropout, drop-path and token dropping on),
+    its evaluations in eval mode. (The parent commit never switched training mode on: dropout 0.1
+    and drop-path 0.1 gave the same weights as none.)"""
+    data = synthetic()
+    model = {**tiny_cfg().model, "token_drop": 0.5}
+    t = Trainer(tiny_cfg(epochs=1, model=model), tmp_path / "drop", device="cpu", dataset_obj=data, progress=False)
+    kept, forward = [], t.model.forward
+
+    def recording(x, rng=None):
+        out = forward(x, rng)
+        kept.append((t.model.training, t.model.cache["token_drop"][0].shape[1] if "token_drop" in t.model.cache
+                     else None))
+        return out
+
+    t.model.forward = recording
+    t.fit()
+    assert kept[:8] == [(True, 8)] * 8                 # 8 steps, each keeping 8 of the 16 patch tokens
+    assert kept[8:] and all(k == (False, None) for k in kept[8:])   # the evaluation: all tokens
+    no_reg = {**tiny_cfg().model, "dropout": 0.0, "drop_path": 0.0}
+    a = params_of(run(tmp_path, "reg", data))                       # dropout 0.1, drop-path 0.1
+    b = params_of(run(tmp_path, "none", data, model=no_reg))
+    assert any(not np.array_equal(a[k], b[k]) for k in a)
