@@ -254,3 +254,19 @@ def test_training_steps_run_in_training_mode(tmp_path):
     a = params_of(run(tmp_path, "reg", data))                       # dropout 0.1, drop-path 0.1
     b = params_of(run(tmp_path, "none", data, model=no_reg))
     assert any(not np.array_equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_training_mode_changes_nothing_without_dropout(tmp_path, threads):
+    """Without dropout, drop-path or token dropping (the cpu and smoke recipes) training mode gives
+    the numbers the eval-mode steps gave, bit for bit (plain and data-parallel)."""
+    data = synthetic()
+    model = {**tiny_cfg().model, "dropout": 0.0, "drop_path": 0.0}
+    params = []
+    for mode in (True, False):
+        t = Trainer(tiny_cfg(epochs=1, model=model, threads=threads), tmp_path / str(mode), device="cpu",
+                    dataset_obj=data, progress=False)
+        t.model.train(mode)
+        t.fit()
+        params.append(params_of(t))
+    assert all(np.array_equal(params[0][k], params[1][k]) for k in params[0])
