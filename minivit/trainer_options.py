@@ -38,7 +38,7 @@ OPTIMIZERS = ("adamw", "muon")
 
 
 class TrainerOptions:
-    """EMA, flip TTA and Muon for the Trainer (a mixin; see the module docstring)."""
+    """EMA, flip TTA, Muon and progressive resizing for the Trainer (a mixin; see the module docstring)."""
 
     ema = None
     resize = None
