@@ -8,8 +8,8 @@ import time
 import traceback
 
 from minivit.budget import process_started   # first: without /proc, its import time stands in for the start
-from minivit.cli_types import (OUT_FOLDERS, Defaults, Parser, data_source, duration, folder, nonnegative_int,
-                               positive_float, positive_int)
+from minivit.cli_types import (OUT_FOLDERS, Defaults, Parser, data_source, duration, folder, fraction,
+                               nonnegative_int, positive_float, positive_int, resize_stages)
 from minivit.errors import exit_code, format_error
 
 
@@ -91,7 +91,11 @@ def cmd_train(args):
 
     cfg = recipe(args.preset, epochs=args.epochs, time_budget=args.time_budget, steps=args.steps,
                  batch_size=args.batch_size, lr=args.lr, dataset=args.dataset,
-                 subset=args.subset, seed=args.seed, threads=args.threads)
+                 subset=args.subset, seed=args.seed, threads=args.threads, ema_decay=args.ema_decay,
+                 flip_tta=args.flip_tta or None, optimizer=args.optimizer, resize=args.resize)
+    if args.token_drop is not None or args.resize:          # the model's side of the opt-in pieces
+        cfg.model = {**cfg.model, **({"token_drop": args.token_drop} if args.token_drop is not None else {}),
+                     **({"flexible_resolution": True} if args.resize else {})}
     out = args.out = args.out or f"runs/{args.preset}-{cfg.dataset}"     # (args.out: named by the error handler)
     with claim_run_folder(out, resume=args.resume, overwrite=args.overwrite):   # locked until the run ends
         return _train(args, cfg, out)
@@ -283,6 +287,16 @@ def build_parser():
                    help="run minivit's functions, your exercise implementations (see exercises/README.md), "
                         "or the fast paths of minivit/fast.py (off when MINIVIT_FAST_PATHS=0)")
     s.add_argument("--exercises-path", default=None, help="the exercises folder for --impl exercises")
+    opt_in = s.add_argument_group("opt-in training pieces (off by default; see minivit/trainer_options.py)")
+    opt_in.add_argument("--ema-decay", type=fraction, default=None, metavar="D",
+                        help="evaluate an exponential moving average of the weights, e.g. 0.999")
+    opt_in.add_argument("--flip-tta", action="store_true", help="also report horizontal-flip TTA accuracy")
+    opt_in.add_argument("--optimizer", default=None, choices=["adamw", "muon"],
+                        help="muon: Muon for the blocks' matrices, AdamW for the rest")
+    opt_in.add_argument("--token-drop", type=fraction, default=None, metavar="P",
+                        help="drop this fraction of the patch tokens in training (patch dropout)")
+    opt_in.add_argument("--resize", type=resize_stages, default=None, metavar="START:SIZE,...",
+                        help="progressive resizing, e.g. 0:24,0.5:32 (not with --time-budget yet)")
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("eval", help="test accuracy, per-class table and confusion matrix of a checkpoint")

@@ -57,6 +57,33 @@ def positive_float(s):
     return v
 
 
+def fraction(s):
+    """A number in [0, 1): --ema-decay, --token-drop."""
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {s}") from None
+    if not 0 <= v < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {s}")
+    return v
+
+
+def resize_stages(s):
+    """--resize '0:24,0.5:32' -> [[0.0, 24], [0.5, 32]]: from each step fraction on, that image size
+    (minivit/resize_schedule.py checks the order and the sizes)."""
+    try:
+        stages = [[float(f), int(n)] for f, n in (part.split(":") for part in s.split(","))]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected START:SIZE pairs such as 0:24,0.5:32, got {s}") from None
+    from minivit.resize_schedule import ResizeSchedule
+
+    try:
+        ResizeSchedule(stages)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return stages
+
+
 def duration(s):
     """--time-budget: '90s', '60m', '2h', '1h30m' -> seconds (minivit.budget.parse_duration)."""
     from minivit.budget import parse_duration

@@ -270,3 +270,45 @@ def test_training_mode_changes_nothing_without_dropout(tmp_path, threads):
         t.fit()
         params.append(params_of(t))
     assert all(np.array_equal(params[0][k], params[1][k]) for k in params[0])
+
+
+# ------------------------------------------------------------------------------ the command line
+@pytest.mark.parametrize("args, message", [
+    (["--resize", "0.5:24,1:32"], "first stage starting at 0.0"),
+    (["--resize", "0:24;0.5:32"], "START:SIZE pairs"),
+    (["--ema-decay", "1"], "expected a number in [0, 1)"),
+    (["--token-drop", "-0.1"], "expected a number in [0, 1)"),
+    (["--optimizer", "sgd"], "invalid choice"),
+    (["--resize", "0:16,0.5:24"], "last resize stage must be the model's size 32"),
+    (["--resize", "0:16,0.5:32", "--time-budget", "5m"], "time budget"),
+])
+def test_cli_refuses_bad_options_with_one_error_line(args, message, capsys, monkeypatch, tmp_path):
+    from minivit.__main__ import main
+
+    monkeypatch.setattr("minivit.train.prepare_data", lambda *a, **k: _synthetic_data())
+    assert main(["train", "--preset", "smoke", "--out", str(tmp_path / "run"), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+
+
+def _synthetic_data():
+    d = synthetic(k=10)
+    return dict(x_train=d.x_train, y_train=d.y_train, x_test=d.x_test, y_test=d.y_test, classes=d.classes,
+                num_classes=10, test_total=len(d.x_test))
+
+
+def test_cli_flags_switch_the_pieces_on(tmp_path, monkeypatch):
+    from minivit.__main__ import main
+
+    monkeypatch.setattr("minivit.train.prepare_data", lambda *a, **k: _synthetic_data())
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    out = tmp_path / "run"
+    assert main(["train", "--preset", "smoke", "--steps", "8", "--batch-size", "32", "--ema-decay", "0.9",
+                 "--flip-tta", "--optimizer", "muon", "--token-drop", "0.5", "--resize", "0:24,0.5:32",
+                 "--out", str(out)]) == 0
+    cfg = json.loads((out / "config.json").read_text())["train"]
+    assert (cfg["ema_decay"], cfg["flip_tta"], cfg["optimizer"], cfg["resize"]) == (0.9, True, "muon", [[0.0, 24], [0.5, 32]])
+    assert (cfg["model"]["token_drop"], cfg["model"]["flexible_resolution"]) == (0.5, True)
+    _, optim, meta = load_checkpoint(out / "last.npz")
+    assert int(extra_arrays(out / "last.npz", EMA.PREFIX)["updates"]) == 8
+    assert any(k.endswith("/mom") for k in optim) and "test_acc_tta" in meta["history"][-1]
