@@ -306,7 +306,7 @@ def test_cli_train_impl_fast(monkeypatch, capsys, env, expect_fast):
     seen = {}
 
     class FakeTrainer:
-        def __init__(self, cfg, out, device=None, data_dir=None, impl=None):
+        def __init__(self, cfg, out, device=None, data_dir=None, impl=None, **kwargs):
             seen["impl"] = impl
             self.out = out
 
