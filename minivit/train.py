@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from minivit.augment import CIFAR10_MEAN, CIFAR10_STD, CIFAR100_MEAN, CIFAR100_STD, AugmentConfig, augment_batch
-from minivit.backend import get_array_module, get_xp, make_rng, resolve_device, synchronize, to_numpy
+from minivit.augment import augment_batch
+from minivit.backend import get_xp, make_rng, resolve_device
 from minivit.checkpoint import CheckpointError, load_checkpoint
 from minivit.recipes import RECIPES, TrainConfig, recipe  # noqa: F401 (part of this module's API)
 from minivit.model import ViT, ViTConfig
@@ -37,105 +36,16 @@ from minivit.optim import AdamW, clip_grad_norm
 from minivit.planned_run import PlannedRun
 from minivit.progress import Throughput, progress_bar, subset_label
 from minivit.progress import write_metrics as write_metrics_csv
+from minivit.resume_check import RESUME_KEYS, check_resumable  # noqa: F401 (RESUME_KEYS: API)
 from minivit.runfolder import RunLock
 from minivit.runstate import RunCheckpoints, TrainingDiverged, deferred_interrupt  # noqa: F401 (TrainingDiverged: API)
 from minivit.tally import Tally
 from minivit.tempfiles import remove_stale
 from minivit.trainer_options import TrainerOptions
-
-
-# What a checkpoint's meta_json must hold for --resume (Trainer._meta writes them).
-RESUME_KEYS = ("train_config", "epoch", "step_in_epoch", "global_step", "partial", "history", "best_acc", "elapsed")
-
-
-def _as_written_now(train_config: dict) -> dict:
-    """A training configuration as this version writes it (JSON: tuples -> lists): fields added since
-    a run began (e.g. ema_decay, a model's token_drop) take their defaults, so an older run resumes."""
-    d = TrainConfig.from_dict(train_config).to_dict()
-    try:
-        d["model"] = ViTConfig.from_dict(d["model"]).to_dict()
-    except (TypeError, ValueError):          # not a valid model configuration: compared as it is
-        pass
-    return json.loads(json.dumps(d))
-
-
-def _yours(exercises):
-    """The topics running the learner's code, from a run's ``exercises`` record (None: none)."""
-    return sorted(t for t, who in ((exercises or {}).get("topics") or {}).items() if who == "yours")
-
-
-# ------------------------------------------------------------------------------------- data
-def prepare_data(cfg: TrainConfig, xp, data_dir=None, dataset_obj=None):
-    """Load the dataset and put it on the device as uint8. Returns a dict of arrays and names."""
-    if dataset_obj is None:
-        from minivit.data import load_cifar
-
-        dataset_obj = load_cifar(cfg.dataset, data_dir)
-    ds = dataset_obj
-    x_train, y_train = ds.x_train, ds.y_train
-    if cfg.subset:
-        if not 0 < cfg.subset <= len(x_train):
-            raise ValueError(f"--subset must be between 1 and {len(x_train)}, got {cfg.subset}")
-        keep = np.sort(np.random.default_rng([cfg.seed, 12345]).permutation(len(x_train))[:cfg.subset])
-        x_train, y_train = x_train[keep], y_train[keep]
-    x_test, y_test = ds.x_test, ds.y_test
-    test_total = len(x_test)
-    K = len(ds.classes)
-    for name, y in (("training", y_train), ("test", y_test)):     # once, here: the steps never check
-        if len(y) and (int(y.min()) < 0 or int(y.max()) >= K):
-            raise ValueError(f"the {name} labels must be in [0, {K - 1}] for {K} classes, "
-                             f"got values from {int(y.min())} to {int(y.max())}")
-    if cfg.test_subset:
-        x_test, y_test = x_test[:cfg.test_subset], y_test[:cfg.test_subset]
-    return dict(
-        x_train=xp.asarray(x_train), y_train=xp.asarray(y_train.astype(np.int64)),
-        x_test=xp.asarray(x_test), y_test=xp.asarray(y_test.astype(np.int64)),
-        classes=list(ds.classes), num_classes=len(ds.classes), test_total=test_total,
-    )
-
-
-def augment_config(cfg: TrainConfig) -> AugmentConfig:
-    mean, std = (CIFAR100_MEAN, CIFAR100_STD) if cfg.dataset == "cifar100" else (CIFAR10_MEAN, CIFAR10_STD)
-    return AugmentConfig(**{"mean": mean, "std": std, **cfg.augment})
-
-
-def evaluate(model, x_uint8, y, aug: AugmentConfig, num_classes, batch_size=500, batch_transform=None, forward=None,
-             progress=False):
-    """Test loss, accuracy and predictions (eval mode, no augmentation). Returns (loss, acc, preds).
-
-    forward: optional replacement for ``model.forward`` (e.g. ``DataParallel.forward``).
-    progress: show a progress bar (tqdm, on stderr) over the images."""
-    forward = forward or model.forward
-    bar = _eval_bar(len(x_uint8)) if progress else None
-    xp = get_array_module(x_uint8)
-    was_training = model.training
-    model.eval()
-    total_loss, preds = 0.0, []
-    try:
-        for i in range(0, len(x_uint8), batch_size):
-            xb, yb = augment_batch(x_uint8[i:i + batch_size], y[i:i + batch_size], None, aug, num_classes, train=False)
-            if batch_transform is not None:
-                xb = batch_transform(xb)
-            logits = forward(xb)
-            loss, _ = F.cross_entropy_forward(logits, yb)
-            total_loss = total_loss + loss * len(xb)       # a device array on a GPU: no wait per batch
-            preds.append(xp.argmax(logits, axis=1))
-            if bar is not None:
-                bar.update(len(xb))
-    finally:
-        model.train(was_training)
-        if bar is not None:
-            bar.close()
-    preds = xp.concatenate(preds)
-    acc = float((preds == y).mean())
-    return float(total_loss) / len(x_uint8), acc, preds
-
-
-def _eval_bar(total):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc="evaluating", unit="img", file=sys.stderr, dynamic_ncols=True,
-                mininterval=0.5 if sys.stderr.isatty() else 10.0)
+# The data and the evaluation have their own modules; the Trainer looks these names up here (tests
+# replace them here: monkeypatch minivit.train.prepare_data / minivit.train.evaluate).
+from minivit.train_data import augment_config, prepare_data  # noqa: F401 (augment_config: API)
+from minivit.evaluation import evaluate, evaluate_checkpoint  # noqa: F401 (evaluate_checkpoint: API)
 
 
 # ---------------------------------------------------------------------------------- trainer
@@ -204,21 +114,7 @@ class Trainer(RunCheckpoints, PlannedRun, TrainerOptions):
     def resume(self, path=None):
         path = Path(path) if path else self.out / "last.npz"
         params, optim, meta = load_checkpoint(path)
-        missing = [k for k in RESUME_KEYS if k not in meta]
-        if missing:
-            raise CheckpointError(f"{path}: cannot resume from it: meta_json lacks {missing} "
-                                  "(not a complete minivit training checkpoint)")
-        if "exercises" in meta and _yours(meta["exercises"]) != _yours(self.exercises):
-            raise CheckpointError(
-                f"{path} was trained with your code for {', '.join(_yours(meta['exercises'])) or 'no topic'} "
-                f"(minivit's for the rest), now it would be {', '.join(_yours(self.exercises)) or 'no topic'}: "
-                "the run would switch code midway; resume with the same topics passing, or start a new --out folder")
-        saved = _as_written_now(meta["train_config"])       # an older run lacks the newer (default) fields
-        now = _as_written_now(self.cfg.to_dict())
-        if saved != now:
-            diff = {k: (saved.get(k), v) for k, v in now.items() if saved.get(k) != v}
-            raise CheckpointError(f"{path} was trained with a different configuration {diff} (saved, now); "
-                                  "resume with the same options, or start a new --out folder")
+        check_resumable(path, meta, self.cfg, self.exercises)     # the same run: keys, code, configuration
         try:
             self.model.load_state_dict(params)
             self.opt.load_state_dict(optim)
@@ -379,49 +275,3 @@ class Trainer(RunCheckpoints, PlannedRun, TrainerOptions):
                               f"{100 * max(r['test_acc'] for r in self.history):.2f}%")
         except Exception as e:  # a plotting problem must never lose a training run
             print(f"warning: could not draw curves.png ({e})")
-
-
-# ------------------------------------------------------------------------------------- eval
-def evaluate_checkpoint(path, data_dir=None, device=None, out=None, batch_size=500, progress=False, flip_tta=False):
-    """Test accuracy, per-class accuracy and confusion matrix of a checkpoint. Returns a dict.
-
-    out: a folder for confusion.png (None: no plot; ``python -m minivit eval`` passes the checkpoint's
-    folder). progress: a progress bar on stderr. flip_tta: also the horizontal-flip TTA numbers
-    (test_acc_tta, test_loss_tta; minivit/tta.py), from the same forward passes (then no progress bar)."""
-    from minivit.checkpoint import model_from_checkpoint
-    from minivit.data import load_cifar
-
-    xp = get_xp(device)
-    model, meta = model_from_checkpoint(path, xp=xp)
-    cfg = TrainConfig.from_dict(meta.get("train_config", {}))
-    ds = load_cifar(cfg.dataset, data_dir)
-    x, y = xp.asarray(ds.x_test), xp.asarray(ds.y_test.astype(np.int64))
-    transform = None
-    if model.config.image_size != ds.x_test.shape[1]:       # a model fine-tuned at another resolution
-        from minivit.interpolate import resize_batches
-
-        transform = resize_batches(model.config.image_size)
-    tta = {}
-    if flip_tta:
-        from minivit.tta import evaluate_tta
-
-        r = evaluate_tta(model, x, y, augment_config(cfg), len(ds.classes), batch_size, transform)
-        loss, acc, preds = r["loss"], r["acc"], r["preds"]
-        tta = dict(test_loss_tta=r["loss_tta"], test_acc_tta=r["acc_tta"])
-    else:
-        loss, acc, preds = evaluate(model, x, y, augment_config(cfg), len(ds.classes), batch_size, transform,
-                                    progress=progress)
-    K = len(ds.classes)
-    cm = np.zeros((K, K), dtype=np.int64)
-    np.add.at(cm, (to_numpy(y), to_numpy(preds)), 1)
-    per_class = cm.diagonal() / np.maximum(1, cm.sum(axis=1))
-    result = dict(checkpoint=str(path), dataset=cfg.dataset, test_loss=loss, test_acc=acc,
-                  per_class={c: float(a) for c, a in zip(ds.classes, per_class)}, confusion=cm.tolist(), **tta)
-    if out is not None:
-        from minivit.plots import plot_confusion
-
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        result["confusion_png"] = str(plot_confusion(cm, ds.classes, out / "confusion.png",
-                                                     title=f"{Path(path).name}: test accuracy {100 * acc:.2f}%"))
-    return result

@@ -1,0 +1,103 @@
+"""Evaluation: a model's test loss, accuracy and predictions, and ``python -m minivit eval``.
+
+``evaluate`` runs the model in eval mode (no dropout, no augmentation) over the test images in
+batches; the Trainer calls it after every epoch (through ``minivit.train.evaluate``, which the
+tests replace). ``evaluate_checkpoint`` loads a checkpoint and reports its test accuracy, per-class
+accuracy and confusion matrix (optionally confusion.png and the flip-TTA numbers).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from minivit.augment import AugmentConfig, augment_batch
+from minivit.backend import get_array_module, get_xp, to_numpy
+from minivit.ops import F
+from minivit.recipes import TrainConfig
+from minivit.train_data import augment_config
+
+
+def evaluate(model, x_uint8, y, aug: AugmentConfig, num_classes, batch_size=500, batch_transform=None, forward=None,
+             progress=False):
+    """Test loss, accuracy and predictions (eval mode, no augmentation). Returns (loss, acc, preds).
+
+    forward: optional replacement for ``model.forward`` (e.g. ``DataParallel.forward``).
+    progress: show a progress bar (tqdm, on stderr) over the images."""
+    forward = forward or model.forward
+    bar = _eval_bar(len(x_uint8)) if progress else None
+    xp = get_array_module(x_uint8)
+    was_training = model.training
+    model.eval()
+    total_loss, preds = 0.0, []
+    try:
+        for i in range(0, len(x_uint8), batch_size):
+            xb, yb = augment_batch(x_uint8[i:i + batch_size], y[i:i + batch_size], None, aug, num_classes, train=False)
+            if batch_transform is not None:
+                xb = batch_transform(xb)
+            logits = forward(xb)
+            loss, _ = F.cross_entropy_forward(logits, yb)
+            total_loss = total_loss + loss * len(xb)       # a device array on a GPU: no wait per batch
+            preds.append(xp.argmax(logits, axis=1))
+            if bar is not None:
+                bar.update(len(xb))
+    finally:
+        model.train(was_training)
+        if bar is not None:
+            bar.close()
+    preds = xp.concatenate(preds)
+    acc = float((preds == y).mean())
+    return float(total_loss) / len(x_uint8), acc, preds
+
+
+def _eval_bar(total):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="evaluating", unit="img", file=sys.stderr, dynamic_ncols=True,
+                mininterval=0.5 if sys.stderr.isatty() else 10.0)
+
+
+def evaluate_checkpoint(path, data_dir=None, device=None, out=None, batch_size=500, progress=False, flip_tta=False):
+    """Test accuracy, per-class accuracy and confusion matrix of a checkpoint. Returns a dict.
+
+    out: a folder for confusion.png (None: no plot; ``python -m minivit eval`` passes the checkpoint's
+    folder). progress: a progress bar on stderr. flip_tta: also the horizontal-flip TTA numbers
+    (test_acc_tta, test_loss_tta; minivit/tta.py), from the same forward passes (then no progress bar)."""
+    from minivit.checkpoint import model_from_checkpoint
+    from minivit.data import load_cifar
+
+    xp = get_xp(device)
+    model, meta = model_from_checkpoint(path, xp=xp)
+    cfg = TrainConfig.from_dict(meta.get("train_config", {}))
+    ds = load_cifar(cfg.dataset, data_dir)
+    x, y = xp.asarray(ds.x_test), xp.asarray(ds.y_test.astype(np.int64))
+    transform = None
+    if model.config.image_size != ds.x_test.shape[1]:       # a model fine-tuned at another resolution
+        from minivit.interpolate import resize_batches
+
+        transform = resize_batches(model.config.image_size)
+    tta = {}
+    if flip_tta:
+        from minivit.tta import evaluate_tta
+
+        r = evaluate_tta(model, x, y, augment_config(cfg), len(ds.classes), batch_size, transform)
+        loss, acc, preds = r["loss"], r["acc"], r["preds"]
+        tta = dict(test_loss_tta=r["loss_tta"], test_acc_tta=r["acc_tta"])
+    else:
+        loss, acc, preds = evaluate(model, x, y, augment_config(cfg), len(ds.classes), batch_size, transform,
+                                    progress=progress)
+    K = len(ds.classes)
+    cm = np.zeros((K, K), dtype=np.int64)
+    np.add.at(cm, (to_numpy(y), to_numpy(preds)), 1)
+    per_class = cm.diagonal() / np.maximum(1, cm.sum(axis=1))
+    result = dict(checkpoint=str(path), dataset=cfg.dataset, test_loss=loss, test_acc=acc,
+                  per_class={c: float(a) for c, a in zip(ds.classes, per_class)}, confusion=cm.tolist(), **tta)
+    if out is not None:
+        from minivit.plots import plot_confusion
+
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        result["confusion_png"] = str(plot_confusion(cm, ds.classes, out / "confusion.png",
+                                                     title=f"{Path(path).name}: test accuracy {100 * acc:.2f}%"))
+    return result

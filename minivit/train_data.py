@@ -1,0 +1,47 @@
+"""The Trainer's data: a dataset on the device as uint8, and the normalization for its dataset.
+
+``prepare_data`` loads CIFAR-10/100 (or takes a dataset object), keeps a seeded ``--subset`` of the
+training images and the first ``--test-subset`` test images, checks the labels once, and puts the
+arrays on the device; ``augment_config`` is a TrainConfig's augmentation with its dataset's mean
+and std. Used by :class:`minivit.train.Trainer` and by minivit/evaluation.py.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from minivit.augment import CIFAR10_MEAN, CIFAR10_STD, CIFAR100_MEAN, CIFAR100_STD, AugmentConfig
+from minivit.recipes import TrainConfig
+
+
+def prepare_data(cfg: TrainConfig, xp, data_dir=None, dataset_obj=None):
+    """Load the dataset and put it on the device as uint8. Returns a dict of arrays and names."""
+    if dataset_obj is None:
+        from minivit.data import load_cifar
+
+        dataset_obj = load_cifar(cfg.dataset, data_dir)
+    ds = dataset_obj
+    x_train, y_train = ds.x_train, ds.y_train
+    if cfg.subset:
+        if not 0 < cfg.subset <= len(x_train):
+            raise ValueError(f"--subset must be between 1 and {len(x_train)}, got {cfg.subset}")
+        keep = np.sort(np.random.default_rng([cfg.seed, 12345]).permutation(len(x_train))[:cfg.subset])
+        x_train, y_train = x_train[keep], y_train[keep]
+    x_test, y_test = ds.x_test, ds.y_test
+    test_total = len(x_test)
+    K = len(ds.classes)
+    for name, y in (("training", y_train), ("test", y_test)):     # once, here: the steps never check
+        if len(y) and (int(y.min()) < 0 or int(y.max()) >= K):
+            raise ValueError(f"the {name} labels must be in [0, {K - 1}] for {K} classes, "
+                             f"got values from {int(y.min())} to {int(y.max())}")
+    if cfg.test_subset:
+        x_test, y_test = x_test[:cfg.test_subset], y_test[:cfg.test_subset]
+    return dict(
+        x_train=xp.asarray(x_train), y_train=xp.asarray(y_train.astype(np.int64)),
+        x_test=xp.asarray(x_test), y_test=xp.asarray(y_test.astype(np.int64)),
+        classes=list(ds.classes), num_classes=len(ds.classes), test_total=test_total,
+    )
+
+
+def augment_config(cfg: TrainConfig) -> AugmentConfig:
+    mean, std = (CIFAR100_MEAN, CIFAR100_STD) if cfg.dataset == "cifar100" else (CIFAR10_MEAN, CIFAR10_STD)
+    return AugmentConfig(**{"mean": mean, "std": std, **cfg.augment})
