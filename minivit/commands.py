@@ -1,0 +1,189 @@
+"""The subcommands of ``python -m minivit``: one ``cmd_NAME(args)`` per subcommand, returning the exit code.
+
+Each takes the parsed arguments (minivit/__main__.py builds the parser and sets ``func``), calls
+into the package and prints the outcome. None of them catches an error: every failure goes up to
+the one handler in ``minivit.__main__.main`` (one ``error:`` line, exit 2 or 1). The modules they use
+are imported inside each command, so that ``python -m minivit info`` stays quick; ``train`` and ``eval``
+look up ``Trainer`` / ``evaluate_checkpoint`` in ``minivit.train`` at call time (tests replace them there).
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from minivit.budget import process_started
+
+
+def cmd_info(args):
+    from minivit.backend import info
+
+    for k, v in info().items():
+        print(f"{k:>16}: {v}")
+    return 0
+
+
+def cmd_gradcheck(args):
+    from minivit.gradcheck import KEY_BIAS_NOTE, run_all
+
+    ok = run_all(seed=args.seed, device=args.device)
+    print("\nNote: " + KEY_BIAS_NOTE.replace("\n", " "))
+    return 0 if ok else 1
+
+
+def cmd_fused(args):
+    from minivit.fused import run_cli
+
+    return run_cli(kernels=args.verify, json_path=args.json, do_record=args.record)
+
+
+def cmd_pack(args):
+    from minivit.data import load_cifar
+    from minivit.datapack import pack
+
+    ds = load_cifar(args.dataset, args.data_dir)
+    r = pack(ds, args.out, n_train=args.train, n_test=args.test, seed=args.seed, dataset=args.dataset)
+    print(f"wrote {r['path']}: {r['n_train']} training and {r['n_test']} test images of {r['dataset']} "
+          f"({r['bytes'] / 1e6:.1f} MB); train on it with --data-dir {r['path']}")
+    return 0
+
+
+def cmd_grade(args):
+    from minivit.grading import TOPICS, format_report, grade
+
+    if args.list:
+        for t in TOPICS:
+            print(f"{t.name:<10} {t.file:<24} {t.title}")
+        return 0
+    from minivit.errors import message
+    from minivit.grading import gradescope_results, write_json
+
+    started = time.monotonic()
+    try:
+        report = grade(args.topics or None, path=args.path, functions=args.only, timeout=args.timeout, progress=True)
+    except Exception as e:                    # Gradescope gets its results file even when the grading fails
+        if args.gradescope:
+            write_json(args.gradescope, gradescope_results(error=message(e), seconds=time.monotonic() - started))
+        raise
+    if args.gradescope:
+        write_json(args.gradescope, gradescope_results(report, seconds=time.monotonic() - started))
+    print(json.dumps(report) if args.json else format_report(report, verbose=args.verbose))
+    return 0                                  # whatever the score: grading is feedback, not a test
+
+
+def cmd_hint(args):
+    from minivit.hints import hint
+
+    hint(args.function, args.level)          # an unknown function or level: ValueError -> error:, exit 2
+    return 0
+
+
+def cmd_bench(args):
+    from minivit.bench import bench, format_report
+
+    r = bench(preset=args.preset, batch_size=args.batch_size, device=args.device, steps=args.steps, warmup=args.warmup,
+              stages=not args.no_stages, impl=args.impl, threads=args.threads)
+    print(json.dumps(r) if args.json else format_report(r))
+    return 0
+
+
+def cmd_train(args):
+    from minivit.runfolder import claim_run_folder
+    from minivit.train import recipe
+
+    cfg = recipe(args.preset, epochs=args.epochs, time_budget=args.time_budget, steps=args.steps,
+                 batch_size=args.batch_size, lr=args.lr, dataset=args.dataset,
+                 subset=args.subset, seed=args.seed, threads=args.threads, ema_decay=args.ema_decay,
+                 flip_tta=args.flip_tta or None, optimizer=args.optimizer, resize=args.resize)
+    if args.token_drop is not None or args.resize:          # the model's side of the opt-in pieces
+        cfg.model = {**cfg.model, **({"token_drop": args.token_drop} if args.token_drop is not None else {}),
+                     **({"flexible_resolution": True} if args.resize else {})}
+    out = args.out = args.out or f"runs/{args.preset}-{cfg.dataset}"     # (args.out: named by the error handler)
+    with claim_run_folder(out, resume=args.resume, overwrite=args.overwrite):   # locked until the run ends
+        return _train(args, cfg, out)
+
+
+def _train(args, cfg, out):
+    from minivit.train import Trainer
+
+    impl = None
+    if args.impl == "exercises":              # the learner's topics that pass the grader (before loading any data)
+        from minivit.grading import default_path, exercises_impl
+
+        path = args.exercises_path or default_path()
+        print(f"grading your exercises in {path}: a topic trains with your code once all its checks pass",
+              file=sys.stderr, flush=True)
+        impl = exercises_impl(path, progress=True)
+        if not impl.yours:                    # the learner's files are this command's input: exit 2
+            raise ValueError(f"--impl exercises: no topic of {path} passes all its checks yet, so training would "
+                             "run minivit's code only (python -m minivit grade shows what fails); train without "
+                             "--impl exercises")
+        print(f"training with your exercises from {path} (the topics that pass; minivit's for the rest)")
+    elif args.impl == "fast":                 # minivit/fast.py: the same math with fewer passes (CPU)
+        from minivit import fast
+
+        impl = fast.functions()
+        print("training with the fast paths (minivit/fast.py)" if impl else
+              f"{fast.ENV_VAR}=0: fast paths off, training with the reference functions")
+    # started: a --time-budget counts from the process's start (minivit/budget.py)
+    trainer = Trainer(cfg, out, device=args.device, data_dir=args.data_dir, impl=impl, started=process_started())
+    if args.resume:
+        if not (trainer.out / "last.npz").exists():
+            raise FileNotFoundError(f"--resume: no checkpoint {trainer.out / 'last.npz'} to resume from")
+        trainer.resume()
+        print(f"resuming from {trainer.out / 'last.npz'}: epoch {trainer.epoch + 1}, step {trainer.step_in_epoch}")
+    history = trainer.fit()
+    if history:
+        best = max(history, key=lambda r: r["test_acc"])
+        print(f"done: best test accuracy {100 * best['test_acc']:.2f}%{trainer.eval_note} (epoch {best['epoch']}); "
+              f"outputs in {trainer.out}")
+    return 0
+
+
+def cmd_eval(args):
+    from minivit.progress import json_safe
+    from minivit.train import evaluate_checkpoint
+
+    from pathlib import Path
+
+    args.out = args.out or str(Path(args.checkpoint).parent)       # confusion.png next to the checkpoint
+    r = evaluate_checkpoint(args.checkpoint, data_dir=args.data_dir, device=args.device, out=args.out,
+                            progress=not args.no_progress, flip_tta=args.flip_tta)
+    if args.json:
+        print(json.dumps(json_safe(r), allow_nan=False))     # NaN/inf (a diverged model's loss) -> null
+        return 0
+    print(f"{r['checkpoint']}: {r['dataset']} test accuracy {100 * r['test_acc']:.2f}% (loss {r['test_loss']:.4f})")
+    if "test_acc_tta" in r:
+        print(f"with horizontal-flip TTA: {100 * r['test_acc_tta']:.2f}% (loss {r['test_loss_tta']:.4f}; "
+              f"the mean of the two views' softmax)")
+    print(f"\n{'class':>12}  accuracy")
+    for c, a in r["per_class"].items():
+        print(f"{c:>12}  {100 * a:6.2f}%")
+    if "confusion_png" in r:
+        print(f"\nconfusion matrix: {r['confusion_png']}")
+    return 0
+
+
+def cmd_inspect(args):
+    from minivit.inspect import inspect_checkpoint
+
+    r = inspect_checkpoint(args.checkpoint, args.out, data_dir=args.data_dir, num_images=args.images,
+                           device=args.device, dataset=args.dataset)
+    for key in ("filters_png", "position_png", "distance_png", "maps_png", "npz"):
+        if key in r:
+            print(f"wrote {r[key]}")
+    return 0
+
+
+def cmd_finetune(args):
+    from minivit.finetune import finetune
+
+    tuner = finetune(args.checkpoint, preset=args.preset, out=args.out, device=args.device, data_dir=args.data_dir,
+                     image_size=args.image_size, resume=args.resume, overwrite=args.overwrite,
+                     epochs=args.epochs, batch_size=args.batch_size,
+                     lr=args.lr, dataset=args.dataset, subset=args.subset, seed=args.seed)
+    if tuner.history:
+        best = max(tuner.history, key=lambda r: r["test_acc"])
+        print(f"done: best test accuracy {100 * best['test_acc']:.2f}%{tuner.eval_note} (epoch {best['epoch']}); "
+              f"outputs in {tuner.out}")
+    return 0
