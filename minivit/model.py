@@ -18,6 +18,8 @@ Options from the paper (all in ``ViTConfig``):
   ``ViT.replace_head`` swaps it for the fine-tuning head, a zero-initialized linear layer.
 * ``ViT.resize``: fine-tune at another resolution; learned position embeddings are
   interpolated in 2D (Section 3.2, :func:`minivit.interpolate.interpolate_pos_embed`).
+  It, ``replace_head`` and flexible_resolution's interpolation are in minivit/vit_finetune.py;
+  ViTConfig's checks in minivit/vit_config_check.py.
 """
 from __future__ import annotations
 
@@ -33,14 +35,8 @@ from minivit.layers.token_drop import num_kept, token_keep_indices
 from minivit.interpolate import interpolate_pos_embed, resize_table_1d  # noqa: F401  (re-exported)
 from minivit.modules import EncoderBlock, LayerNorm, Linear, Module, Parameter
 from minivit.ops import F
-
-POOLS = ("cls", "gap")
-POS_EMBEDS = ("learned", "sincos", "none", "learned2d")
-
-
-def _real(v) -> bool:
-    """A real number (not a bool, which Python counts as an int)."""
-    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+from minivit.vit_config_check import POOLS, POS_EMBEDS, _real, check_vit_config  # noqa: F401  (re-exported)
+from minivit.vit_finetune import FineTuning
 
 
 @dataclass
@@ -83,38 +79,7 @@ class ViTConfig:
     flexible_resolution: bool = False  # accept other image sizes: position table interpolated (layers/pos_resize.py)
 
     def __post_init__(self):
-        errors = []
-        for name in ("image_size", "patch_size", "in_channels", "num_classes", "dim", "depth", "num_heads", "mlp_dim"):
-            v = getattr(self, name)     # True is an int to Python, but patch_size=True is a mistake, not 1
-            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 1:
-                errors.append(f"{name} must be a positive integer, got {v!r}")
-        for name in ("dropout", "drop_path", "token_drop"):
-            if not (_real(getattr(self, name)) and 0 <= getattr(self, name) < 1):
-                errors.append(f"{name} must be a probability in [0, 1), got {getattr(self, name)!r}")
-        if not (_real(self.ln_eps) and 0 < self.ln_eps < float("inf")):
-            errors.append(f"ln_eps must be a positive number, got {self.ln_eps!r}")
-        if not isinstance(self.flexible_resolution, (bool, np.bool_)):
-            errors.append(f"flexible_resolution must be True or False, got {self.flexible_resolution!r}")
-        if isinstance(self.representation_size, (bool, np.bool_)):
-            errors.append(f"representation_size must be None or a positive integer, got {self.representation_size!r}")
-        if errors:
-            raise ValueError("invalid ViTConfig: " + "; ".join(errors))
-        if self.image_size % self.patch_size:
-            errors.append(f"image size {self.image_size} is not divisible by the patch size {self.patch_size}")
-        if self.dim % self.num_heads:
-            errors.append(f"width dim={self.dim} is not divisible by the number of heads num_heads={self.num_heads}")
-        if self.pool not in POOLS:
-            errors.append(f"pool must be one of {POOLS}, got {self.pool!r}")
-        if self.pos_embed not in POS_EMBEDS:
-            errors.append(f"pos_embed must be one of {POS_EMBEDS}, got {self.pos_embed!r}")
-        if self.pos_embed == "learned2d" and self.dim % 2:
-            errors.append(f"pos_embed='learned2d' needs an even width (two halves), got dim={self.dim}")
-        if self.representation_size is not None and int(self.representation_size) < 1:
-            errors.append(f"representation_size must be None or positive, got {self.representation_size}")
-        if self.gelu not in ("tanh", "none"):
-            errors.append(f"gelu must be 'tanh' or 'none', got {self.gelu!r}")
-        if errors:
-            raise ValueError("invalid ViTConfig: " + "; ".join(errors))
+        check_vit_config(self)      # types, ranges, consistency: minivit/vit_config_check.py
 
     @property
     def num_patches(self) -> int:
@@ -161,8 +126,11 @@ PRESETS = {
 }
 
 
-class ViT(Module):
+class ViT(Module, FineTuning):
     """Vision Transformer.   forward: x (B, H, W, C) float -> logits (B, num_classes).
+
+    ``replace_head``, ``resize`` and ``position_table`` (fine-tuning, Section 3.2) come from
+    :class:`minivit.vit_finetune.FineTuning`.
 
     Initialization follows the official code: Xavier-uniform dense kernels, zero biases,
     patch embedding LeCun-normal (std 1/sqrt(P*P*C); the official code truncates the normal,
@@ -231,7 +199,7 @@ class ViT(Module):
         if c.pool == "cls":
             z, cache["cls"] = F.cls_token_forward(z, self.cls_token.value)         # (B, N+1, D)
         grid = (x.shape[1] // c.patch_size, x.shape[2] // c.patch_size)
-        if grid != (c.grid_size, c.grid_size):                                     # flexible_resolution
+        if grid != (c.grid_size, c.grid_size):                 # flexible_resolution (vit_finetune.py)
             z = self._other_grid_pos(z, grid, cache)
         elif c.pos_embed == "learned":
             z, cache["pos"] = F.pos_embed_forward(z, self.pos_embed.value)
@@ -296,26 +264,6 @@ class ViT(Module):
         dpatches = self.patch_embed.backward(dz)
         return F.patchify_backward(dpatches, cache["patchify"])
 
-    def _other_grid_pos(self, z, grid, cache):
-        """Add position embeddings for a (gh, gw) patch grid other than the configured one
-        (``flexible_resolution``): the tables are interpolated to it, with a backward.
-        z: (B, T, D) -> (B, T, D)."""
-        c, (gh, gw) = self.config, grid
-        if c.pos_embed == "learned":
-            table, cache["pos_resize"] = F.pos_resize_forward(self.pos_embed.value, c.grid_size, c.grid_size,
-                                                              gh, gw, cls_token=c.pool == "cls")
-        elif c.pos_embed == "learned2d":
-            row, cache["row_resize"] = F.table_resize_forward(self.pos_embed_row.value, gh)
-            col, cache["col_resize"] = F.table_resize_forward(self.pos_embed_col.value, gw)
-            table, cache["pos2d"] = F.learned_2d_pos_forward(row, col, cls_token=c.pool == "cls")
-        elif c.pos_embed == "sincos":               # fixed: computed for this grid
-            return z + to_device(sincos_2d_position_embedding(gh, gw, c.dim, cls_token=c.pool == "cls",
-                                                              dtype=z.dtype), get_array_module(z))
-        else:                                        # 'none'
-            return z
-        z, cache["pos"] = F.pos_embed_forward(z, table)
-        return z
-
     # ------------------------------------------------------------------------------ helpers
     def predict(self, x, batch_size=500):
         """Class predictions (B,) in eval mode, computed in batches (on x's device).
@@ -331,60 +279,3 @@ class ViT(Module):
         finally:
             self.train(was_training)
         return xp.concatenate(out)
-
-    # ------------------------------------------------------------- fine-tuning (Section 3.2)
-    def position_table(self):
-        """The position embeddings the forward adds, (1, T, D) on the model's device, or None
-        for pos_embed='none'. (For 'learned2d' the table built from the row and column tables.)"""
-        c = self.config
-        if c.pos_embed == "learned":
-            return self.pos_embed.value
-        if c.pos_embed == "sincos":
-            return self.fixed_pos
-        if c.pos_embed == "learned2d":
-            return F.learned_2d_pos_forward(self.pos_embed_row.value, self.pos_embed_col.value, c.pool == "cls")[0]
-        return None
-
-    def replace_head(self, num_classes: int, seed: int = 0):
-        """Swap the head for fine-tuning: a single zero-initialized Linear(D, num_classes).
-
-        As in the paper (Section 3.2), the pre-training head is removed, including its hidden
-        tanh layer (``pre_logits``) when there is one. Returns the model. Call it *before*
-        creating an optimizer: the new head is a new pair of Parameters.
-        """
-        if int(num_classes) < 1:
-            raise ValueError(f"num_classes must be positive, got {num_classes}")
-        xp = get_array_module(self.head.weight.value)
-        self.pre_logits = None
-        self.head = Linear(self.config.dim, int(num_classes), np.random.default_rng(seed), self.dtype, zero_init=True)
-        if xp is not np:
-            self.head.to(xp)
-        self.config = dataclasses.replace(self.config, num_classes=int(num_classes), representation_size=None)
-        self.train(self.training)
-        return self
-
-    def resize(self, image_size: int, align_corners: bool = False):
-        """Change the input resolution, keeping the patch size (paper Section 3.2).
-
-        The sequence gets longer (or shorter). Learned 1D position embeddings are laid out on
-        their (H/P, W/P) grid and interpolated bilinearly to the new grid, the class token's row
-        kept as is (:func:`interpolate_pos_embed`); 2D learned row/column tables are
-        interpolated linearly; fixed sin-cos tables are recomputed. Returns the model. Call it
-        before creating an optimizer (parameter shapes change).
-        """
-        c = self.config
-        if image_size % c.patch_size:
-            raise ValueError(f"image size {image_size} is not divisible by the patch size {c.patch_size}")
-        old, new = c.grid_size, image_size // c.patch_size
-        self.config = dataclasses.replace(c, image_size=int(image_size))
-        if c.pos_embed == "learned":
-            self.pos_embed.value = interpolate_pos_embed(self.pos_embed.value, new, new, old, old,
-                                                         cls_token=c.pool == "cls", align_corners=align_corners)
-            self.pos_embed.grad = None
-        elif c.pos_embed == "learned2d":
-            for p in (self.pos_embed_row, self.pos_embed_col):
-                p.value = resize_table_1d(p.value, new, align_corners)
-                p.grad = None
-        elif c.pos_embed == "sincos":
-            self._moved(None, None)          # recomputes the fixed table for the new grid
-        return self
