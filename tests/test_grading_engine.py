@@ -335,26 +335,40 @@ def test_json_report_fields(tmp_path, capsys):
         assert c["status"] in ("ok", "fail", "todo", "error", "timeout")
 
 
-# Every mistake name the grader had when this list was written. They are part of the JSON report
+# Every mistake name the grader gives (the list was last completed on 2026-12-01). They are part of the JSON report
 # (`mistake`), so renaming or removing one is a breaking change; new names may be added.
 STABLE_MISTAKES = (
-    "activation_position", "args_not_passed", "attention_transposed", "bias_grad_not_summed",
-    "broadcast_keepdims", "cls_appended", "cls_dx_keeps_token", "cls_dx_wrong_slice", "cls_overwrites",
-    "cosine_missing_half", "cosine_progress", "coupled_weight_decay", "decay_after_update", "decay_without_lr",
-    "dgamma_uses_x", "dk_not_transposed", "dlogits_not_averaged", "dlogits_sign", "dloss_ignored",
-    "dv_not_transposed", "dw_transposed", "eps_inside_sqrt", "eps_outside_sqrt", "float64_promotion",
-    "gamma_beta_swapped", "gelu_form_swapped", "gelu_missing_half", "gelu_product_rule", "gelu_sigmoid",
-    "gelu_square", "grad_mean_not_sum", "grads_wrong_order", "heads_interleaved", "heads_reshape_only",
-    "input_modified", "label_smoothing_k_minus_1", "label_smoothing_missing", "label_smoothing_no_uniform",
-    "layernorm_axis", "layernorm_dx_constant_stats", "layernorm_dx_no_variance_term", "layernorm_params_shared",
-    "linear_decay", "loss_mean_over_classes", "loss_not_averaged", "loss_sign", "min_lr_ignored", "missing_activation",
-    "missing_activation_backward", "missing_bias", "missing_bias_correction", "missing_eps", "missing_log",
-    "missing_out_proj", "missing_residual", "missing_residual_grad", "missing_scale", "missing_scale_backward",
-    "mlp_reads_input", "no_clamp", "no_heads", "no_max_subtraction", "not_in_place", "param_grad_shape",
+    "activation_position", "args_not_passed", "attention_gets_dout", "attention_skips_softmax",
+    "attention_transposed", "bias_grad_not_summed", "bias_grad_summed_all", "bias_grad_wrong_axis",
+    "broadcast_keepdims", "cls_appended", "cls_dx_keeps_token", "cls_dx_wrong_slice", "cls_grad_all_tokens",
+    "cls_overwrites", "cosine_end_off_by_one", "cosine_missing_half", "cosine_progress", "coupled_weight_decay",
+    "dA_transposed", "decay_after_update", "decay_without_lr", "dgamma_uses_x", "dk_not_transposed",
+    "dlogits_no_softmax", "dlogits_not_averaged", "dlogits_sign", "dloss_ignored", "dq_transposed",
+    "dqkv_layout", "dqkv_no_transpose", "dropout_backward_missing", "dropout_not_applied", "dv_not_transposed",
+    "dw_transposed", "dx_not_reshaped", "dx_w_not_transposed", "eps_argument_ignored", "eps_hardcoded",
+    "eps_inside_sqrt", "eps_outside_sqrt", "float64_promotion", "gamma_beta_swapped", "gelu_exact_pdf",
+    "gelu_form_swapped", "gelu_inner_derivative", "gelu_missing_half", "gelu_product_rule", "gelu_sech_of_x",
+    "gelu_sigmoid", "gelu_square", "grad_mean_not_sum", "grads_misassigned", "grads_wrong_order",
+    "heads_interleaved", "heads_reshape_only", "input_modified", "int_labels_dtype",
+    "label_smoothing_k_minus_1", "label_smoothing_missing", "label_smoothing_no_uniform",
+    "label_smoothing_soft_targets", "layernorm_axis", "layernorm_dx_constant_stats", "layernorm_dx_no_gamma",
+    "layernorm_dx_no_mean_term", "layernorm_dx_no_variance_term", "layernorm_dx_rstd",
+    "layernorm_dx_term_scale", "layernorm_dx_term_sign", "layernorm_float32_cancellation",
+    "layernorm_grads_swapped", "layernorm_params_shared", "linear_decay", "linear_w_transposed",
+    "log_of_softmax", "loss_mean_over_classes", "loss_not_averaged", "loss_sign", "min_lr_ignored",
+    "min_lr_not_subtracted", "missing_activation", "missing_activation_backward", "missing_bias",
+    "missing_bias_correction", "missing_eps", "missing_log", "missing_out_proj", "missing_residual",
+    "missing_residual_grad", "missing_scale", "missing_scale_backward", "missing_scale_dk", "missing_scale_dq",
+    "missing_sqrt", "mlp_approximate_not_passed", "mlp_gelu_grad_at_output", "mlp_reads_input", "no_clamp",
+    "no_heads", "no_max_subtraction", "not_in_place", "param_grad_shape", "patch_backward_wrong_order",
     "patch_channel_first", "patch_grid_column_major", "patch_no_transpose", "patch_pixels_column_major",
-    "post_norm", "qkv_layout", "relu", "scale_1_over_d", "scale_model_width", "scale_times_sqrt_d",
-    "soft_targets_ignored", "softmax_axis", "softmax_diagonal_jacobian", "softmax_keepdims", "state_outside_cache",
-    "step_off_by_one", "unbiased_variance", "warmup_off_by_one", "weight_decay_ignored",
+    "patch_wrong_order", "pos_grad_summed_over_tokens", "post_norm", "qk_operand_swapped", "qkv_layout", "relu",
+    "scale_1_over_d", "scale_model_width", "scale_times_sqrt_d", "scale_twice_backward", "scale_wrong_dim",
+    "scores_transposed", "soft_targets_ignored", "softmax_axis", "softmax_backward_no_sum_term",
+    "softmax_backward_sign_flipped", "softmax_backward_sum_all", "softmax_backward_sum_without_s",
+    "softmax_backward_wrong_axis", "softmax_diagonal_jacobian", "softmax_global_max", "softmax_keepdims",
+    "softmax_max_in_numerator_only", "softmax_normalized_over_all", "state_outside_cache", "step_off_by_one",
+    "unbiased_variance", "warmup_off_by_one", "weight_decay_ignored",
 )
 
 
@@ -367,6 +381,11 @@ RETIRED_MISTAKES = {
 def test_mistake_names_are_stable():
     missing = sorted(set(STABLE_MISTAKES) - set(grading.MISTAKES) - set(RETIRED_MISTAKES))
     assert not missing, f"mistake names are part of the JSON report; renamed or removed: {missing}"
+
+
+def test_every_mistake_name_is_listed():
+    unlisted = sorted(set(grading.MISTAKES) - set(STABLE_MISTAKES))
+    assert not unlisted, f"add the new mistake names to STABLE_MISTAKES (they become part of the API): {unlisted}"
 
 
 # ======================================================================= naming only when sure

@@ -87,7 +87,7 @@ def _run_check(check, ns, folder, file):
         text = getattr(e, "learner_description", None) or describe_exception(e, folder)
         if isinstance(e, RecursionError):
             return "error", 0, text + " (a function calling itself?)", None
-        if isinstance(e, ValueError) and "broadcast" in str(e):
+        if isinstance(e, ValueError) and "operands could not be broadcast together" in str(e):
             return "error", 0, text + "\n" + MISTAKES["broadcast_keepdims"], "broadcast_keepdims"
         return "error", 0, text, None
     return "ok", check.points, "", None
