@@ -88,3 +88,14 @@ def test_hard_coded_eps_is_not_told_eps_belongs_inside_the_sqrt(tmp_path):
     t = _grade_edited(tmp_path, "layernorm", "layernorm__eps_hardcoded_1e5.py", [])
     named = {c["mistake"] for c in t["checks"] if c["mistake"]}
     assert named == {"eps_argument_ignored"}, named
+
+
+def test_a_wrong_layernorm_backward_costs_the_forward_nothing(tmp_path):
+    """The large-mean float32 check is graded under the forward: a backward that is wrong anyway
+    (here: no variance term) is charged by the backward's checks, not again under the forward."""
+    case = Path(__file__).resolve().parent / "grading_catalogue" / "layernorm__dx_no_var_path.py"
+    (tmp_path / TOPIC_BY_NAME["layernorm"].file).write_text(case.read_text())
+    checks = grade(["layernorm"], path=tmp_path)["topics"]["layernorm"]["checks"]
+    forward = [c for c in checks if c["function"] == "layernorm_forward"]
+    assert forward and all(c["points"] == c["max"] for c in forward), forward
+    assert any(c["points"] < c["max"] for c in checks if c["function"] == "layernorm_backward")
