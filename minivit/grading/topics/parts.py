@@ -14,6 +14,7 @@ import numpy as np
 from minivit.grading.common import TOL64, Fail
 from minivit.grading.detect import sure_mistakes
 from minivit.grading.pair import Pair
+from minivit.grading.topics.diagnosis import fit_terms as _fit_list
 
 
 def _safe(variant, *args):
@@ -26,15 +27,13 @@ def _safe(variant, *args):
 
 
 def fit_terms(got, terms):
-    """Least-squares fit of ``got`` onto named terms (all of got's shape).
+    """Least-squares fit of ``got`` onto named terms (all of got's shape): the one solver of
+    :func:`minivit.grading.topics.diagnosis.fit_terms`, by name.
 
-    returns: ({term name: coefficient}, relative residual |got - fit|max / |got|max).
+    returns: ({term name: coefficient}, relative residual |got - fit| / |got|).
     """
     names = list(terms)
-    M = np.stack([np.asarray(terms[n], np.float64).ravel() for n in names], axis=1)
-    y = np.asarray(got, np.float64).ravel()
-    coef, *_ = np.linalg.lstsq(M, y, rcond=None)
-    resid = float(np.abs(M @ coef - y).max()) / max(float(np.abs(y).max()), 1e-30)
+    coef, resid = _fit_list(got, [terms[n] for n in names])
     return dict(zip(names, coef.tolist())), resid
 
 
