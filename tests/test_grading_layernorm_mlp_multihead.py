@@ -99,3 +99,13 @@ def test_a_wrong_layernorm_backward_costs_the_forward_nothing(tmp_path):
     forward = [c for c in checks if c["function"] == "layernorm_forward"]
     assert forward and all(c["points"] == c["max"] for c in forward), forward
     assert any(c["points"] < c["max"] for c in checks if c["function"] == "layernorm_backward")
+
+
+def test_a_raising_layernorm_backward_costs_the_forward_nothing(tmp_path):
+    case = Path(__file__).resolve().parent / "grading_catalogue" / "layernorm__dx_no_var_path.py"
+    text = case.read_text().replace("def layernorm_backward(dout, cache):", "def layernorm_backward(dout, cache):\n    undefined_name")
+    text = text.replace("def layernorm_backward(dy, cache):", "def layernorm_backward(dy, cache):\n    undefined_name")
+    assert "undefined_name" in text
+    (tmp_path / TOPIC_BY_NAME["layernorm"].file).write_text(text)
+    checks = grade(["layernorm"], path=tmp_path)["topics"]["layernorm"]["checks"]
+    assert all(c["points"] == c["max"] for c in checks if c["function"] == "layernorm_forward"), checks

@@ -222,8 +222,11 @@ def _layernorm_large_mean_check(ns):
 def _backward_right_in_float64(ns, up, dout, ref_cache):
     """The learner's backward matches the reference on this input in float64 (then a float32
     difference below is a precision problem of this input, worth a point of its own)."""
-    _, cache64 = _call_forward(ns, "layernorm_forward", up)
-    grads = ns["layernorm_backward"](dout, cache64)
+    try:
+        _, cache64 = _call_forward(ns, "layernorm_forward", up)
+        grads = ns["layernorm_backward"](dout, cache64)
+    except Exception:     # a backward that raises is charged by its own checks
+        return False
     return all(_mismatch(n, g, w, TOL64) is None for n, g, w in
                zip(("dx", "dgamma", "dbeta"), grads, REF.layernorm_backward(dout, ref_cache)))
 
