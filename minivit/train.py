@@ -204,7 +204,7 @@ class Trainer(RunCheckpoints, PlannedRun, TrainerOptions):
         return self.history
 
     def _run_epoch(self):
-        cfg, xp, bar = self.cfg, self.xp, self._bar
+        cfg, bar = self.cfg, self._bar
         epoch = self.epoch
         order = self.epoch_order(epoch)
         bar.set_description(f"epoch {epoch + 1}/{self.num_epochs}", refresh=False)
@@ -243,7 +243,7 @@ class Trainer(RunCheckpoints, PlannedRun, TrainerOptions):
 
     def _evaluate_and_save(self):
         """Evaluate, then write best.npz (on a new best) and last.npz, then metrics.csv and curves.png."""
-        cfg, p, seg = self.cfg, self.partial, self.throughput
+        p, seg = self.partial, self.throughput
         t_eval = time.perf_counter()
         test_loss, test_acc, extra = self.evaluate_test(evaluate)      # EMA weights, flip TTA: if switched on
         if not math.isfinite(test_loss):
