@@ -35,7 +35,7 @@ from minivit.layers.token_drop import num_kept, token_keep_indices
 from minivit.interpolate import interpolate_pos_embed, resize_table_1d  # noqa: F401  (re-exported)
 from minivit.modules import EncoderBlock, LayerNorm, Linear, Module, Parameter
 from minivit.ops import F
-from minivit.vit_config_check import POOLS, POS_EMBEDS, _real, check_vit_config  # noqa: F401  (re-exported)
+from minivit.vit_config_check import POOLS, POS_EMBEDS, check_vit_config  # noqa: F401  (re-exported)
 from minivit.vit_finetune import FineTuning
 
 
