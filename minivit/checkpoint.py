@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from minivit.backend import get_array_module
-from minivit.tempfiles import temp_file_for
+from minivit.tempfiles import atomic_file
 
 
 class CheckpointError(ValueError):
@@ -50,17 +50,11 @@ def save_checkpoint(path, model, optimizer=None, meta: dict | None = None, extra
     meta.setdefault("model_config", model.config.to_dict())
     meta["format"] = "minivit-checkpoint-1"
     arrays["meta_json"] = np.array(json.dumps(meta))
-    fd, tmp = temp_file_for(path, ".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with atomic_file(path, "wb", fsync=True) as f:
             np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        if isinstance(e, OSError) and e.filename is None and e.strerror:     # a full disk: say which file
+    except OSError as e:
+        if e.filename is None and e.strerror:     # a full disk: say which file
             raise type(e)(e.errno, e.strerror, str(path)) from e
         raise
     return path

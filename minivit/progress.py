@@ -32,9 +32,8 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 
-from minivit.tempfiles import temp_file_for
+from minivit.tempfiles import atomic_file
 
 METRIC_FIELDS = ["epoch", "step", "epoch_frac", "train_loss", "train_acc", "test_loss", "test_acc", "eval_images",
                  "lr", "time_s", "images_per_s", "data_frac"]
@@ -77,14 +76,8 @@ def write_metrics(rows: list[dict], path):
     w.writeheader()
     for r in rows:
         w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
-    fd, tmp = temp_file_for(path, ".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(buf.getvalue())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_file(path, "w") as f:
+        f.write(buf.getvalue())
     return path
 
 

@@ -18,6 +18,7 @@ alone gives 0600), so a checkpoint is as readable as every other output.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -71,6 +72,24 @@ def temp_file_for(path, suffix: str = ".tmp"):
     except OSError:              # a file system without modes: keep mkstemp's
         pass
     return fd, Path(tmp)
+
+
+@contextlib.contextmanager
+def atomic_file(path, mode: str = "w", fsync: bool = False):
+    """Open a temporary file next to ``path`` (:func:`temp_file_for`) for writing; when the block
+    ends without an error, rename it into place (``os.replace``), on any error remove it.
+    fsync: flush the bytes to the disk before the rename (a checkpoint)."""
+    fd, tmp = temp_file_for(path, ".tmp")
+    try:
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"newline": ""})) as f:
+            yield f
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def temp_dir_in(parent, prefix: str) -> Path:
