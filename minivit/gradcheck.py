@@ -97,9 +97,6 @@ def check_pair(forward, backward, args, wrt, names, seed=0, h=1e-4, known_zero=N
     return errors
 
 
-_check_pair = check_pair      # (the module-level one, for _component_checks' partial)
-
-
 KEY_BIAS_NOTE = """The key bias gets exactly zero gradient: adding b to every key adds the same number q.b
 to every score in a row of q k^T, and softmax ignores a constant shift. Finite differences then
 measure only round-off (~1e-11), so those entries are checked for being ~0, not by relative error."""
@@ -133,43 +130,43 @@ def component_checks(F=None, seed=0, xp=np):
 def _component_checks(F, seed, xp=np):
     rng = np.random.default_rng(seed)
     r = rng.standard_normal
-    check_pair = functools.partial(_check_pair, xp=xp)       # every check on xp's device
+    check = functools.partial(check_pair, xp=xp)       # every check on xp's device
     B, T, D, H, M = 2, 5, 8, 2, 12
 
-    yield "patchify", check_pair(lambda x: F.patchify_forward(x, 4), F.patchify_backward, [r((2, 8, 8, 3))], [0], ["dx"])
-    yield "linear", check_pair(F.linear_forward, F.linear_backward, [r((B, T, 6)), r((6, D)), r(D)], [0, 1, 2], ["dx", "dw", "db"])
-    yield "cls_token", check_pair(F.cls_token_forward, F.cls_token_backward, [r((B, T, D)), r((1, 1, D))], [0, 1], ["dx", "dcls"])
-    yield "pos_embed", check_pair(F.pos_embed_forward, F.pos_embed_backward, [r((B, T, D)), r((1, T, D))], [0, 1], ["dx", "dpos"])
-    yield "learned_2d_pos", check_pair(lambda row, col: F.learned_2d_pos_forward(row, col, True),
-                                       F.learned_2d_pos_backward, [r((3, D // 2)), r((4, D // 2))], [0, 1],
-                                       ["drow", "dcol"])
-    yield "softmax", check_pair(F.softmax_forward, F.softmax_backward, [r((B, T, 7))], [0], ["dx"])
-    yield "attention", check_pair(F.attention_forward, F.attention_backward,
-                                  [r((B, H, T, 4)), r((B, H, T, 4)), r((B, H, T, 4))], [0, 1, 2], ["dq", "dk", "dv"])
-    yield "split_heads", check_pair(lambda x: (F.split_heads(x, H), None), lambda d, c: F.split_heads_backward(d),
-                                    [r((B, T, D))], [0], ["dx"])
-    yield "merge_heads", check_pair(lambda x: (F.merge_heads(x), None), lambda d, c: F.merge_heads_backward(d, H),
-                                    [r((B, H, T, 4))], [0], ["dx"])
-    yield "mhsa", check_pair(lambda x, wq, bq, wo, bo: F.mhsa_forward(x, wq, bq, wo, bo, H), F.mhsa_backward,
-                             [r((B, T, D)), r((D, 3 * D)) / np.sqrt(D), r(3 * D), r((D, D)) / np.sqrt(D), r(D)],
-                             [0, 1, 2, 3, 4], ["dx", "dw_qkv", "db_qkv", "dw_out", "db_out"],
-                             known_zero={"db_qkv": slice(D, 2 * D)})
-    yield "layernorm", check_pair(F.layernorm_forward, F.layernorm_backward, [r((B, T, D)), 1 + r(D), r(D)],
-                                  [0, 1, 2], ["dx", "dgamma", "dbeta"])
-    yield "gelu (tanh)", check_pair(lambda x: F.gelu_forward(x, "tanh"), F.gelu_backward, [r((B, T, D))], [0], ["dx"])
-    yield "gelu (exact)", check_pair(lambda x: F.gelu_forward(x, "none"), F.gelu_backward, [r((B, T, D))], [0], ["dx"])
-    yield "mlp", check_pair(F.mlp_forward, F.mlp_backward,
-                            [r((B, T, D)), r((D, M)) / np.sqrt(D), r(M), r((M, D)) / np.sqrt(M), r(D)],
-                            [0, 1, 2, 3, 4], ["dx", "dw1", "db1", "dw2", "db2"])
+    yield "patchify", check(lambda x: F.patchify_forward(x, 4), F.patchify_backward, [r((2, 8, 8, 3))], [0], ["dx"])
+    yield "linear", check(F.linear_forward, F.linear_backward, [r((B, T, 6)), r((6, D)), r(D)], [0, 1, 2], ["dx", "dw", "db"])
+    yield "cls_token", check(F.cls_token_forward, F.cls_token_backward, [r((B, T, D)), r((1, 1, D))], [0, 1], ["dx", "dcls"])
+    yield "pos_embed", check(F.pos_embed_forward, F.pos_embed_backward, [r((B, T, D)), r((1, T, D))], [0, 1], ["dx", "dpos"])
+    yield "learned_2d_pos", check(lambda row, col: F.learned_2d_pos_forward(row, col, True),
+                                  F.learned_2d_pos_backward, [r((3, D // 2)), r((4, D // 2))], [0, 1],
+                                  ["drow", "dcol"])
+    yield "softmax", check(F.softmax_forward, F.softmax_backward, [r((B, T, 7))], [0], ["dx"])
+    yield "attention", check(F.attention_forward, F.attention_backward,
+                             [r((B, H, T, 4)), r((B, H, T, 4)), r((B, H, T, 4))], [0, 1, 2], ["dq", "dk", "dv"])
+    yield "split_heads", check(lambda x: (F.split_heads(x, H), None), lambda d, c: F.split_heads_backward(d),
+                               [r((B, T, D))], [0], ["dx"])
+    yield "merge_heads", check(lambda x: (F.merge_heads(x), None), lambda d, c: F.merge_heads_backward(d, H),
+                               [r((B, H, T, 4))], [0], ["dx"])
+    yield "mhsa", check(lambda x, wq, bq, wo, bo: F.mhsa_forward(x, wq, bq, wo, bo, H), F.mhsa_backward,
+                        [r((B, T, D)), r((D, 3 * D)) / np.sqrt(D), r(3 * D), r((D, D)) / np.sqrt(D), r(D)],
+                        [0, 1, 2, 3, 4], ["dx", "dw_qkv", "db_qkv", "dw_out", "db_out"],
+                        known_zero={"db_qkv": slice(D, 2 * D)})
+    yield "layernorm", check(F.layernorm_forward, F.layernorm_backward, [r((B, T, D)), 1 + r(D), r(D)],
+                             [0, 1, 2], ["dx", "dgamma", "dbeta"])
+    yield "gelu (tanh)", check(lambda x: F.gelu_forward(x, "tanh"), F.gelu_backward, [r((B, T, D))], [0], ["dx"])
+    yield "gelu (exact)", check(lambda x: F.gelu_forward(x, "none"), F.gelu_backward, [r((B, T, D))], [0], ["dx"])
+    yield "mlp", check(F.mlp_forward, F.mlp_backward,
+                       [r((B, T, D)), r((D, M)) / np.sqrt(D), r(M), r((M, D)) / np.sqrt(M), r(D)],
+                       [0, 1, 2, 3, 4], ["dx", "dw1", "db1", "dw2", "db2"])
     # Dropout: a fresh generator with the same seed on every call, so every forward draws the same mask.
-    yield "dropout", check_pair(lambda x: F.dropout_forward(x, 0.3, make_rng(seed, 1, xp=xp), True),
-                                F.dropout_backward, [r((B, T, D))], [0], ["dx"])
-    yield "drop_path", check_pair(lambda x: F.drop_path_forward(x, 0.5, make_rng(seed, 2, xp=xp), True),
-                                  F.drop_path_backward,
-                                  [r((4, T, D))], [0], ["dx"])
-    yield "cls_pool", check_pair(F.cls_pool_forward, F.cls_pool_backward, [r((B, T, D))], [0], ["dx"])
-    yield "tanh (pre-logits)", check_pair(F.tanh_forward, F.tanh_backward, [r((B, D))], [0], ["dx"])
-    yield "gap", check_pair(F.gap_forward, F.gap_backward, [r((B, T, D))], [0], ["dx"])
+    yield "dropout", check(lambda x: F.dropout_forward(x, 0.3, make_rng(seed, 1, xp=xp), True),
+                           F.dropout_backward, [r((B, T, D))], [0], ["dx"])
+    yield "drop_path", check(lambda x: F.drop_path_forward(x, 0.5, make_rng(seed, 2, xp=xp), True),
+                             F.drop_path_backward,
+                             [r((4, T, D))], [0], ["dx"])
+    yield "cls_pool", check(F.cls_pool_forward, F.cls_pool_backward, [r((B, T, D))], [0], ["dx"])
+    yield "tanh (pre-logits)", check(F.tanh_forward, F.tanh_backward, [r((B, D))], [0], ["dx"])
+    yield "gap", check(F.gap_forward, F.gap_backward, [r((B, T, D))], [0], ["dx"])
 
     # The encoder block: gradients of the input and of all twelve parameters.
     p = _block_params(rng, D, M)
@@ -184,8 +181,8 @@ def _component_checks(F, seed, xp=np):
         dx, g = F.encoder_block_backward(dout, cache)
         return (dx, *[g[n] for n in names])
 
-    yield "encoder_block", check_pair(block_fwd, block_bwd, [x, *p.values()], list(range(13)), ["dx", *names],
-                                      known_zero={"b_qkv": slice(D, 2 * D)})
+    yield "encoder_block", check(block_fwd, block_bwd, [x, *p.values()], list(range(13)), ["dx", *names],
+                                 known_zero={"b_qkv": slice(D, 2 * D)})
 
     # Cross-entropy: a scalar loss, with label smoothing, with integer and with soft targets.
     for smoothing, soft in ((0.0, False), (0.1, False), (0.1, True)):
@@ -200,12 +197,12 @@ def _component_checks(F, seed, xp=np):
     # Training-only pieces: token dropping with a fixed kept set (class token + 3 of 4 patches), and
     # position tables interpolated to a smaller grid (progressive resizing).
     keep = xp.asarray(np.array([[0, 2, 3], [1, 2, 3]]))
-    yield "token_drop", check_pair(lambda x: F.token_drop_forward(x, keep, 1), F.token_drop_backward,
-                                   [r((B, T, D))], [0], ["dx"])
-    yield "pos_resize", check_pair(lambda p: F.pos_resize_forward(p, 4, 4, 3, 3, True), F.pos_resize_backward,
-                                   [r((1, 17, D))], [0], ["dpos"])
-    yield "table_resize", check_pair(lambda t: F.table_resize_forward(t, 3), F.table_resize_backward,
-                                     [r((4, D))], [0], ["dtable"])
+    yield "token_drop", check(lambda x: F.token_drop_forward(x, keep, 1), F.token_drop_backward,
+                              [r((B, T, D))], [0], ["dx"])
+    yield "pos_resize", check(lambda p: F.pos_resize_forward(p, 4, 4, 3, 3, True), F.pos_resize_backward,
+                              [r((1, 17, D))], [0], ["dpos"])
+    yield "table_resize", check(lambda t: F.table_resize_forward(t, 3), F.table_resize_backward,
+                                [r((4, D))], [0], ["dtable"])
 
 
 def model_check(config=None, seed=0, samples_per_param=12, batch_size=2, xp=np):
