@@ -20,10 +20,11 @@ increasing order, so the original order is kept).
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
+
+from minivit.tempfiles import atomic_file
 
 PACK_FORMAT = 1
 KEYS = ("x_train", "y_train", "train_index", "x_test", "y_test", "test_index", "classes", "dataset", "name", "format")
@@ -59,12 +60,8 @@ def pack(ds, out, n_train: int = 10000, n_test: int = 2000, seed: int = 0, datas
                   test_index=te.astype(np.int64), classes=np.array(list(ds.classes), dtype=str),
                   dataset=np.array(dataset or ds.name), name=np.array(ds.name), format=np.array(PACK_FORMAT))
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp.npz")
-    try:
-        np.savez_compressed(tmp, **arrays)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_file(out, "wb") as f:
+        np.savez_compressed(f, **arrays)
     return dict(path=str(out), bytes=out.stat().st_size, n_train=n_train, n_test=n_test,
                 dataset=str(arrays["dataset"]), name=ds.name)
 
