@@ -12,14 +12,20 @@ from pathlib import Path
 from minivit.errors import UsageError
 
 
-def positive_int(s):
+def checked_number(s, convert, in_range, expected, out_of_range=None):
+    """``convert(s)`` (int or float) if ``in_range`` holds for it; otherwise argparse's complaint
+    'expected <expected>, got <s>' (out_of_range: another wording for a number outside the range)."""
     try:
-        v = int(s)
+        v = convert(s)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s}")
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {s}") from None
+    if not in_range(v):
+        raise argparse.ArgumentTypeError(f"expected {out_of_range or expected}, got {s}")
     return v
+
+
+def positive_int(s):
+    return checked_number(s, int, lambda v: v >= 1, "a positive integer")
 
 
 OUT_FOLDERS = ("train", "finetune", "eval", "inspect")     # the subcommands whose --out is a folder
@@ -38,34 +44,17 @@ def data_source(s):
 
 
 def nonnegative_int(s):
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {s}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {s}")
-    return v
+    return checked_number(s, int, lambda v: v >= 0, "an integer >= 0")
 
 
 def positive_float(s):
-    try:
-        v = float(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {s}") from None
-    if not 0 < v < float("inf"):                  # refuses nan and inf too
-        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {s}")
-    return v
+    return checked_number(s, float, lambda v: 0 < v < float("inf"),     # refuses nan and inf too
+                          "a positive number", out_of_range="a positive finite number")
 
 
 def fraction(s):
     """A number in [0, 1): --ema-decay, --token-drop."""
-    try:
-        v = float(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {s}") from None
-    if not 0 <= v < 1:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {s}")
-    return v
+    return checked_number(s, float, lambda v: 0 <= v < 1, "a number in [0, 1)")
 
 
 def resize_stages(s):
