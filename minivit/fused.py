@@ -31,6 +31,7 @@ from pathlib import Path
 
 from minivit import fused_ops, fused_verify
 from minivit.fused_kernels import KERNELS
+from minivit.tempfiles import atomic_file
 
 ENV_VAR = "MINIVIT_FUSED"
 TABLE_ENV_VAR = "MINIVIT_FUSED_TABLE"
@@ -114,9 +115,8 @@ def record(results, path=None) -> list:
                                          "max_rel_error": r["max_rel_error"].get("float32"),
                                          "max_rel_error_float64": r["max_rel_error"].get("float64")}
         added.append(r["kernel"])
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+    with atomic_file(path) as f:
+        f.write(json.dumps(data, indent=2) + "\n")
     return added
 
 
