@@ -246,19 +246,18 @@ class ViT(Module, FineTuning):
         dz = F.dropout_backward(dz, cache["drop"])
         if "token_drop" in cache:
             dz = F.token_drop_backward(dz, cache["token_drop"])
-        if "pos_resize" in cache:
-            dz, dtable = F.pos_embed_backward(dz, cache["pos"])
-            self.pos_embed.grad = F.pos_resize_backward(dtable, cache["pos_resize"])
-        elif "row_resize" in cache:
-            dz, dtable = F.pos_embed_backward(dz, cache["pos"])
-            drow, dcol = F.learned_2d_pos_backward(dtable, cache["pos2d"])
-            self.pos_embed_row.grad = F.table_resize_backward(drow, cache["row_resize"])
-            self.pos_embed_col.grad = F.table_resize_backward(dcol, cache["col_resize"])
-        elif c.pos_embed == "learned":
-            dz, self.pos_embed.grad = F.pos_embed_backward(dz, cache["pos"])
+        if c.pos_embed == "learned":
+            dz, dpos = F.pos_embed_backward(dz, cache["pos"])
+            if "pos_resize" in cache:                   # another grid: back through the interpolation
+                dpos = F.pos_resize_backward(dpos, cache["pos_resize"])
+            self.pos_embed.grad = dpos
         elif c.pos_embed == "learned2d":
             dz, dtable = F.pos_embed_backward(dz, cache["pos"])
-            self.pos_embed_row.grad, self.pos_embed_col.grad = F.learned_2d_pos_backward(dtable, cache["pos2d"])
+            drow, dcol = F.learned_2d_pos_backward(dtable, cache["pos2d"])
+            if "row_resize" in cache:                   # another grid: back through the interpolation
+                drow = F.table_resize_backward(drow, cache["row_resize"])
+                dcol = F.table_resize_backward(dcol, cache["col_resize"])
+            self.pos_embed_row.grad, self.pos_embed_col.grad = drow, dcol
         if c.pool == "cls":
             dz, self.cls_token.grad = F.cls_token_backward(dz, cache["cls"])
         dpatches = self.patch_embed.backward(dz)
