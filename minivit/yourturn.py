@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from minivit.gradcheck import rel_error   # max |got - want| / max(|got| + |want|, 1e-8), the largest entry
 from minivit.yourturn_steps import INPUTS, STEPS
 
 RIGHT_TOL = 1e-7          # relative error below which a step counts as right (float64 inputs)
@@ -33,12 +34,6 @@ def inputs(topic):
     if topic not in INPUTS:
         raise KeyError(f"no scaffold inputs {topic!r}; known: {', '.join(sorted(INPUTS))}")
     return tuple(np.array(a, copy=True) if isinstance(a, np.ndarray) else a for a in INPUTS[topic]())
-
-
-def rel_error(got, want):
-    """max |got - want| / max(|got| + |want|, 1e-8), elementwise, the largest entry."""
-    got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
-    return float(np.max(np.abs(got - want) / np.maximum(np.abs(got) + np.abs(want), 1e-8))) if want.size else 0.0
 
 
 def check(name, value):
