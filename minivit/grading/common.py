@@ -143,17 +143,6 @@ def _mismatch(name, got, want, tol=TOL64):
             f"(expected {w[ix]:.6g}, got {g[ix]:.6g})")
 
 
-def _matches(got, want, tol=TOL64):
-    try:
-        got = np.asarray(got, dtype=np.float64)
-        want = np.asarray(want, dtype=np.float64)
-    except Exception:
-        return False
-    if got.shape != want.shape or not np.all(np.isfinite(got)) or not np.all(np.isfinite(want)):
-        return False
-    return float(np.abs(got - want).max(initial=0.0)) <= tol * max(float(np.abs(want).max(initial=0.0)), 1e-30)
-
-
 def _fail_with(message, mistake):
     raise Fail(f"{message}\n{MISTAKES[mistake]}", mistake)
 
