@@ -246,9 +246,11 @@ def main(argv=None):
     fns = {}
     if args.impl in ("reference", "both"):
         fns["minivit"] = minivit_step
+    fast_impl = {}
     if args.impl in ("fast", "both"):
         # CPU: the NumPy fast paths; GPU: the fused kernels that MINIVIT_FUSED lets run (minivit/fused.py)
-        fns["minivit fast"] = with_impl(fast.FUNCTIONS if args.device == "cpu" else fast.functions(), minivit_step)
+        fast_impl = fast.FUNCTIONS if args.device == "cpu" else fast.functions()
+        fns["minivit fast"] = with_impl(fast_impl, minivit_step)
     if not fns:
         fns["minivit"] = minivit_step
     fns["PyTorch"] = torch_step
@@ -283,8 +285,7 @@ def main(argv=None):
     if args.device == "gpu" and "minivit fast" in fns:
         from minivit import fused_kernels
 
-        fused_info = {"fused_functions": sorted(n for n, f in fast.functions().items()
-                                                if f.__module__ == "minivit.fused_ops"),
+        fused_info = {"fused_functions": sorted(n for n, f in fast_impl.items() if f.__module__ == "minivit.fused_ops"),
                       "fused_compile_s": fused_kernels.COMPILE_SECONDS.get("module")}
     gpu = {}
     if tdev.type == "cuda":
