@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from minivit.augment import AugmentConfig, augment_batch
+from minivit.augment import AugmentConfig
 from minivit.backend import get_array_module, get_xp, to_numpy
 from minivit.ops import F
 from minivit.recipes import TrainConfig
-from minivit.train_data import augment_config
+from minivit.train_data import augment_config, eval_batches
 
 
 def evaluate(model, x_uint8, y, aug: AugmentConfig, num_classes, batch_size=500, batch_transform=None, forward=None,
@@ -32,10 +32,7 @@ def evaluate(model, x_uint8, y, aug: AugmentConfig, num_classes, batch_size=500,
     model.eval()
     total_loss, preds = 0.0, []
     try:
-        for i in range(0, len(x_uint8), batch_size):
-            xb, yb = augment_batch(x_uint8[i:i + batch_size], y[i:i + batch_size], None, aug, num_classes, train=False)
-            if batch_transform is not None:
-                xb = batch_transform(xb)
+        for xb, yb in eval_batches(x_uint8, y, aug, num_classes, batch_size, batch_transform):
             logits = forward(xb)
             loss, _ = F.cross_entropy_forward(logits, yb)
             total_loss = total_loss + loss * len(xb)       # a device array on a GPU: no wait per batch

@@ -3,13 +3,14 @@
 ``prepare_data`` loads CIFAR-10/100 (or takes a dataset object), keeps a seeded ``--subset`` of the
 training images and the first ``--test-subset`` test images, checks the labels once, and puts the
 arrays on the device; ``augment_config`` is a TrainConfig's augmentation with its dataset's mean
-and std. Used by :class:`minivit.train.Trainer` and by minivit/evaluation.py.
+and std; ``eval_batches`` the test images in batches as the model sees them. Used by
+:class:`minivit.train.Trainer`, minivit/evaluation.py and minivit/tta.py.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from minivit.augment import CIFAR10_MEAN, CIFAR10_STD, CIFAR100_MEAN, CIFAR100_STD, AugmentConfig
+from minivit.augment import CIFAR10_MEAN, CIFAR10_STD, CIFAR100_MEAN, CIFAR100_STD, AugmentConfig, augment_batch
 from minivit.recipes import TrainConfig
 
 
@@ -45,3 +46,11 @@ def prepare_data(cfg: TrainConfig, xp, data_dir=None, dataset_obj=None):
 def augment_config(cfg: TrainConfig) -> AugmentConfig:
     mean, std = (CIFAR100_MEAN, CIFAR100_STD) if cfg.dataset == "cifar100" else (CIFAR10_MEAN, CIFAR10_STD)
     return AugmentConfig(**{"mean": mean, "std": std, **cfg.augment})
+
+
+def eval_batches(x_uint8, y, aug: AugmentConfig, num_classes, batch_size=500, batch_transform=None):
+    """The test images in batches of ``batch_size``, as the model sees them: (x (B, H, W, C) normalized
+    floats, y (B,) labels), without augmentation; ``batch_transform`` applied to every x."""
+    for i in range(0, len(x_uint8), batch_size):
+        xb, yb = augment_batch(x_uint8[i:i + batch_size], y[i:i + batch_size], None, aug, num_classes, train=False)
+        yield (xb if batch_transform is None else batch_transform(xb)), yb

@@ -17,9 +17,9 @@ channels-last batch (B, H, W, C): x[:, :, ::-1].
 """
 from __future__ import annotations
 
-from minivit.augment import augment_batch
 from minivit.backend import get_array_module
 from minivit.ops import F
+from minivit.train_data import eval_batches
 
 
 def hflip(x):
@@ -58,10 +58,7 @@ def evaluate_tta(model, x_uint8, y, aug, num_classes, batch_size=500, batch_tran
     loss = loss_tta = 0.0
     preds, preds_tta = [], []
     try:
-        for i in range(0, n, batch_size):
-            xb, yb = augment_batch(x_uint8[i:i + batch_size], y[i:i + batch_size], None, aug, num_classes, train=False)
-            if batch_transform is not None:
-                xb = batch_transform(xb)
+        for xb, yb in eval_batches(x_uint8, y, aug, num_classes, batch_size, batch_transform):
             logits = forward(xb)
             p_tta = tta_average(logits, forward(hflip(xb)))
             batch_loss, _ = F.cross_entropy_forward(logits, yb)
