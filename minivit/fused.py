@@ -54,7 +54,11 @@ def table_path() -> Path:
 
 def load_table(path=None) -> dict:
     """{kernel: {device, cupy, max_rel_error, date, ...}}: the kernels a GPU has verified."""
-    path = Path(path) if path else table_path()
+    return _read_table(Path(path) if path else table_path())["verified"]
+
+
+def _read_table(path) -> dict:
+    """The whole JSON object of the table file ``path``, checked (its 'verified' part names known kernels)."""
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
@@ -67,7 +71,7 @@ def load_table(path=None) -> dict:
     unknown = sorted(set(verified) - set(KERNELS))
     if unknown:
         raise ValueError(f"{path}: unknown kernels {unknown}; known: {', '.join(KERNELS)}")
-    return verified
+    return data
 
 
 def chosen(which=None, table=None) -> frozenset:
@@ -102,8 +106,7 @@ def record(results, path=None) -> list:
     """Add the GPU results that passed to the table of verified kernels; returns their names."""
     path = Path(path) if path else table_path()
     base = path if path.exists() else TABLE_PATH
-    load_table(base)                                       # (validates it)
-    data = json.loads(base.read_text())
+    data = _read_table(base)
     added = []
     for r in results:
         if not r.get("ok"):
