@@ -138,6 +138,12 @@ def synchronize(xp) -> None:
         xp.cuda.Device().synchronize()
 
 
+def gpu_name(cp, device_id: int = 0) -> str:
+    """The name of CUDA device ``device_id``, as CuPy reports it (bytes or str, by version)."""
+    name = cp.cuda.runtime.getDeviceProperties(device_id)["name"]
+    return name.decode() if isinstance(name, bytes) else name
+
+
 def info() -> dict:
     """Backend, device and library versions, as a dict (what ``python -m minivit info`` prints).
     Never raises for a device that is asked for but missing: it reports what it found."""
@@ -171,10 +177,8 @@ def info() -> dict:
         except Exception:
             out["cupy"] = "not installed"
     else:
-        props = cp.cuda.runtime.getDeviceProperties(0)
-        name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
         out["cupy"] = cp.__version__
-        out["gpu"] = name
+        out["gpu"] = gpu_name(cp)
         out["cuda_runtime"] = cp.cuda.runtime.runtimeGetVersion()
     try:
         dev = resolve_device()

@@ -24,7 +24,7 @@ import numpy as np
 
 from minivit import fused_kernels as fk
 from minivit import layers, optim
-from minivit.backend import make_rng, to_numpy
+from minivit.backend import gpu_name, make_rng, to_numpy
 
 TOLERANCE = {"float32": 1e-5, "float64": 1e-12}
 
@@ -149,9 +149,7 @@ def _environment(xp) -> dict:
     env = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")}
     if xp is np:
         return {**env, "device": "cpu (NumPy: a plumbing check, not a verification)", "cupy": None}
-    props = xp.cuda.runtime.getDeviceProperties(xp.cuda.Device().id)
-    name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
-    return {**env, "device": name, "cupy": xp.__version__,
+    return {**env, "device": gpu_name(xp, xp.cuda.Device().id), "cupy": xp.__version__,
             "cuda_runtime": xp.cuda.runtime.runtimeGetVersion()}
 
 
