@@ -20,7 +20,8 @@ from minivit.checkpoint import CheckpointError
 class PlannedRun:
     """The part of :class:`minivit.train.Trainer` that fixes its step count (a mixin, like
     ``runstate.RunCheckpoints``): an epoch count, ``cfg.steps``, or a plan for ``cfg.time_budget``.
-    It uses the trainer's cfg, steps_per_epoch, model, opt, data, clock and started."""
+    It uses the trainer's cfg, steps_per_epoch, model, opt, data, clock, started and evaluate_test
+    (minivit/trainer_options.py)."""
 
     plan: Plan | None = None
 
@@ -117,18 +118,13 @@ class PlannedRun:
 
     def _evaluate_first(self, evaluate, n: int):
         """Evaluate the first n images of the evaluation set, as an evaluation of the run does
-        (through ``evaluate_test`` where the trainer has one: EMA weights, flip TTA)."""
-        if hasattr(self, "evaluate_test"):
-            data = self.data
-            self.data = {**data, "x_test": data["x_test"][:n], "y_test": data["y_test"][:n]}
-            try:
-                self.evaluate_test(evaluate)
-            finally:
-                self.data = data
-            return
-        evaluate(self.model, self.data["x_test"][:n], self.data["y_test"][:n], self.aug, self.data["num_classes"],
-                 self.cfg.eval_batch_size, self.batch_transform,
-                 forward=self.parallel.forward if self.parallel else None)
+        (through the trainer's ``evaluate_test``: EMA weights, flip TTA)."""
+        data = self.data
+        self.data = {**data, "x_test": data["x_test"][:n], "y_test": data["y_test"][:n]}
+        try:
+            self.evaluate_test(evaluate)
+        finally:
+            self.data = data
 
     def _dry_commit(self):
         """What an evaluation writes (best.npz and last.npz, metrics.csv, curves.png), to throwaway files."""
