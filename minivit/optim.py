@@ -174,13 +174,18 @@ def warmup_cosine(step, total_steps, base_lr, warmup_steps=0, min_lr=0.0):
     return min_lr + 0.5 * (base_lr - min_lr) * (1.0 + math.cos(math.pi * progress))
 
 
-def global_grad_norm(params) -> float:
-    """sqrt(sum over all parameters of sum(grad^2)), accumulated on the device in float64."""
-    params = list(params)
-    xp = get_array_module(params[0].grad)
+def _grad_square_sum(params, xp):
+    """sum over all parameters of sum(grad^2): a 0-d float64 array on the device."""
     total = xp.zeros((), dtype=np.float64)
     for p in params:
         total += xp.vdot(p.grad, p.grad)      # sum of squares without a temporary array
+    return total
+
+
+def global_grad_norm(params) -> float:
+    """sqrt(sum over all parameters of sum(grad^2)), accumulated on the device in float64."""
+    params = list(params)
+    total = _grad_square_sum(params, get_array_module(params[0].grad))
     return math.sqrt(float(total))            # one device-to-host transfer
 
 
@@ -190,10 +195,7 @@ def clip_grad_norm(params, max_norm: float) -> float:
     params = list(params)
     xp = get_array_module(params[0].grad)
     if xp is not np and max_norm:
-        total = xp.zeros((), dtype=np.float64)
-        for p in params:
-            total += xp.vdot(p.grad, p.grad)
-        norm = xp.sqrt(total)
+        norm = xp.sqrt(_grad_square_sum(params, xp))
         scale = xp.where(norm > max_norm, max_norm / (norm + 1e-6), 1.0)
         for p in params:
             p.grad *= scale.astype(p.grad.dtype)
