@@ -127,9 +127,7 @@ def _train(args, cfg, out):
               f"{fast.ENV_VAR}=0: fast paths off, training with the reference functions")
     # started: a --time-budget counts from the process's start (minivit/budget.py)
     trainer = Trainer(cfg, out, device=args.device, data_dir=args.data_dir, impl=impl, started=process_started())
-    if args.resume:
-        if not (trainer.out / "last.npz").exists():
-            raise FileNotFoundError(f"--resume: no checkpoint {trainer.out / 'last.npz'} to resume from")
+    if args.resume:                           # claim_run_folder has checked that last.npz is there
         trainer.resume()
         print(f"resuming from {trainer.out / 'last.npz'}: epoch {trainer.epoch + 1}, step {trainer.step_in_epoch}")
     history = trainer.fit()
