@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minivit.grading.common import REF, TOL64
+from minivit.grading.common import REF, TOL64, _bias_variants
 from minivit.grading.topics.diagnosis import describe_terms
 from minivit.layers.block import BLOCK_PARAM_NAMES
 
@@ -77,7 +77,7 @@ def bias_variant(name, k):
     only), or averaged. The dy of b2 is the MLP's upstream gradient, of b_out the attention's."""
     def f(a, dout, rc, rg):
         dy = mlp_path(dout, rc)[2] if name == "b2" else attention_path(mlp_path(dout, rc)[0] + dout, rc)[2]
-        return {name: (dy, dy.sum(axis=0), dy.mean(axis=(0, 1)))[k]}
+        return _bias_variants(name, dy, (0, 1))[k][1]
     return f
 
 
