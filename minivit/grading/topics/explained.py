@@ -11,9 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
-from minivit.grading.common import TOL64, Fail
+from minivit.grading.common import TOL64, Fail, _safe
 from minivit.grading.pair import Pair
 
 
@@ -32,13 +30,9 @@ class ExplainedPair(Pair):
     explain: object = None         # (args, dout, ref_cache, mine, ref) -> str ("" when it has nothing to say)
 
     def backward_mistakes(self, args, dout, ref_cache, ref_grads, grads, tol=TOL64):
-        if self.explain is not None:
-            try:
-                with np.errstate(all="ignore"):
-                    self._why = self.explain(args, dout, ref_cache, dict(zip(self.grads, grads)),
-                                             dict(zip(self.grads, ref_grads)))
-            except Exception:            # an explanation must never turn a failed check into a crash
-                self._why = ""
+        if self.explain is not None:     # an explanation must never turn a failed check into a crash
+            self._why = _safe(self.explain, args, dout, ref_cache, dict(zip(self.grads, grads)),
+                              dict(zip(self.grads, ref_grads))) or ""
         keys = super().backward_mistakes(args, dout, ref_cache, ref_grads, grads, tol)
         return _prefer_backward(keys, {k for k, _ in self.bwd_mistakes}, {k for k, _ in self.fwd_mistakes})
 

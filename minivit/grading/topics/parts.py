@@ -9,21 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
-from minivit.grading.common import TOL64, Fail
+from minivit.grading.common import TOL64, Fail, _safe
 from minivit.grading.detect import sure_mistakes
 from minivit.grading.pair import Pair
 from minivit.grading.topics.diagnosis import fit_terms as _fit_list
-
-
-def _safe(variant, *args):
-    """variant(*args) with NumPy warnings silenced; None when it raises (it does not apply here)."""
-    try:
-        with np.errstate(all="ignore"):
-            return variant(*args)
-    except Exception:
-        return None
 
 
 def fit_terms(got, terms):
