@@ -227,3 +227,19 @@ def _bias_variants(name, dy, lead_axes):
     return out
 
 
+def _bias_mistakes(name, dy_of=None, lead=None):
+    """bwd_mistakes entries [(key, variant(args, dout, ref_cache, ref_grads))] for the wrong forms of
+    a bias-like gradient (:func:`_bias_variants`), each computed only when tried. dy_of(args, dout,
+    ref_cache): the gradient flowing into the parameter's output (default: dout itself); lead: the
+    axes the parameter is broadcast over (default: all of dout's but the last)."""
+    keys = ("bias_grad_not_summed", "bias_grad_not_summed", "grad_mean_not_sum", "bias_grad_not_summed")
+
+    def form(k):
+        def variant(args, dout, rc, rg):
+            dy = dout if dy_of is None else dy_of(args, dout, rc)
+            forms = _bias_variants(name, dy, lead if lead is not None else tuple(range(dout.ndim - 1)))
+            return forms[k][1] if k < len(forms) else None       # the 4th needs two lead axes
+        return variant
+    return [(key, form(k)) for k, key in enumerate(keys)]
+
+

@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from minivit.layers.activation import _erf
-from minivit.grading.common import (MISTAKES, TOL64, Check, Fail, REF, _bias_variants, _call_forward, _copy,
+from minivit.grading.common import (MISTAKES, TOL64, Check, Fail, REF, _bias_mistakes, _call_forward, _copy,
     _grads_tuple, _mismatch, _rng)
 from minivit.grading.topics.diagnosis import describe_terms
 from minivit.grading.topics.explained import ExplainedPair
@@ -193,13 +193,8 @@ def _mlp_bwd_mistakes():
     """Wrong MLP backwards: b1/b2 not summed (or averaged), W1/W2's gradient transposed, no GELU on
     the way back, GELU's derivative taken at its output. (GELU's own mistakes are GELU's checks'.)"""
     out = []
-    for name in ("db2", "db1"):
-        for k, key in enumerate(("bias_grad_not_summed", "bias_grad_not_summed", "grad_mean_not_sum",
-                                 "bias_grad_not_summed")):
-            def v(a, d, rc, rg, name=name, k=k):
-                dy = d if name == "db2" else _mlp_chain(a, d, rc)[1]
-                return _bias_variants(name, dy, tuple(range(d.ndim - 1)))[k][1]
-            out.append((key, v))
+    out += _bias_mistakes("db2")
+    out += _bias_mistakes("db1", lambda a, d, rc: _mlp_chain(a, d, rc)[1])
     for name in ("dw1", "dw2"):
         out.append(("dw_transposed", lambda a, d, rc, rg, name=name: {name: rg[name].T}))
     out.append(("missing_activation_backward", lambda a, d, rc, rg: _first_layer(_mlp_chain(a, d, rc)[0], rc)))

@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from minivit import gradcheck
-from minivit.grading.common import (MISTAKES, Check, FD_TOL, KEY_ZERO_TOL, Fail, REF, _as_array, _bias_variants,
+from minivit.grading.common import (MISTAKES, Check, FD_TOL, KEY_ZERO_TOL, Fail, REF, _as_array, _bias_mistakes,
     _check_inputs_unchanged, _copy, _describe_args, _fail_with, _fd, _mismatch, _rng, _softmax)
 from minivit.grading.detect import next_step_forward, sure_mistakes, where_feedback
 from minivit.grading.topics.explained import ExplainedPair
@@ -196,13 +196,8 @@ def _mhsa_bwd_mistakes():
     """Bias gradients not summed; the layout errors of each link; a wrong scale on dq and dk; a
     transposed weight gradient."""
     out = []
-    for name in ("db_out", "db_qkv"):
-        for k, key in enumerate(("bias_grad_not_summed", "bias_grad_not_summed", "grad_mean_not_sum",
-                                 "bias_grad_not_summed")):
-            def v(a, d, rc, rg, name=name, k=k):
-                dy = d if name == "db_out" else _mhsa_dqkv(rc, d)
-                return _bias_variants(name, dy, (0, 1))[k][1]
-            out.append((key, v))
+    out += _bias_mistakes("db_out", lead=(0, 1))
+    out += _bias_mistakes("db_qkv", lambda a, d, rc: _mhsa_dqkv(rc, d), lead=(0, 1))
     out += [("heads_reshape_only", _links_variant(merge="reshape")),
             ("heads_interleaved", _links_variant(merge="inter")),
             ("dqkv_no_transpose", _links_variant(layout="reshape")),

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from minivit.grading.common import REF, MISTAKES, _bias_variants, _call_forward, _fail_with, _grads_tuple, _rng
+from minivit.grading.common import REF, MISTAKES, _bias_mistakes, _call_forward, _fail_with, _grads_tuple, _rng
 from minivit.grading.detect import sure_mistakes
 from minivit.grading.topics.parts import PartsPair, describe_fit, fit_terms
 
@@ -111,15 +111,8 @@ PATCH = PartsPair(
 
 def _linear_bwd_mistakes():
     """bwd_mistakes of the linear layer: db not summed / averaged, dw averaged or transposed, dx flat."""
-    keys = ("bias_grad_not_summed", "bias_grad_not_summed", "grad_mean_not_sum", "bias_grad_not_summed")
-
-    def make(k):
-        def v(args, dout, rc, rg):
-            cands = _bias_variants("db", dout, tuple(range(dout.ndim - 1)))
-            return cands[k][1] if k < len(cands) else None
-        return v
     rows = lambda dout: int(np.prod(dout.shape[:-1]))          # noqa: E731  (B*N: the positions using W)
-    return tuple((key, make(k)) for k, key in enumerate(keys)) + (
+    return tuple(_bias_mistakes("db")) + (
         ("dw_transposed", lambda args, dout, rc, rg: {"dw": rg["dw"].T}),
         ("grad_mean_not_sum", lambda args, dout, rc, rg: {"dw": rg["dw"] / rows(dout), "db": rg["db"] / rows(dout)}),
         ("grad_mean_not_sum", lambda args, dout, rc, rg: {"dw": rg["dw"] / rows(dout)}),
