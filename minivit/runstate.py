@@ -2,7 +2,8 @@
 non-finite model.
 
 :class:`RunCheckpoints` is the part of :class:`minivit.train.Trainer` that writes checkpoints
-(``Trainer`` inherits it; it uses the trainer's ``out``, ``model``, ``opt``, ``cfg`` and position).
+(``Trainer`` inherits it; it uses the trainer's ``out``, ``model``, ``opt``, ``cfg``, position and
+``extra_state``).
 
 After an evaluation the trainer *commits* its outcome in three moves:
 
@@ -102,7 +103,7 @@ class RunCheckpoints:
         self.save("last.npz")
 
     def _write(self, name, meta):
-        extra = self.extra_state() if hasattr(self, "extra_state") else {}      # e.g. an EMA's arrays
+        extra = self.extra_state()        # e.g. an EMA's arrays (minivit/trainer_options.py)
         bad = nonfinite_arrays({**self.model.state_dict(), **self.opt.state_dict(), **extra})
         if bad:
             raise TrainingDiverged(f"not saving {self.out / name}: {', '.join(bad[:3])}"
