@@ -108,6 +108,9 @@ def build_parser():
     s.add_argument("--data-dir", default=None, help="folder holding CIFAR (default: $MINIVIT_DATA or ~/.cache/minivit)")
     s.add_argument("--dataset", default=None, choices=["cifar10", "cifar100"])
     s.add_argument("--subset", type=positive_int, default=None, help="train on only N images")
+    s.add_argument("--val-split", type=positive_int, default=None, metavar="N",
+                   help="hold out N training images (a fixed choice) and evaluate on them instead of the test "
+                        "set: best.npz is chosen on them (for comparing settings; e.g. 5000)")
     s.add_argument("--out", default=None, help="output folder (default: runs/PRESET-DATASET)")
     s.add_argument("--resume", action="store_true", help="continue from OUT/last.npz")
     s.add_argument("--overwrite", action="store_true", help="move a run already in OUT aside to OUT.old-TIMESTAMP")

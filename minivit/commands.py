@@ -93,7 +93,8 @@ def cmd_train(args):
 
     cfg = recipe(args.preset, epochs=args.epochs, time_budget=args.time_budget, steps=args.steps,
                  batch_size=args.batch_size, lr=args.lr, dataset=args.dataset,
-                 subset=args.subset, seed=args.seed, threads=args.threads, ema_decay=args.ema_decay,
+                 subset=args.subset, val_split=args.val_split, seed=args.seed, threads=args.threads,
+                 ema_decay=args.ema_decay,
                  flip_tta=args.flip_tta or None, optimizer=args.optimizer, resize=args.resize)
     if args.token_drop is not None or args.resize:          # the model's side of the opt-in pieces
         cfg.model = {**cfg.model, **({"token_drop": args.token_drop} if args.token_drop is not None else {}),
@@ -133,7 +134,10 @@ def _train(args, cfg, out):
     history = trainer.fit()
     if history:
         best = max(history, key=lambda r: r["test_acc"])
-        print(f"done: best test accuracy {100 * best['test_acc']:.2f}%{trainer.eval_note} (epoch {best['epoch']}); "
+        last = history[-1]
+        print(f"done: final {trainer.eval_set_name} accuracy {100 * last['test_acc']:.2f}%{trainer.eval_note} "
+              f"(step {last['step']:,}); best {trainer.eval_set_name} accuracy {100 * best['test_acc']:.2f}% "
+              f"(epoch {best['epoch']}); "
               f"outputs in {trainer.out}")
     return 0
 

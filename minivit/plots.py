@@ -23,15 +23,16 @@ def plot_curves(rows: list[dict], path, title: str = ""):
     fractional epoch (``epoch_frac``) where the rows have it, else the epoch (older metrics.csv)."""
     plt = _plt()
     ep = [r.get("epoch_frac", r["epoch"]) for r in rows]
+    name = "validation" if rows and rows[-1].get("eval_set") == "val" else "test"     # --val-split: held-out images
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     axes[0].plot(ep, [r["train_loss"] for r in rows], "o-", label="train")
-    axes[0].plot(ep, [r["test_loss"] for r in rows], "o-", label="test")
+    axes[0].plot(ep, [r["test_loss"] for r in rows], "o-", label=name)
     axes[0].set(xlabel="epoch", ylabel="cross-entropy", title="loss")
     axes[1].plot(ep, [100 * r["train_acc"] for r in rows], "o-", label="train")
-    axes[1].plot(ep, [100 * r["test_acc"] for r in rows], "o-", label="test")
+    axes[1].plot(ep, [100 * r["test_acc"] for r in rows], "o-", label=name)
     axes[1].set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
     axes[2].plot([r["time_s"] / 60 for r in rows], [100 * r["test_acc"] for r in rows], "o-", color="C1")
-    axes[2].set(xlabel="wall-clock time (min)", ylabel="test accuracy (%)", title="accuracy vs time")
+    axes[2].set(xlabel="wall-clock time (min)", ylabel=f"{name} accuracy (%)", title="accuracy vs time")
     for a in axes:
         a.grid(alpha=0.3)
     axes[0].legend()

@@ -16,15 +16,18 @@
   step       optimizer steps done so far in the run
   epoch_frac step / steps per epoch: the fractional epoch (2.5 = halfway through the third epoch)
   train_*    loss and accuracy over the epoch's training batches so far (augmented images)
-  test_*     loss and accuracy on the evaluation set
+  test_*     loss and accuracy on the evaluation set (named by ``eval_set``)
   eval_images the size of the evaluation set (e.g. 1,000 for the smoke recipe's subset of 10,000)
+  eval_set   ``test``, or ``val``: images held out of the training set (``--val-split``)
   lr         the learning rate of the last step
   time_s     elapsed training time of the run (steps and evaluations, all segments), seconds
   images_per_s training images per second of this segment's steps only
   data_frac  the data pipeline's share of this segment's step time
+  eval_weights ``ema`` when the evaluation used the EMA of the weights, else empty
+  test_*_tta the horizontal-flip TTA numbers (``--flip-tta``), else empty
   ========== ======================================================================================
 
-  Files written by an older minivit lack ``step``, ``epoch_frac`` and ``eval_images``;
+  Files written by an older minivit lack ``step``, ``epoch_frac``, ``eval_images`` and the columns after them;
   :func:`read_metrics` and the plots read both.
 """
 from __future__ import annotations
@@ -36,8 +39,10 @@ import math
 from minivit.tempfiles import atomic_file
 
 METRIC_FIELDS = ["epoch", "step", "epoch_frac", "train_loss", "train_acc", "test_loss", "test_acc", "eval_images",
-                 "lr", "time_s", "images_per_s", "data_frac"]
+                 "lr", "time_s", "images_per_s", "data_frac", "eval_set", "eval_weights", "test_loss_tta",
+                 "test_acc_tta"]
 _INTEGER_FIELDS = ("epoch", "step", "eval_images")
+_TEXT_FIELDS = ("eval_set", "eval_weights")
 
 
 def subset_label(n_eval: int, n_total: int) -> str:
@@ -86,7 +91,8 @@ def read_metrics(path) -> list[dict]:
     rows = []
     with open(path, newline="") as f:
         for r in csv.DictReader(f):
-            rows.append({k: (int(float(v)) if k in _INTEGER_FIELDS else float(v)) for k, v in r.items() if v})
+            rows.append({k: (v if k in _TEXT_FIELDS else int(float(v)) if k in _INTEGER_FIELDS else float(v))
+                         for k, v in r.items() if v})
     return rows
 
 

@@ -29,6 +29,7 @@ class TrainConfig:
     augment: dict = field(default_factory=dict)
     subset: int | None = None        # use only this many training images (seeded choice)
     test_subset: int | None = None   # evaluate on only the first N test images
+    val_split: int | None = None     # hold out N training images (a fixed choice) and evaluate on them, never the test set
     seed: int = 0
     eval_batch_size: int = 500
     threads: int = 1                 # CPU only: >1 splits each batch over threads (minivit.parallel)

@@ -108,7 +108,13 @@ class Trainer(RunCheckpoints, PlannedRun, TrainerOptions):
         self.tally = Tally(self.xp)
         n_test = len(self.data["x_test"])
         self.eval_note = subset_label(n_test, self.data.get("test_total", n_test))   # '' or ' (1,000-image subset)'
-        self.test_label = "test acc" + self.eval_note
+        self.eval_set = self.data.get("eval_set", "test")     # 'val' with cfg.val_split: the test set unused
+        self.test_label = f"{self.eval_set} acc" + self.eval_note
+
+    @property
+    def eval_set_name(self) -> str:
+        """'test', or 'held-out validation' (cfg.val_split)."""
+        return "held-out validation" if self.eval_set == "val" else "test"
 
     # -- checkpoints ---------------------------------------------------------------------
     def resume(self, path=None):
@@ -181,7 +187,7 @@ class Trainer(RunCheckpoints, PlannedRun, TrainerOptions):
             print(f"minivit: {self.model.num_parameters():,} parameters on {self.device}; "
                   f"{len(self.data['x_train'])} training images, {self.steps_per_epoch} steps/epoch, "
                   f"{self.schedule_note()}, evaluated on {n_test:,} of "
-                  f"{self.data.get('test_total', n_test):,} test images -> {self.out}")
+                  f"{self.data.get('test_total', n_test):,} {self.eval_set_name} images -> {self.out}")
             with ops.use(self.impl or {}):
                 self.make_plan(evaluate)            # a time budget: calibrate, fix the steps, print the plan
             (self.out / "config.json").write_text(json.dumps(
@@ -252,11 +258,12 @@ class Trainer(RunCheckpoints, PlannedRun, TrainerOptions):
         elapsed = self.elapsed + p["time_s"] + (time.perf_counter() - t_eval)
         row = dict(epoch=self.epoch + 1, step=self.global_step, epoch_frac=self.global_step / self.steps_per_epoch,
                    train_loss=p["loss_sum"] / p["seen"], train_acc=p["correct"] / p["seen"],
-                   test_loss=test_loss, test_acc=test_acc, eval_images=len(self.data["x_test"]), lr=self.opt.lr,
+                   test_loss=test_loss, test_acc=test_acc, eval_images=len(self.data["x_test"]),
+                   eval_set=self.eval_set, lr=self.opt.lr,
                    time_s=elapsed, images_per_s=seg.images_per_s, data_frac=seg.data_frac, **extra)
         self._bar.write(
             f"epoch {self.epoch + 1:3d}: train loss {row['train_loss']:.4f} acc {100 * row['train_acc']:.2f}% | "
-            f"test loss {test_loss:.4f} {self.test_label} {100 * test_acc:.2f}%{self.options_note(extra)} | {row['images_per_s']:.0f} img/s, "
+            f"{self.eval_set} loss {test_loss:.4f} {self.test_label} {100 * test_acc:.2f}%{self.options_note(extra)} | {row['images_per_s']:.0f} img/s, "
             f"data pipeline {100 * row['data_frac']:.1f}% of step time | {elapsed / 60:.1f} min")
         after = dict(epoch=self.epoch + 1, step_in_epoch=0, history=self.history + [row],
                      partial=dict(loss_sum=0.0, correct=0, seen=0, time_s=0.0, data_s=0.0),

@@ -1,0 +1,95 @@
+"""``--val-split N`` (TrainConfig.val_split): levers are compared on images held out of the
+training set, best.npz is chosen on them, and the test set is never read (minivit/train_data.py)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from minivit import __main__ as cli
+from minivit.checkpoint import load_checkpoint
+from minivit.progress import read_metrics
+from minivit.train import Trainer
+from minivit.train_data import prepare_data, validation_split
+
+from test_train import synthetic, tiny_cfg
+
+
+def test_split_is_disjoint_complete_and_fixed():
+    keep, val = validation_split(1000, 100)
+    assert len(val) == 100 and len(keep) == 900
+    assert not set(keep) & set(val) and sorted(set(keep) | set(val)) == list(range(1000))
+    again_keep, again_val = validation_split(1000, 100)
+    assert np.array_equal(val, again_val) and np.array_equal(keep, again_keep)
+    assert not np.array_equal(val, np.arange(100))        # a random choice, not the first images
+
+
+@pytest.mark.parametrize("n", [0, 1000, 2000])
+def test_split_size_must_leave_training_images(n):
+    with pytest.raises(ValueError, match="--val-split must be between 1 and 999"):
+        validation_split(1000, n)
+
+
+class NoTestSet:
+    """A dataset whose test images must not be read."""
+
+    def __init__(self, ds):
+        self._ds = ds
+        self.x_train, self.y_train, self.classes = ds.x_train, ds.y_train, ds.classes
+
+    @property
+    def x_test(self):
+        raise AssertionError("the test images were read")
+
+    y_test = x_test
+
+
+def test_validation_images_come_from_training_and_test_set_is_unread():
+    ds = synthetic(n_train=256, n_test=64)
+    cfg = tiny_cfg(val_split=56)
+    d = prepare_data(cfg, np, dataset_obj=NoTestSet(ds))
+    keep, val = validation_split(256, 56)
+    assert d["eval_set"] == "val" and len(d["x_train"]) == 200 and len(d["x_test"]) == 56
+    assert np.array_equal(d["x_test"], ds.x_train[val]) and np.array_equal(d["y_test"], ds.y_train[val])
+    assert np.array_equal(d["x_train"], ds.x_train[keep])
+    # the seed of the run does not move the split: every run of a comparison sees the same images
+    other = prepare_data(tiny_cfg(val_split=56, seed=99), np, dataset_obj=ds)
+    assert np.array_equal(other["x_test"], d["x_test"])
+
+
+def test_subset_is_taken_from_the_remaining_training_images():
+    ds = synthetic(n_train=256)
+    d = prepare_data(tiny_cfg(val_split=56, subset=100), np, dataset_obj=ds)
+    _, val = validation_split(256, 56)
+    val_rows = {ds.x_train[i].tobytes() for i in val}
+    assert len(d["x_train"]) == 100 and not any(x.tobytes() in val_rows for x in d["x_train"])
+
+
+def test_a_run_evaluates_and_selects_on_validation(tmp_path, capsys):
+    ds = synthetic(n_train=256, n_test=64)
+    t = Trainer(tiny_cfg(val_split=64, epochs=2), tmp_path, device="cpu", dataset_obj=NoTestSet(ds), progress=False)
+    history = t.fit()
+    out = capsys.readouterr().out
+    assert "held-out validation images" in out and "val acc" in out
+    rows = read_metrics(tmp_path / "metrics.csv")
+    assert [r["eval_set"] for r in rows] == ["val", "val"] and all(r["eval_images"] == 64 for r in rows)
+    best = max(history, key=lambda r: r["test_acc"])
+    _, _, meta = load_checkpoint(tmp_path / "best.npz")
+    assert meta["best_acc"] == best["test_acc"]
+
+
+def test_without_a_split_the_rows_say_test(tmp_path):
+    Trainer(tiny_cfg(epochs=1), tmp_path, device="cpu", dataset_obj=synthetic(), progress=False).fit()
+    assert read_metrics(tmp_path / "metrics.csv")[0]["eval_set"] == "test"
+
+
+def test_cli_refuses_a_split_as_large_as_the_training_set(tmp_path, monkeypatch, capsys):
+    import test_cli_errors as ce
+
+    if not ce.CIFAR_BIN.is_dir() and not __import__("os").environ.get("MINIVIT_DATA"):
+        pytest.skip("needs CIFAR-10 (MINIVIT_DATA)")
+    monkeypatch.setenv("MINIVIT_DEVICE", "cpu")
+    rc = cli.main(["train", "--preset", "smoke", "--val-split", "50000", "--epochs", "1", "--out", str(tmp_path / "r"),
+                   "--data-dir", ce.data_dir()])
+    err = capsys.readouterr().err
+    lines = [x for x in err.splitlines() if x.startswith("error:")]
+    assert rc == 2 and len(lines) == 1 and "--val-split must be between 1 and 49999" in lines[0], err
