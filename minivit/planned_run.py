@@ -77,13 +77,20 @@ class PlannedRun:
 
     def step_kinds(self) -> list:
         """The schedule's step kinds and the fraction of the steps each takes, [(kind, fraction), ...]:
-        today every step is ``"full"``. A schedule that mixes kinds (progressive resizing: one kind
-        per stage; token dropping) returns them here, and runs a step of each in :meth:`calibration_step`."""
-        return FULL
+        every step ``"full"``, or with progressive resizing one kind per size (e.g. ``"24px"``,
+        minivit/resize_schedule.py). Token dropping needs no kind of its own: every training step
+        drops the same fraction, so the calibration's steps already do."""
+        resize = getattr(self, "resize", None)
+        return FULL if resize is None else resize.step_kinds()
 
     def calibration_step(self, kind: str, i: int, order):
-        """One training step of ``kind`` for the calibration (i: its index within the kind)."""
-        return self.train_step(0, i % self.steps_per_epoch, order)
+        """One training step of ``kind`` for the calibration (i: its index within the kind): a
+        resized kind runs at its size (``forced_size``, read by TrainerOptions.resize_for_step)."""
+        self.forced_size = None if kind == "full" else self.resize.size_of_kind(kind)
+        try:
+            return self.train_step(0, i % self.steps_per_epoch, order)
+        finally:
+            self.forced_size = None
 
     def make_plan(self, evaluate):
         """A time budget not planned yet: calibrate on the real model (restored bit for bit after),

@@ -67,6 +67,21 @@ class ResizeSchedule:
             counts[size] = counts.get(size, 0) + max(0, hi - lo)
         return counts
 
+    def step_kinds(self) -> list:
+        """The schedule's step kinds for a time budget's calibration (minivit/budget.py):
+        [(kind, fraction of the steps), ...], one kind per size, e.g. [('24px', 0.5), ('32px', 0.5)].
+        The fractions are the stages' lengths (a run's counts differ from them by a step at most)."""
+        ends = [f for f, _ in self.stages[1:]] + [1.0]
+        fractions: dict = {}
+        for (start, size), end in zip(self.stages, ends):
+            fractions[size] = fractions.get(size, 0.0) + end - start
+        return [(f"{size}px", frac) for size, frac in fractions.items()]
+
+    @staticmethod
+    def size_of_kind(kind: str) -> int:
+        """'24px' -> 24 (the inverse of the kinds' names in :meth:`step_kinds`)."""
+        return int(kind[:-2])
+
     def relative_cost(self, total_steps: int, patch_size: int, full_size: int) -> float:
         """The run's token count relative to training every step at ``full_size`` (a rough cost:
         attention grows faster than the token count, so the saving is a bit larger)."""

@@ -42,6 +42,7 @@ class TrainerOptions:
 
     ema = None
     resize = None
+    forced_size = None      # the calibration of a time budget runs each size's steps (minivit/planned_run.py)
 
     def setup_options(self):
         """Called once the model and the AdamW optimizer exist (Trainer.__init__)."""
@@ -56,9 +57,6 @@ class TrainerOptions:
         self.ema = EMA(self.model, cfg.ema_decay) if cfg.ema_decay else None
         if cfg.resize:
             mc = self.model.config
-            if cfg.time_budget:
-                raise ValueError("progressive resizing (resize) cannot be combined with a time budget yet: the "
-                                 "calibration would time only the first stage's steps; give --epochs or --steps")
             if not mc.flexible_resolution:
                 raise ValueError("progressive resizing (resize) needs a model with flexible_resolution=True "
                                  "(its position embeddings interpolated to each step's grid)")
@@ -71,7 +69,7 @@ class TrainerOptions:
         """Progressive resizing: the normalized batch (B, H, W, C) at this step's size (or x itself)."""
         if self.resize is None:
             return x
-        size = self.resize.size_at(self.global_step, self.total_steps)
+        size = self.forced_size or self.resize.size_at(self.global_step, self.total_steps)
         return x if size == x.shape[1] else resize_bilinear(x, size, size)
 
     def after_optimizer_step(self):

@@ -311,6 +311,34 @@ def test_a_schedule_of_two_step_kinds_is_calibrated_and_planned_per_kind(tmp_pat
     assert read_meta(tmp_path / "last.npz")["plan"]["kinds"] == [["small", 0.5], ["full", 0.5]]
 
 
+def test_progressive_resizing_in_a_budget_is_calibrated_per_size(tmp_path, monkeypatch):
+    """A 24 px step costs (24/32)^2 of a 32 px one here: the calibration times both sizes, the plan
+    weighs them by the stages' lengths, and the run still ends within the budget at its last step."""
+    from test_trainer_options import record_sizes, resize_cfg
+
+    clock, budget = FakeClock(), 12.0
+    t = fake_timed_trainer(tmp_path, monkeypatch, resize_cfg(epochs=None, time_budget=budget), clock, synthetic())
+    resize_for_step = t.resize_for_step
+
+    def timed_resize(x):                                  # the step's cost depends on its size
+        y = resize_for_step(x)
+        clock.advance(-STEP_S * (1 - (y.shape[1] / 32) ** 2))
+        return y
+
+    t.resize_for_step = timed_resize
+    sizes = record_sizes(t)
+    t.fit()
+    plan, S = t.plan, t.plan.steps
+    assert plan.kinds == [["24px", 0.5], ["32px", 0.5]]
+    assert plan.step_s == pytest.approx({"24px": STEP_S * (24 / 32) ** 2, "32px": STEP_S})
+    assert plan.mean_step_s == pytest.approx(STEP_S * (0.5 * (24 / 32) ** 2 + 0.5))
+    assert 0.95 * budget <= clock() - t.started <= budget
+    assert t.global_step == S and t.lrs[-1] == warmup_cosine(S - 1, S, t.cfg.lr, t.warmup_steps, t.cfg.min_lr)
+    run_sizes = sizes[-S:]                               # after the calibration's steps
+    assert run_sizes == [t.resize.size_at(i, S) for i in range(S)] and {24, 32} == set(run_sizes)
+    assert {24, 32} <= set(sizes[:-S])                   # the calibration ran both sizes
+
+
 @pytest.mark.parametrize("length, message", [(dict(epochs=None), "number of epochs"),
                                              (dict(time_budget=5.0, steps=3), "exclude each other"),
                                              (dict(steps=0), "step count"), (dict(time_budget=-1.0), "time budget")])

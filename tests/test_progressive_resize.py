@@ -121,3 +121,12 @@ def test_other_sizes_are_refused_by_default():
     assert model.config.flexible_resolution is False
     with pytest.raises(ValueError, match="built for 16x16 images, got 12x12"):
         model.forward(np.zeros((1, 12, 12, 3), np.float32))
+
+
+def test_step_kinds_are_the_stages_lengths_per_size():
+    s = ResizeSchedule(((0.0, 24), (0.25, 32), (0.5, 24), (0.75, 32)), patch_size=4)
+    assert s.step_kinds() == [("24px", 0.5), ("32px", 0.5)]
+    assert ResizeSchedule(((0.0, 16), (0.6, 32))).step_kinds() == [("16px", 0.6), ("32px", pytest.approx(0.4))]
+    assert ResizeSchedule.size_of_kind("24px") == 24
+    counts = s.step_counts(1000)
+    assert {f"{k}px": v / 1000 for k, v in counts.items()} == dict(s.step_kinds())
