@@ -142,6 +142,9 @@ def build_parser():
     s.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
     s.add_argument("--flip-tta", action="store_true",
                    help="also report horizontal-flip test-time augmentation (a second forward pass per image)")
+    s.add_argument("--images", default=None, metavar="FILE.npz",
+                   help="evaluate on these test images instead (arrays x (N, 32, 32, 3) uint8 and y (N,)), e.g. "
+                        "the exact official images in cifar10-exact-test-first1017.npz")
     s.set_defaults(func=cmd_eval)
     s = sub.add_parser("inspect", help="analyses of a checkpoint: embedding filters, position similarity, "
                                        "attention distance, attention maps (PNGs)")

@@ -133,12 +133,15 @@ def _train(args, cfg, out):
         print(f"resuming from {trainer.out / 'last.npz'}: epoch {trainer.epoch + 1}, step {trainer.step_in_epoch}")
     history = trainer.fit()
     if history:
-        best = max(history, key=lambda r: r["test_acc"])
         last = history[-1]
-        print(f"done: final {trainer.eval_set_name} accuracy {100 * last['test_acc']:.2f}%{trainer.eval_note} "
-              f"(step {last['step']:,}); best {trainer.eval_set_name} accuracy {100 * best['test_acc']:.2f}% "
-              f"(epoch {best['epoch']}); "
-              f"outputs in {trainer.out}")
+        subset = "" if last["eval_images"] >= trainer.data.get("test_total", 0) else trainer.eval_note
+        if trainer.eval_set == "val":          # best.npz is chosen on the validation images
+            best = max(history, key=lambda r: r["test_acc"])
+            chosen = f"best validation accuracy {100 * best['test_acc']:.2f}% (epoch {best['epoch']}, in best.npz)"
+        else:
+            chosen = "best.npz is the final model (nothing is chosen on test images; --val-split N to choose)"
+        print(f"done: final {trainer.eval_set_name} accuracy {100 * last['test_acc']:.2f}%{subset} "
+              f"(step {last['step']:,}); {chosen}; outputs in {trainer.out}")
     return 0
 
 
@@ -150,11 +153,12 @@ def cmd_eval(args):
 
     args.out = args.out or str(Path(args.checkpoint).parent)       # confusion.png next to the checkpoint
     r = evaluate_checkpoint(args.checkpoint, data_dir=args.data_dir, device=args.device, out=args.out,
-                            progress=not args.no_progress, flip_tta=args.flip_tta)
+                            progress=not args.no_progress, flip_tta=args.flip_tta, images=args.images)
     if args.json:
         print(json.dumps(json_safe(r), allow_nan=False))     # NaN/inf (a diverged model's loss) -> null
         return 0
-    print(f"{r['checkpoint']}: {r['dataset']} test accuracy {100 * r['test_acc']:.2f}% (loss {r['test_loss']:.4f})")
+    on = "" if r["images"] == "test set" else f" on the {r['num_images']:,} images of {r['images']}"
+    print(f"{r['checkpoint']}: {r['dataset']} test accuracy {100 * r['test_acc']:.2f}%{on} (loss {r['test_loss']:.4f})")
     if "test_acc_tta" in r:
         print(f"with horizontal-flip TTA: {100 * r['test_acc_tta']:.2f}% (loss {r['test_loss_tta']:.4f}; "
               f"the mean of the two views' softmax)")

@@ -55,12 +55,39 @@ def _eval_bar(total):
                 mininterval=0.5 if sys.stderr.isatty() else 10.0)
 
 
-def evaluate_checkpoint(path, data_dir=None, device=None, out=None, batch_size=500, progress=False, flip_tta=False):
+def load_images(path, num_classes: int, image_shape):
+    """Test images from an .npz file (e.g. the 1,017 exact official CIFAR-10 test images): arrays
+    ``x`` (N, H, W, C) uint8 and ``y`` (N,) integer labels in [0, num_classes). Read without pickle;
+    anything else raises DataIntegrityError (a ValueError) naming the file and what was expected."""
+    import zipfile
+
+    from minivit.data import DataIntegrityError
+
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
+        if isinstance(e, FileNotFoundError):
+            raise
+        raise DataIntegrityError(f"{path}: not an .npz file of images x and labels y ({e})") from e
+    x, y = arrays.get("x"), arrays.get("y")
+    expected = f"x ({'N, ' + ', '.join(map(str, image_shape))}) uint8 and y (N,) integer labels in [0, {num_classes - 1}]"
+    if x is None or y is None:
+        raise DataIntegrityError(f"{path}: holds {sorted(arrays)}; expected {expected}")
+    if x.dtype != np.uint8 or x.shape[1:] != tuple(image_shape) or not np.issubdtype(y.dtype, np.integer) \
+            or y.shape != (len(x),) or (len(y) and (y.min() < 0 or y.max() >= num_classes)) or not len(x):
+        raise DataIntegrityError(f"{path}: x {x.shape} {x.dtype}, y {y.shape} {y.dtype}; expected {expected}")
+    return x, y.astype(np.int64)
+
+
+def evaluate_checkpoint(path, data_dir=None, device=None, out=None, batch_size=500, progress=False, flip_tta=False,
+                        images=None):
     """Test accuracy, per-class accuracy and confusion matrix of a checkpoint. Returns a dict.
 
     out: a folder for confusion.png (None: no plot; ``python -m minivit eval`` passes the checkpoint's
     folder). progress: a progress bar on stderr. flip_tta: also the horizontal-flip TTA numbers
-    (test_acc_tta, test_loss_tta; minivit/tta.py), from the same forward passes (then no progress bar)."""
+    (test_acc_tta, test_loss_tta; minivit/tta.py), from the same forward passes (then no progress bar).
+    images: an .npz of test images to use instead of the dataset's test set (:func:`load_images`)."""
     from minivit.checkpoint import model_from_checkpoint
     from minivit.data import load_cifar
 
@@ -68,7 +95,10 @@ def evaluate_checkpoint(path, data_dir=None, device=None, out=None, batch_size=5
     model, meta = model_from_checkpoint(path, xp=xp)
     cfg = TrainConfig.from_dict(meta.get("train_config", {}))
     ds = load_cifar(cfg.dataset, data_dir)
-    x, y = xp.asarray(ds.x_test), xp.asarray(ds.y_test.astype(np.int64))
+    x, y = ds.x_test, ds.y_test.astype(np.int64)
+    if images is not None:
+        x, y = load_images(images, len(ds.classes), ds.x_test.shape[1:])
+    x, y = xp.asarray(x), xp.asarray(y)
     transform = None
     if model.config.image_size != ds.x_test.shape[1]:       # a model fine-tuned at another resolution
         from minivit.interpolate import resize_batches
@@ -88,7 +118,8 @@ def evaluate_checkpoint(path, data_dir=None, device=None, out=None, batch_size=5
     cm = np.zeros((K, K), dtype=np.int64)
     np.add.at(cm, (to_numpy(y), to_numpy(preds)), 1)
     per_class = cm.diagonal() / np.maximum(1, cm.sum(axis=1))
-    result = dict(checkpoint=str(path), dataset=cfg.dataset, test_loss=loss, test_acc=acc,
+    result = dict(checkpoint=str(path), dataset=cfg.dataset, images=str(images) if images else "test set",
+                  num_images=int(len(y)), test_loss=loss, test_acc=acc,
                   per_class={c: float(a) for c, a in zip(ds.classes, per_class)}, confusion=cm.tolist(), **tta)
     if out is not None:
         from minivit.plots import plot_confusion

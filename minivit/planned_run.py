@@ -119,17 +119,25 @@ class PlannedRun:
             self.opt.load_state_dict(optim)
             if ema is not None:
                 ema.load_state_dict(ema_state)
-        self.plan = plan_for_budget(self.cfg.time_budget, self.clock() - self.started, cal, spe, n_eval, kinds)
+        evals = n_eval
+        if "x_test_full" in self.data:       # final_test: the last evaluation is on the whole test set
+            n_full = len(self.data["x_test_full"])
+            evals = lambda s: [n_eval] * (evaluations_of(s, spe) - 1) + [n_full]    # noqa: E731
+        self.plan = plan_for_budget(self.cfg.time_budget, self.clock() - self.started, cal, spe, evals, kinds)
         self.set_schedule()
         print(f"plan: {self.plan.describe()}\n{self.plan.eta()}")
 
     def _evaluate_first(self, evaluate, n: int):
-        """Evaluate the first n images of the evaluation set, as an evaluation of the run does
-        (through the trainer's ``evaluate_test``: EMA weights, flip TTA)."""
+        """Evaluate the first n images of the evaluation set, as an evaluation of the run does."""
+        self.evaluate_on(evaluate, self.data["x_test"][:n], self.data["y_test"][:n])
+
+    def evaluate_on(self, evaluate, x, y):
+        """(loss, acc, extras) on the images x (N, H, W, C) uint8, labels y (N,), as an evaluation of
+        the run does (through the trainer's ``evaluate_test``: EMA weights, flip TTA)."""
         data = self.data
-        self.data = {**data, "x_test": data["x_test"][:n], "y_test": data["y_test"][:n]}
+        self.data = {**data, "x_test": x, "y_test": y}
         try:
-            self.evaluate_test(evaluate)
+            return self.evaluate_test(evaluate)
         finally:
             self.data = data
 

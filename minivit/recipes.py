@@ -30,6 +30,7 @@ class TrainConfig:
     subset: int | None = None        # use only this many training images (seeded choice)
     test_subset: int | None = None   # evaluate on only the first N test images
     val_split: int | None = None     # hold out N training images (a fixed choice) and evaluate on them, never the test set
+    final_test: bool = False         # the last evaluation on the whole test set (the ones before: test_subset)
     seed: int = 0
     eval_batch_size: int = 500
     threads: int = 1                 # CPU only: >1 splits each batch over threads (minivit.parallel)

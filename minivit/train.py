@@ -13,6 +13,8 @@ Every random draw derives from (seed, epoch, step), so a run stopped anywhere an
 ``--resume`` produces exactly the numbers an uninterrupted run would have.
 
 Outputs in ``--out``: ``config.json``, ``metrics.csv``, ``curves.png``, ``last.npz``, ``best.npz``.
+``best.npz`` is the model of the best evaluation on held-out validation images (``--val-split``);
+without them it is the latest evaluated one: a checkpoint is never chosen on the test set.
 The folder is locked while a run goes on (``minivit/runfolder.py``); what the progress bar and
 metrics.csv report is described in ``minivit/progress.py``.
 """
@@ -251,24 +253,30 @@ class Trainer(RunCheckpoints, PlannedRun, TrainerOptions):
         """Evaluate, then write best.npz (on a new best) and last.npz, then metrics.csv and curves.png."""
         p, seg = self.partial, self.throughput
         t_eval = time.perf_counter()
-        test_loss, test_acc, extra = self.evaluate_test(evaluate)      # EMA weights, flip TTA: if switched on
+        final = "x_test_full" in self.data and self.global_step == self.total_steps   # cfg.final_test
+        x_eval = self.data["x_test_full" if final else "x_test"]
+        # EMA weights, flip TTA: if switched on; final_test: the last evaluation on the whole test set
+        test_loss, test_acc, extra = self.evaluate_on(evaluate, x_eval, self.data["y_test_full" if final else "y_test"])
         if not math.isfinite(test_loss):
             raise TrainingDiverged(f"the evaluation loss became {test_loss} after epoch {self.epoch + 1} "
                                    f"(step {self.global_step}); {self.last_good_note()}. Try a lower --lr.")
         elapsed = self.elapsed + p["time_s"] + (time.perf_counter() - t_eval)
         row = dict(epoch=self.epoch + 1, step=self.global_step, epoch_frac=self.global_step / self.steps_per_epoch,
                    train_loss=p["loss_sum"] / p["seen"], train_acc=p["correct"] / p["seen"],
-                   test_loss=test_loss, test_acc=test_acc, eval_images=len(self.data["x_test"]),
+                   test_loss=test_loss, test_acc=test_acc, eval_images=len(x_eval),
                    eval_set=self.eval_set, lr=self.opt.lr,
                    time_s=elapsed, images_per_s=seg.images_per_s, data_frac=seg.data_frac, **extra)
         self._bar.write(
             f"epoch {self.epoch + 1:3d}: train loss {row['train_loss']:.4f} acc {100 * row['train_acc']:.2f}% | "
-            f"{self.eval_set} loss {test_loss:.4f} {self.test_label} {100 * test_acc:.2f}%{self.options_note(extra)} | {row['images_per_s']:.0f} img/s, "
+            f"{self.eval_set} loss {test_loss:.4f} {'test acc (all, final)' if final else self.test_label} {100 * test_acc:.2f}%{self.options_note(extra)} | {row['images_per_s']:.0f} img/s, "
             f"data pipeline {100 * row['data_frac']:.1f}% of step time | {elapsed / 60:.1f} min")
+        # best.npz is chosen on validation images only (--val-split); without them it is the latest
+        # evaluated model (the final one at the end): nothing is ever selected on the test set.
+        choose = self.eval_set == "val"
         after = dict(epoch=self.epoch + 1, step_in_epoch=0, history=self.history + [row],
                      partial=dict(loss_sum=0.0, correct=0, seen=0, time_s=0.0, data_s=0.0),
-                     best_acc=max(test_acc, self.best_acc), elapsed=elapsed)
-        self.commit(after, new_best=test_acc > self.best_acc)
+                     best_acc=max(test_acc, self.best_acc) if choose else test_acc, elapsed=elapsed)
+        self.commit(after, new_best=test_acc > self.best_acc if choose else True)
         seg.reset()
         self.write_metrics()
 

@@ -33,7 +33,8 @@ def prepare_data(cfg: TrainConfig, xp, data_dir=None, dataset_obj=None):
     x_train (N, H, W, C) uint8, y_train (N,) int64, x_test / y_test the *evaluation* set (the
     held-out validation images with ``cfg.val_split``, else the test images), eval_set ('val' or
     'test'), test_total (the size of the set the evaluation images are taken from), classes,
-    num_classes."""
+    num_classes; with ``cfg.final_test`` also x_test_full / y_test_full, the whole test set (the
+    last evaluation's)."""
     if dataset_obj is None:
         from minivit.data import load_cifar
 
@@ -57,9 +58,14 @@ def prepare_data(cfg: TrainConfig, xp, data_dir=None, dataset_obj=None):
         if len(y) and (int(y.min()) < 0 or int(y.max()) >= K):
             raise ValueError(f"the {name} labels must be in [0, {K - 1}] for {K} classes, "
                              f"got values from {int(y.min())} to {int(y.max())}")
+    full = {}
+    if cfg.final_test:                  # the run's last evaluation: the whole test set
+        if eval_set == "val":
+            raise ValueError("final_test evaluates on the test set, a --val-split run never does: choose one")
+        full = dict(x_test_full=xp.asarray(x_test), y_test_full=xp.asarray(y_test.astype(np.int64)))
     if cfg.test_subset:
         x_test, y_test = x_test[:cfg.test_subset], y_test[:cfg.test_subset]
-    return dict(
+    return dict(**full,
         x_train=xp.asarray(x_train), y_train=xp.asarray(y_train.astype(np.int64)),
         x_test=xp.asarray(x_test), y_test=xp.asarray(y_test.astype(np.int64)),
         classes=list(ds.classes), num_classes=len(ds.classes), test_total=test_total, eval_set=eval_set,

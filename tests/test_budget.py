@@ -370,3 +370,17 @@ def test_real_time_budget_on_the_cli(tmp_path):
     print(f"--time-budget 20s: the process took {took:.2f} s; plan {plan}")
     assert 0.85 * budget <= took <= 1.15 * budget, (took, plan)
     assert "steps/s:" in r.stdout and read_meta(tmp_path / "last.npz")["global_step"] == plan["steps"]
+
+
+def test_a_budget_plans_the_final_evaluation_on_the_whole_test_set(tmp_path, monkeypatch):
+    """final_test: evaluations on a 16-image subset, the last on all 64 images; the plan counts
+    each at its size and the run still ends within the budget."""
+    clock, budget = FakeClock(), 12.0
+    cfg = tiny_cfg(epochs=None, time_budget=budget, test_subset=16, final_test=True)
+    t = fake_timed_trainer(tmp_path, monkeypatch, cfg, clock, synthetic(n_test=64))
+    t.fit()
+    S, E = t.plan.steps, t.plan.evaluations
+    sizes = [r["eval_images"] for r in t.history]
+    assert sizes == [16] * (E - 1) + [64]
+    assert t.plan.eval_s == pytest.approx(sum(n * t.plan.eval_s_per_image + t.plan.commit_s for n in sizes))
+    assert 0.95 * budget <= clock() - t.started <= budget and t.global_step == S

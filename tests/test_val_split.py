@@ -93,3 +93,49 @@ def test_cli_refuses_a_split_as_large_as_the_training_set(tmp_path, monkeypatch,
     err = capsys.readouterr().err
     lines = [x for x in err.splitlines() if x.startswith("error:")]
     assert rc == 2 and len(lines) == 1 and "--val-split must be between 1 and 49999" in lines[0], err
+
+
+def scripted_accuracies(monkeypatch, accs):
+    """Make the trainer's evaluations return these accuracies, in order."""
+    import minivit.train
+
+    it = iter(accs)
+    real = minivit.train.evaluate
+
+    def evaluate(*a, **k):
+        loss, _, preds = real(*a, **k)
+        return loss, next(it), preds
+
+    monkeypatch.setattr(minivit.train, "evaluate", evaluate)
+
+
+@pytest.mark.parametrize("val, best_epoch", [(None, 3), (64, 2)])
+def test_best_is_chosen_on_validation_only(tmp_path, monkeypatch, val, best_epoch):
+    """Accuracies 0.3, 0.6, 0.4: with a validation split best.npz is epoch 2's model; on the test set
+    nothing is chosen, best.npz is the final model (epoch 3)."""
+    scripted_accuracies(monkeypatch, [0.3, 0.6, 0.4])
+    t = Trainer(tiny_cfg(epochs=3, val_split=val), tmp_path, device="cpu", dataset_obj=synthetic(), progress=False)
+    t.fit()
+    _, _, meta = load_checkpoint(tmp_path / "best.npz")
+    assert meta["epoch"] == best_epoch and meta["best_acc"] == [0.3, 0.6, 0.4][best_epoch - 1]
+
+
+def test_final_test_evaluates_the_whole_test_set_last(tmp_path, capsys):
+    ds = synthetic(n_train=256, n_test=64)
+    t = Trainer(tiny_cfg(epochs=2, test_subset=16, final_test=True), tmp_path, device="cpu", dataset_obj=ds,
+                progress=False)
+    t.fit()
+    rows = read_metrics(tmp_path / "metrics.csv")
+    assert [r["eval_images"] for r in rows] == [16, 64]
+    from minivit.evaluation import evaluate
+    from minivit.checkpoint import model_from_checkpoint
+
+    model, _ = model_from_checkpoint(tmp_path / "last.npz")
+    _, acc, _ = evaluate(model, ds.x_test, ds.y_test, t.aug, 4)
+    assert rows[-1]["test_acc"] == acc
+    assert "test acc (all, final)" in capsys.readouterr().out
+
+
+def test_final_test_and_a_validation_split_exclude_each_other():
+    with pytest.raises(ValueError, match="never does"):
+        prepare_data(tiny_cfg(val_split=10, final_test=True), np, dataset_obj=synthetic())
