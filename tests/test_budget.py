@@ -384,3 +384,23 @@ def test_a_budget_plans_the_final_evaluation_on_the_whole_test_set(tmp_path, mon
     assert sizes == [16] * (E - 1) + [64]
     assert t.plan.eval_s == pytest.approx(sum(n * t.plan.eval_s_per_image + t.plan.commit_s for n in sizes))
     assert 0.95 * budget <= clock() - t.started <= budget and t.global_step == S
+
+
+@pytest.mark.parametrize("name, budget", [("cpu", 3600.0), ("gpu", 600.0)])
+def test_the_recipes_carry_their_budget(name, budget):
+    cfg = recipe(name)
+    assert (cfg.epochs, cfg.time_budget, cfg.final_test) == (None, budget, True)
+
+
+def test_the_gpu_recipe_runs_its_budget_at_a_small_size_on_the_cupy_simulation(tmp_path, monkeypatch):
+    """The gpu recipe (RandAugment, mixup/cutmix, drop-path, final_test), its model shrunk and its
+    budget simulated: planned, run to its last step, the final evaluation on the whole test set."""
+    pytest.importorskip("minivit.simcupy")
+    small = {**recipe("gpu").model, "dim": 16, "depth": 2, "num_heads": 2, "mlp_dim": 32, "num_classes": 4}
+    cfg = recipe("gpu", model=small, batch_size=32, test_subset=16, time_budget=20.0, eval_batch_size=64)
+    clock = FakeClock()
+    t = fake_timed_trainer(tmp_path, monkeypatch, cfg, clock, synthetic(n_test=64), device="sim")
+    t.fit()
+    assert t.global_step == t.plan.steps == t.total_steps and 0.95 * 20.0 <= clock() - t.started <= 20.0
+    assert [r["eval_images"] for r in t.history][-1] == 64 and t.history[0]["eval_images"] == 16
+    assert all(math.isfinite(r["train_loss"]) for r in t.history)
