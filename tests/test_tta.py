@@ -94,3 +94,16 @@ def test_eval_reports_with_and_without_flip_tta(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert f"test accuracy {100 * plain['test_acc']:.2f}%" in out
     assert f"with horizontal-flip TTA: {100 * r['test_acc_tta']:.2f}%" in out
+
+
+def test_metrics_csv_has_the_flip_tta_columns_next_to_the_plain_ones(tmp_path):
+    from minivit.progress import read_metrics
+    from minivit.train import Trainer
+    from test_train import synthetic, tiny_cfg
+
+    t = Trainer(tiny_cfg(epochs=1, flip_tta=True, ema_decay=0.9), tmp_path, device="cpu", dataset_obj=synthetic(),
+                progress=False)
+    t.fit()
+    row = read_metrics(tmp_path / "metrics.csv")[0]
+    assert row["test_acc_tta"] == pytest.approx(t.history[0]["test_acc_tta"]) and 0 <= row["test_acc_tta"] <= 1
+    assert row["test_loss_tta"] > 0 and row["eval_weights"] == "ema" and row["test_acc"] == t.history[0]["test_acc"]
