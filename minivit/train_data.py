@@ -1,7 +1,8 @@
 """The Trainer's data: a dataset on the device as uint8, and the normalization for its dataset.
 
 ``prepare_data`` loads CIFAR-10/100 (or takes a dataset object), holds out a ``--val-split`` of the
-training images as the evaluation set (then the test set is never touched), keeps a seeded
+training images as the evaluation set (then the test set is never touched: ``test_subset`` and
+``final_test`` do not apply), keeps a seeded
 ``--subset`` of the remaining training images and the first ``--test-subset`` test images, checks
 the labels once, and puts the arrays on the device; ``augment_config`` is a TrainConfig's augmentation with its dataset's mean
 and std; ``eval_batches`` the test images in batches as the model sees them. Used by
@@ -59,11 +60,9 @@ def prepare_data(cfg: TrainConfig, xp, data_dir=None, dataset_obj=None):
             raise ValueError(f"the {name} labels must be in [0, {K - 1}] for {K} classes, "
                              f"got values from {int(y.min())} to {int(y.max())}")
     full = {}
-    if cfg.final_test:                  # the run's last evaluation: the whole test set
-        if eval_set == "val":
-            raise ValueError("final_test evaluates on the test set, a --val-split run never does: choose one")
+    if cfg.final_test and eval_set == "test":   # the run's last evaluation: the whole test set (never with a val split)
         full = dict(x_test_full=xp.asarray(x_test), y_test_full=xp.asarray(y_test.astype(np.int64)))
-    if cfg.test_subset:
+    if cfg.test_subset and eval_set == "test":  # the validation images are always used whole
         x_test, y_test = x_test[:cfg.test_subset], y_test[:cfg.test_subset]
     return dict(**full,
         x_train=xp.asarray(x_train), y_train=xp.asarray(y_train.astype(np.int64)),

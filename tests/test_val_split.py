@@ -136,6 +136,7 @@ def test_final_test_evaluates_the_whole_test_set_last(tmp_path, capsys):
     assert "test acc (all, final)" in capsys.readouterr().out
 
 
-def test_final_test_and_a_validation_split_exclude_each_other():
-    with pytest.raises(ValueError, match="never does"):
-        prepare_data(tiny_cfg(val_split=10, final_test=True), np, dataset_obj=synthetic())
+def test_a_validation_split_ignores_the_test_set_options():
+    """A recipe's test_subset and final_test (e.g. the cpu recipe's) do not apply to a validation run."""
+    d = prepare_data(tiny_cfg(val_split=40, final_test=True, test_subset=16), np, dataset_obj=NoTestSet(synthetic()))
+    assert len(d["x_test"]) == 40 and "x_test_full" not in d and d["eval_set"] == "val"
