@@ -100,6 +100,7 @@ def run(args) -> dict:
     from minivit.train import Trainer, recipe
 
     started = process_started()
+    commit = git_commit()               # the code this run loads (a commit made while it runs is not it)
     overrides = parse_set(args.set)
     cfg = apply_overrides(recipe(args.preset, time_budget=parse_duration(args.budget), seed=args.seed,
                                  val_split=args.val_split), overrides)
@@ -122,7 +123,7 @@ def run(args) -> dict:
                val_acc=last["test_acc"], best_val_acc=best["test_acc"], val_loss=last["test_loss"],
                train_images_per_s=round(images_per_s, 1),
                calibrated_images_per_s=round(cfg.batch_size / trainer.plan.mean_step_s, 1),
-               gemm_gflops=round(gemm_gflops(), 1), commit=git_commit(), out=str(out),
+               gemm_gflops=round(gemm_gflops(), 1), commit=commit, out=str(out),
                date=time.strftime("%Y-%m-%d %H:%M"))
     return row
 
@@ -132,16 +133,16 @@ def report(log=LOG, path=REPORT):
     groups: dict = {}
     for r in rows:
         groups.setdefault((r["name"], r["budget_s"]), []).append(r)
-    lines = ["| setting | changes from the `cpu` recipe | budget | seeds | steps (epochs) | val acc per seed | "
-             "mean val acc | spread | train img/s | GEMM GFLOP/s | wall |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| setting | changes from the `cpu` recipe of the commit | commit | budget | seeds | steps (epochs) | "
+             "val acc per seed | mean val acc | spread | train img/s | GEMM GFLOP/s | longest wall |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for (name, budget), rs in groups.items():
         accs = [100 * r["val_acc"] for r in rs]
         changes = ", ".join(f"`{k}={json.dumps(v)}`" for k, v in rs[0]["set"].items()) or "none"
         if rs[0].get("impl", "reference") != "reference":
             changes += f", `--impl {rs[0]['impl']}`"
         lines.append(
-            f"| {name} | {changes} | {budget / 60:g} min | {', '.join(str(r['seed']) for r in rs)} | "
+            f"| {name} | {changes} | {', '.join(sorted({r['commit'] for r in rs}))} | {budget / 60:g} min | {', '.join(str(r['seed']) for r in rs)} | "
             f"{statistics.mean(r['steps'] for r in rs):,.0f} ({statistics.mean(r['epochs'] for r in rs):.2f}) | "
             f"{', '.join(f'{a:.2f}' for a in accs)} | {statistics.mean(accs):.2f} | "
             f"{(max(accs) - min(accs)):.2f} | {statistics.mean(r['train_images_per_s'] for r in rs):.0f} | "
