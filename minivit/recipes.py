@@ -72,8 +72,9 @@ RECIPES = {
     # is the final model (nothing is chosen on test images). The levers measured for this budget
     # (docs/budget_levers.md): Muon for the blocks' matrices won (+6.7 points of validation accuracy
     # in 8-minute runs, 2 seeds each, against a seed spread of 1.7), and with Muon, dropping 25% of
-    # the patch tokens in training (+1.6, seed spreads 0.0 and 1.1): both are on.
-    "cpu": TrainConfig(model=_model("cifar", dim=128, depth=6, num_heads=2, mlp_dim=256, token_drop=0.25),
+    # the patch tokens in training (+1.6, seed spreads 0.0 and 1.1); then, in 10-minute runs, dropping
+    # 50% instead of 25% (+2.9, 1.4x the images/s; one seed): Muon and 50% patch dropout are on.
+    "cpu": TrainConfig(model=_model("cifar", dim=128, depth=6, num_heads=2, mlp_dim=256, token_drop=0.5),
                        optimizer="muon",
                        epochs=None, time_budget=3600.0, batch_size=128, threads=2, lr=2e-3, min_lr=1e-5,
                        warmup_epochs=1, weight_decay=0.05, label_smoothing=0.1, test_subset=2000, final_test=True,

@@ -33,7 +33,7 @@ def test_all_off_by_default():
     assert (c.ema_decay, c.flip_tta, c.optimizer, c.resize) == (0.0, False, "adamw", None)
     for name, r in RECIPES.items():
         # the cpu recipe takes the two levers that won its budget experiments (docs/budget_training.md)
-        optimizer, token_drop = ("muon", 0.25) if name == "cpu" else ("adamw", 0.0)
+        optimizer, token_drop = ("muon", 0.5) if name == "cpu" else ("adamw", 0.0)
         assert (r.ema_decay, r.flip_tta, r.optimizer, r.resize) == (0.0, False, optimizer, None), name
         assert r.model.get("token_drop", 0.0) == token_drop and not r.model.get("flexible_resolution"), name
 
