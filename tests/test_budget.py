@@ -1,12 +1,11 @@
 """--time-budget and --steps (minivit/budget.py, minivit/planned_run.py): parsing, calibration, the plan,
-a whole run on a simulated clock (its length, the schedule's end, bit-exact --resume and --steps replay),
-and one real-time run of the CLI."""
+a whole run on a simulated clock (its length, the schedule's end, bit-exact --resume and --steps replay).
+The real-clock run of the CLI is a benchmark (benchmarks/budget_realtime.py), not a test: a wall-clock
+bound on a shared machine fails whenever other work starts."""
 import json
 import math
-import os
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -20,7 +19,7 @@ from minivit.checkpoint import read_meta
 from minivit.optim import warmup_cosine
 from minivit.recipes import RECIPES, recipe
 from minivit.train import TrainConfig, Trainer
-from test_train import REPO, STANDIN, synthetic, tiny_cfg
+from test_train import synthetic, tiny_cfg
 
 
 # ------------------------------------------------------------------------------------ parsing
@@ -353,23 +352,6 @@ def test_a_budget_too_short_says_so(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="leaves no time to train"):
         t.fit()
     assert not (tmp_path / "last.npz").exists()
-
-
-# ------------------------------------------------------------------------------------ real time
-@pytest.mark.skipif(not (STANDIN / "cifar-10-batches-bin").is_dir(), reason="CIFAR-10 stand-in not available")
-def test_real_time_budget_on_the_cli(tmp_path):
-    """The whole process, start to exit, on the real clock: within 15% of a 20 s budget."""
-    budget = 20.0
-    env = {**os.environ, "MINIVIT_DATA": str(STANDIN), "MPLBACKEND": "Agg"}
-    t0 = time.monotonic()
-    r = subprocess.run([sys.executable, "-m", "minivit", "train", "--preset", "smoke", "--time-budget", "20s",
-                        "--out", str(tmp_path)], cwd=REPO, capture_output=True, text=True, env=env, timeout=120)
-    took = time.monotonic() - t0
-    assert r.returncode == 0, r.stderr
-    plan = json.loads((tmp_path / "config.json").read_text())["plan"]
-    print(f"--time-budget 20s: the process took {took:.2f} s; plan {plan}")
-    assert 0.85 * budget <= took <= 1.15 * budget, (took, plan)
-    assert "steps/s:" in r.stdout and read_meta(tmp_path / "last.npz")["global_step"] == plan["steps"]
 
 
 def test_a_budget_plans_the_final_evaluation_on_the_whole_test_set(tmp_path, monkeypatch):

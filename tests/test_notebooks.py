@@ -27,7 +27,6 @@ NOTEBOOK_DIR = ROOT / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
 
 CELL_TIMEOUT_S = 240        # per cell
-NOTEBOOK_BUDGET_S = 120     # per notebook in the fast setting; the whole set takes about 1-2 minutes
 
 
 def kernel_env(fast: bool) -> dict:
@@ -192,7 +191,6 @@ def test_notebook_runs_in_fast_setting(path, notebook_tools, tmp_path, monkeypat
     executed = execute(path, fast=True)
     elapsed = time.perf_counter() - t0
     print(f"{path.name}: {elapsed:.1f} s")
-    assert elapsed < NOTEBOOK_BUDGET_S, f"{path.name} took {elapsed:.0f} s in the fast setting (budget {NOTEBOOK_BUDGET_S} s)"
     turns, steps = your_turn_results(executed)
     assert bool(turns) == bool(steps) == (path in LEARNER_NOTEBOOKS), f"{path.name}: your-turn / scaffold cells"
     for fns, out in turns:
