@@ -164,13 +164,13 @@ def warmup_cosine(step, total_steps, base_lr, warmup_steps=0, min_lr=0.0):
         (total_steps == warmup_steps: progress 1 from there on, so min_lr)
 
     Derivation:
-        max(1, total_steps - warmup_steps) as the denominator keeps the no-decay case finite;
-        min(1.0, progress) holds min_lr past the end.
+        with no decay steps (total_steps <= warmup_steps) the end is reached when the warmup ends, so
+        progress is 1; min(1.0, progress) holds min_lr past the end.
     """
     if step < warmup_steps:
         return base_lr * (step + 1) / warmup_steps
-    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-    progress = min(1.0, progress)
+    decay_steps = total_steps - warmup_steps
+    progress = min(1.0, (step - warmup_steps) / decay_steps) if decay_steps > 0 else 1.0
     return min_lr + 0.5 * (base_lr - min_lr) * (1.0 + math.cos(math.pi * progress))
 
 

@@ -286,3 +286,12 @@ def test_updates_go_through_ops_F():
 def test_no_parameters():
     with pytest.raises(ValueError, match=r"no parameters"):
         AdamW([])
+
+
+def test_warmup_cosine_with_no_decay_steps_is_min_lr_once_the_warmup_ends():
+    """total_steps == warmup_steps: the end of the schedule is the end of the warmup, so from step
+    total_steps on the rate is min_lr (the docstring's contract; it used to give base_lr at that step)."""
+    from minivit.optim import warmup_cosine
+    assert warmup_cosine(2, 3, 1.0, 3, 0.1) == 1.0
+    assert [warmup_cosine(s, 3, 1.0, 3, 0.1) for s in (3, 4)] == [0.1, 0.1]
+    assert warmup_cosine(5, 3, 1.0, 5, 0.1) == 0.1        # total < warmup: past the end too
