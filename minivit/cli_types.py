@@ -28,6 +28,16 @@ def positive_int(s):
     return checked_number(s, int, lambda v: v >= 1, "a positive integer")
 
 
+def step_count(s):
+    """--steps, --epochs: a positive integer the learning-rate schedule can represent (at most 2**53,
+    minivit.budget.MAX_STEPS)."""
+    from minivit.budget import MAX_STEPS
+
+    return checked_number(s, int, lambda v: 1 <= v <= MAX_STEPS, "a positive integer",
+                          out_of_range=f"a positive integer of at most 2**53 = {MAX_STEPS:,} (the most steps the "
+                                       "learning-rate schedule can tell apart)")
+
+
 OUT_FOLDERS = ("train", "finetune", "eval", "inspect")     # the subcommands whose --out is a folder
 
 

@@ -9,11 +9,10 @@
 """
 from __future__ import annotations
 
-import math
-from numbers import Integral, Real
+from numbers import Integral
 
-from minivit.budget import FULL, Plan, calibrate, calibration_seconds, evaluations_of, format_duration, \
-    plan_for_budget, schedule_of
+from minivit.budget import FULL, MAX_STEPS, Plan, calibrate, calibration_seconds, check_length, evaluations_of, \
+    format_duration, plan_for_budget, schedule_of
 from minivit.checkpoint import CheckpointError
 
 
@@ -41,14 +40,14 @@ class PlannedRun:
         cfg, spe = self.cfg, self.steps_per_epoch
         if cfg.time_budget is not None and cfg.steps is not None:
             raise ValueError(f"a time budget ({cfg.time_budget} s) and a step count ({cfg.steps}) exclude each other")
-        if cfg.time_budget is not None and not (isinstance(cfg.time_budget, Real)
-                                                and 0 < cfg.time_budget < math.inf):
-            raise ValueError(f"the time budget must be a positive number of seconds, got {cfg.time_budget}")
-        if cfg.steps is not None and not (isinstance(cfg.steps, Integral) and cfg.steps > 0):
-            raise ValueError(f"the step count must be a positive integer, got {cfg.steps}")
-        if cfg.time_budget is None and cfg.steps is None and not (isinstance(cfg.epochs, Integral) and cfg.epochs > 0):
-            raise ValueError(f"the number of epochs must be a positive integer, got {cfg.epochs} "
-                             "(or give a time budget or a step count)")
+        check_length(cfg.steps, cfg.time_budget, what="the step count")    # at most MAX_STEPS, a year
+        if cfg.time_budget is None and cfg.steps is None:
+            if not (isinstance(cfg.epochs, Integral) and cfg.epochs > 0):
+                raise ValueError(f"the number of epochs must be a positive integer, got {cfg.epochs} "
+                                 "(or give a time budget or a step count)")
+            if cfg.epochs * spe > MAX_STEPS:
+                raise ValueError(f"--epochs {cfg.epochs}: {cfg.epochs:,} epochs of {spe:,} steps are more than the "
+                                 f"{MAX_STEPS:,} steps (2**53) the learning-rate schedule can tell apart")
         warmup = int(round(cfg.warmup_epochs * spe))
         if self.plan is None and cfg.steps is not None:
             self.plan = Plan(steps=cfg.steps, steps_per_epoch=spe)
@@ -74,6 +73,17 @@ class PlannedRun:
             self.set_schedule()
         elif self.cfg.time_budget is not None and meta["global_step"] > 0:
             raise CheckpointError(f"{path}: a time-budgeted run's checkpoint without its plan; cannot resume it")
+
+    def write_config(self):
+        """config.json: the run's configuration, device, exercise topics and plan (the re-plans so far),
+        written atomically (``--resume`` compares it with the checkpoint: minivit/resume_check.py)."""
+        import json
+
+        from minivit.tempfiles import atomic_file
+
+        with atomic_file(self.out / "config.json", "w") as f:
+            f.write(json.dumps(dict(train=self.cfg.to_dict(), model=self.model.config.to_dict(), device=self.device,
+                                    exercises=self.exercises, plan=self.plan and self.plan.to_dict()), indent=2))
 
     def step_kinds(self) -> list:
         """The schedule's step kinds and the fraction of the steps each takes, [(kind, fraction), ...]:
@@ -121,8 +131,7 @@ class PlannedRun:
                 ema.load_state_dict(ema_state)
         evals = n_eval
         if "x_test_full" in self.data:       # final_test: the last evaluation is on the whole test set
-            n_full = len(self.data["x_test_full"])
-            evals = lambda s: [n_eval] * (evaluations_of(s, spe) - 1) + [n_full]    # noqa: E731
+            evals = (n_eval, len(self.data["x_test_full"]))
         self.plan = plan_for_budget(self.cfg.time_budget, self.clock() - self.started, cal, spe, evals, kinds)
         self.set_schedule()
         print(f"plan: {self.plan.describe()}\n{self.plan.eta()}")

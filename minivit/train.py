@@ -20,7 +20,6 @@ metrics.csv report is described in ``minivit/progress.py``.
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -38,7 +37,7 @@ from minivit.optim import AdamW, clip_grad_norm
 from minivit.planned_run import PlannedRun
 from minivit.progress import Throughput, progress_bar, subset_label
 from minivit.progress import write_metrics as write_metrics_csv
-from minivit.resume_check import RESUME_KEYS, check_resumable  # noqa: F401 (RESUME_KEYS: API)
+from minivit.resume_check import RESUME_KEYS, check_config_file, check_resumable  # noqa: F401 (RESUME_KEYS: API)
 from minivit.runfolder import RunLock
 from minivit.runstate import RunCheckpoints, TrainingDiverged, deferred_interrupt  # noqa: F401 (TrainingDiverged: API)
 from minivit.tally import Tally
@@ -123,6 +122,9 @@ class Trainer(RunCheckpoints, PlannedRun, TrainerOptions):
         path = Path(path) if path else self.out / "last.npz"
         params, optim, meta = load_checkpoint(path)
         check_resumable(path, meta, self.cfg, self.exercises)     # the same run: keys, code, configuration
+        notice = check_config_file(self.out, meta, path)         # config.json edited by hand: refused
+        if notice:
+            print(notice)
         try:
             self.model.load_state_dict(params)
             self.opt.load_state_dict(optim)
@@ -192,9 +194,7 @@ class Trainer(RunCheckpoints, PlannedRun, TrainerOptions):
                   f"{self.data.get('test_total', n_test):,} {self.eval_set_name} images -> {self.out}")
             with ops.use(self.impl or {}):
                 self.make_plan(evaluate)            # a time budget: calibrate, fix the steps, print the plan
-            (self.out / "config.json").write_text(json.dumps(
-                dict(train=cfg.to_dict(), model=self.model.config.to_dict(), device=self.device,
-                     exercises=self.exercises, plan=self.plan and self.plan.to_dict()), indent=2))
+            self.write_config()                     # config.json: the configuration and the plan (atomic)
             if self.exercises is not None:           # which topics run the learner's code
                 print(self.impl.describe())
             self.throughput.reset()                 # a new segment: this process's steps only
