@@ -12,7 +12,7 @@ import traceback
 # first (imported for its side effect): without /proc, this import's time stands in for the process's start
 from minivit.budget import process_started  # noqa: F401
 from minivit.cli_types import (OUT_FOLDERS, Defaults, Parser, data_source, duration, folder, fraction,
-                               nonnegative_int, positive_float, positive_int, resize_stages, step_count)
+                               nonnegative_int, positive_float, positive_int, resize_stages, step_count, steps_plan)
 from minivit.errors import exit_code, format_error
 from minivit.commands import (cmd_bench, cmd_eval, cmd_finetune, cmd_fused, cmd_grade, cmd_gradcheck,  # noqa: F401
                               cmd_hint, cmd_info, cmd_inspect, cmd_pack, cmd_train)
@@ -100,8 +100,9 @@ def build_parser():
     length.add_argument("--time-budget", type=duration, default=None, metavar="T",
                         help="the whole run (loading, calibration, training, evaluations) within T, e.g. 90s, "
                              "60m, 2h: a short calibration fixes the number of steps (recorded in config.json)")
-    length.add_argument("--steps", type=step_count, default=None, metavar="N",
-                        help="train exactly N steps (e.g. a budgeted run's plan, replayed on another machine)")
+    length.add_argument("--steps", type=steps_plan, default=None, metavar="N",
+                        help="train exactly N steps; or replay a budgeted run's plan followed on another machine, "
+                             "e.g. 1500,1480@390 (horizon 1500, from step 390 on 1480), as the run prints it")
     s.add_argument("--batch-size", type=positive_int, default=None)
     s.add_argument("--lr", type=positive_float, default=None, help="peak learning rate")
     s.add_argument("--device", default=None, choices=["auto", "cpu", "gpu"])

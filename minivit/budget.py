@@ -21,15 +21,16 @@ answers with a *plan*, made once at its start::
    step, all on the evaluation set; the caller may give any list, e.g. a small subset during
    training and the full test set at the end);
    ``margin``: :data:`MARGIN` of the budget, for the noise of a shared machine. ``commit_s``
-   counts two checkpoint writes (a new best), so the plan errs on the short side; a machine that
-   slows down after the calibration (another job starts) ends the run late by as much.
+   counts two checkpoint writes (a new best), so the plan errs on the short side. A machine that
+   turns slower or faster after the calibration is followed by a re-plan at each evaluation
+   (minivit/replan.py), which moves the horizon S.
 3. **The run** stops at step S, and the learning-rate schedule's horizon is S: warmup + cosine
    reach ``min_lr`` exactly at step S (``optim.warmup_cosine(S, S, ...)``), so the run's last step
    is the cosine's last. The warmup is capped at half the plan (a tiny budget still decays).
 
-The plan is recorded in ``config.json`` and in every checkpoint; ``--resume`` reuses it as it is
-(no new calibration), and ``--steps S`` replays it on another machine: the same S gives the same
-schedule and the same numbers.
+The plan followed (every re-plan) is recorded in ``config.json`` and in every checkpoint;
+``--resume`` continues it (no new calibration), and ``--steps`` replays it on another machine (the
+horizons, ``--steps S0,S1@g1,...``, as the run prints them): the same schedule, the same numbers.
 
 The clock is a parameter (``clock``, a callable returning seconds, ``time.monotonic`` by
 default), so tests run whole plans on a simulated clock; ``sync`` (the backend's synchronize) is
@@ -169,10 +170,11 @@ def calibrate(run_step, kinds, run_eval, eval_images, commit, clock=time.monoton
 class Plan:
     """A run's fixed step count and how it was chosen (JSON-able: :meth:`to_dict`).
 
-    steps: S, the run's optimizer steps (the schedule's horizon). source: 'time budget' or
-    'steps' (``--steps``: given, not measured). The rest is None for a given step count:
-    budget_s, spent_s (process start -> plan), margin_s; step_s: {kind: s}; eval_s: all
-    evaluations with their commits; evaluations: their number."""
+    steps: S, the run's optimizer steps (the schedule's horizon; after a re-plan, the latest).
+    source: 'time budget' or 'steps' (``--steps``: given, not measured). The rest is None for a
+    given step count: budget_s, spent_s (process start -> plan), margin_s; step_s: {kind: s};
+    eval_s: all evaluations with their commits (the first plan's estimate); evaluations: their
+    number. horizons, replans: the re-plans (minivit/replan.py)."""
 
     steps: int
     steps_per_epoch: int
@@ -186,6 +188,12 @@ class Plan:
     commit_s: float | None = None
     evaluations: int | None = None
     eval_s: float | None = None
+    horizons: list | None = None     # the plan followed: [[0, S0], [g, H], ...] (minivit/replan.py)
+    replans: list = field(default_factory=list)     # each re-plan's step, horizon and measurements
+
+    def __post_init__(self):
+        if self.horizons is None:         # one horizon (a plan recorded before re-planning: the same)
+            self.horizons = [[0, self.steps]]
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -284,9 +292,11 @@ def plan_for_budget(budget_s, spent_s, cal: Calibration, steps_per_epoch, eval_i
                 eval_s=eval_cost(lo))
 
 
-def schedule_of(plan: Plan, warmup_steps: int) -> tuple[int, int]:
-    """(total steps, warmup steps) of a planned run: the horizon is the plan, the warmup at most half of it."""
-    return plan.steps, min(warmup_steps, plan.steps // 2)
+def schedule_of(plan: Plan, warmup_steps: int, step: int = 0) -> tuple[int, int]:
+    """(total steps, warmup steps) of a planned run at ``step``: the horizon in force there, the
+    warmup at most half of the first horizon (re-plans never move it)."""
+    in_force = [h for g, h in plan.horizons if g <= step][-1]
+    return in_force, min(warmup_steps, plan.horizons[0][1] // 2)
 
 
 def calibration_seconds(budget_s: float) -> float:

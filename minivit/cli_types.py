@@ -38,6 +38,19 @@ def step_count(s):
                                        "learning-rate schedule can tell apart)")
 
 
+def steps_plan(s):
+    """--steps: a step count N (as step_count), or a plan followed, 'H0,H1@g1,...' as a budgeted run
+    prints it (minivit.replan.parse_steps) -> its horizons [[0, H0], [g1, H1], ...]."""
+    if "," not in s:
+        return step_count(s)
+    from minivit.replan import parse_steps
+
+    try:
+        return parse_steps(s)[1]
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("--steps: ")) from None
+
+
 OUT_FOLDERS = ("train", "finetune", "eval", "inspect")     # the subcommands whose --out is a folder
 
 

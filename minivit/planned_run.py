@@ -14,6 +14,7 @@ from numbers import Integral
 from minivit.budget import FULL, MAX_STEPS, Plan, calibrate, calibration_seconds, check_length, evaluations_of, \
     format_duration, plan_for_budget, schedule_of
 from minivit.checkpoint import CheckpointError
+from minivit.replan import check_horizons, replan, steps_option
 
 
 class PlannedRun:
@@ -23,6 +24,10 @@ class PlannedRun:
     (minivit/trainer_options.py)."""
 
     plan: Plan | None = None
+    used_before = 0.0        # the budget's seconds a resumed run's earlier processes used (None: unknown)
+    _window = None           # (clock, global_step) where the steps since the last evaluation began
+    _step_s = _commit_s = None   # the latest measured seconds per step, and of an evaluation's commit
+    _replanned = False
 
     @property
     def num_epochs(self) -> int | None:
@@ -48,11 +53,18 @@ class PlannedRun:
             if cfg.epochs * spe > MAX_STEPS:
                 raise ValueError(f"--epochs {cfg.epochs}: {cfg.epochs:,} epochs of {spe:,} steps are more than the "
                                  f"{MAX_STEPS:,} steps (2**53) the learning-rate schedule can tell apart")
+        horizons = getattr(cfg, "horizons", None)       # --steps H0,H1@g1,...: a plan followed, replayed
+        if horizons is not None:
+            if cfg.steps is None or not horizons or horizons[-1][1] != cfg.steps or horizons[0][0] != 0:
+                raise ValueError(f"a plan followed (horizons {horizons}) starts at step 0 and ends at the step "
+                                 f"count ({cfg.steps})")
+            check_horizons(horizons, spe)
         warmup = int(round(cfg.warmup_epochs * spe))
         if self.plan is None and cfg.steps is not None:
-            self.plan = Plan(steps=cfg.steps, steps_per_epoch=spe)
-        if self.plan is not None:
-            self.total_steps, self.warmup_steps = schedule_of(self.plan, warmup)
+            self.plan = Plan(steps=cfg.steps, steps_per_epoch=spe,
+                             horizons=[list(h) for h in horizons] if horizons else None)
+        if self.plan is not None:   # the horizon in force at the run's step (a resumed run's: further on)
+            self.total_steps, self.warmup_steps = schedule_of(self.plan, warmup, getattr(self, "global_step", 0))
         elif cfg.time_budget is not None:
             self.total_steps, self.warmup_steps = None, warmup
         else:
@@ -67,12 +79,78 @@ class PlannedRun:
             f"{epochs:.2f} epochs ({self.total_steps:,} steps)"
 
     def restore_plan(self, meta: dict, path):
-        """--resume: the checkpoint's plan, exactly as it was recorded (none: the run was not planned)."""
+        """--resume: the checkpoint's plan followed, exactly as it was recorded (none: the run was not
+        planned), and the budget's seconds it had used (re-plans go on from there; a checkpoint from
+        before re-planning records none: its plan is then followed as it is)."""
         if meta.get("plan") is not None:
             self.plan = Plan.from_dict(meta["plan"])
+            self.used_before = meta.get("budget_used_s")
             self.set_schedule()
         elif self.cfg.time_budget is not None and meta["global_step"] > 0:
             raise CheckpointError(f"{path}: a time-budgeted run's checkpoint without its plan; cannot resume it")
+
+    def budget_used(self) -> float:
+        """The budget's seconds used so far: earlier processes' (a resumed run) and this one's."""
+        return (self.used_before or 0.0) + self.clock() - self.started
+
+    def start_window(self):
+        """The steps from here to the next evaluation are the window its re-plan measures."""
+        self._window = (self.clock(), self.global_step)
+
+    def evaluation_started(self):
+        self._t_eval = self.clock()
+
+    def follow_plan(self, eval_images: int):
+        """After an evaluation before the last: the horizon from here on. A plan followed that has a
+        horizon recorded for this step (a --steps replay, a resumed run) takes it; a time budget
+        re-plans (minivit/replan.py) and records the re-plan; anything else keeps its horizon."""
+        g, now = self.global_step, self.clock()
+        eval_s, self._t_replan, self._replanned = now - self._t_eval, now, False
+        if self.plan is None or g >= self.total_steps:      # the last evaluation: the run ends here
+            return
+        recorded = [h for step, h in self.plan.horizons if step == g]
+        if recorded:
+            self.total_steps = recorded[-1]
+            return
+        if self.cfg.time_budget is None or self.used_before is None:
+            return
+        t0, g0 = self._window
+        if g > g0:                            # the seconds per step of the steps since the last evaluation
+            self._step_s = (self._t_eval - t0) / (g - g0)
+        step_s = self._step_s or self.plan.mean_step_s
+        commit_s = self._commit_s if self._commit_s is not None else self.plan.commit_s
+        full = "x_test_full" in self.data
+        evals = (eval_images, len(self.data["x_test_full"])) if full else eval_images
+        used = self.budget_used() + commit_s
+        old, per_image = self.total_steps, eval_s / max(1, eval_images)
+        h = replan(self.plan.budget_s, used, g, step_s, self.steps_per_epoch, evals, per_image, commit_s,
+                   at_least=1 if full else 0)
+        if h != old:                          # the horizons: what the schedule followed (a replay needs no more)
+            self.plan.horizons.append([g, h])
+        self.plan.replans.append(dict(step=g, steps=h, used_s=used, step_s=step_s, eval_s_per_image=per_image,
+                                      commit_s=commit_s))
+        self.plan.steps, self.plan.evaluations = h, evaluations_of(h, self.steps_per_epoch)
+        self.total_steps, self._replanned = h, True
+        bar = getattr(self, "_bar", None)
+        if bar is not None:
+            bar.total = h
+            if abs(h - old) >= 0.01 * old:
+                bar.write(f"re-plan at step {g:,}: {h:,} steps (was {old:,}): {1 / step_s:.2f} steps/s since the last "
+                          f"evaluation, {format_duration(self.plan.budget_s - used)} of the budget left")
+
+    def evaluation_done(self):
+        """After an evaluation's commit and reports: their time (the next re-plan's estimate of the
+        next commit), config.json again after a re-plan, and a new window of steps."""
+        if self._replanned:
+            self.write_config()
+        self._commit_s = self.clock() - self._t_replan
+        self.start_window()
+
+    def replay_note(self) -> str:
+        """'; replay this plan with --steps 1500,1480@390' (a plan that moved), else ''."""
+        if self.plan is None or len(self.plan.horizons) < 2:
+            return ""
+        return f"; replay its plan with --steps {steps_option(self.plan.horizons)}"
 
     def write_config(self):
         """config.json: the run's configuration, device, exercise topics and plan (the re-plans so far),

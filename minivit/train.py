@@ -139,7 +139,7 @@ class Trainer(RunCheckpoints, PlannedRun, TrainerOptions):
         return self
 
     def _meta(self):
-        return {**super()._meta(), "exercises": self.exercises}
+        return {**super()._meta(), "exercises": self.exercises, "budget_used_s": self.budget_used()}
 
     # -- the loop --------------------------------------------------------------------------
     def epoch_order(self, epoch):
@@ -195,6 +195,7 @@ class Trainer(RunCheckpoints, PlannedRun, TrainerOptions):
             with ops.use(self.impl or {}):
                 self.make_plan(evaluate)            # a time budget: calibrate, fix the steps, print the plan
             self.write_config()                     # config.json: the configuration and the plan (atomic)
+            self.start_window()                     # the steps a re-plan measures begin here
             if self.exercises is not None:           # which topics run the learner's code
                 print(self.impl.describe())
             self.throughput.reset()                 # a new segment: this process's steps only
@@ -253,6 +254,7 @@ class Trainer(RunCheckpoints, PlannedRun, TrainerOptions):
         """Evaluate, then write best.npz (on a new best) and last.npz, then metrics.csv and curves.png."""
         p, seg = self.partial, self.throughput
         t_eval = time.perf_counter()
+        self.evaluation_started()
         final = "x_test_full" in self.data and self.global_step == self.total_steps   # cfg.final_test
         x_eval = self.data["x_test_full" if final else "x_test"]
         # EMA weights, flip TTA: if switched on; final_test: the last evaluation on the whole test set
@@ -260,6 +262,7 @@ class Trainer(RunCheckpoints, PlannedRun, TrainerOptions):
         if not math.isfinite(test_loss):
             raise TrainingDiverged(f"the evaluation loss became {test_loss} after epoch {self.epoch + 1} "
                                    f"(step {self.global_step}); {self.last_good_note()}. Try a lower --lr.")
+        self.follow_plan(len(x_eval))   # a time budget re-plans its horizon (minivit/replan.py)
         elapsed = self.elapsed + p["time_s"] + (time.perf_counter() - t_eval)
         row = dict(epoch=self.epoch + 1, step=self.global_step, epoch_frac=self.global_step / self.steps_per_epoch,
                    train_loss=p["loss_sum"] / p["seen"], train_acc=p["correct"] / p["seen"],
@@ -279,6 +282,7 @@ class Trainer(RunCheckpoints, PlannedRun, TrainerOptions):
         self.commit(after, new_best=test_acc > self.best_acc if choose else True)
         seg.reset()
         self.write_metrics()
+        self.evaluation_done()
 
     def write_metrics(self):
         write_metrics_csv(self.history, self.out / "metrics.csv")
