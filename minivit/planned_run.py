@@ -2,10 +2,16 @@
 :class:`minivit.train.Trainer` that fixes a run's step count (the plan itself: minivit/budget.py).
 
 * epochs (``cfg.epochs``): ``epochs * steps_per_epoch`` steps, as always;
-* a step count (``cfg.steps``, ``--steps N``): N steps, evaluated at each epoch's end and at the last step;
+* a step count (``cfg.steps``, ``--steps N``): N steps, evaluated at each epoch's end and at the last
+  step; with ``cfg.horizons`` (``--steps H0,H1@g1,...``) a budgeted run's plan followed, replayed;
 * a time budget (``cfg.time_budget``, ``--time-budget 60m``): :meth:`PlannedRun.make_plan` calibrates
-  (on the real model, whose state is put back bit for bit) and fixes the steps, once; ``--resume``
-  takes the plan recorded in ``last.npz`` (:meth:`PlannedRun.restore_plan`), never a new one.
+  (on the real model, whose state is put back bit for bit) and makes the first plan;
+  :meth:`PlannedRun.follow_plan` re-plans at each evaluation before the last (minivit/replan.py);
+  ``--resume`` continues the plan followed that ``last.npz`` records (:meth:`PlannedRun.restore_plan`),
+  never a new calibration.
+
+On a GPU the re-plan's step times are complete: the epoch's last read of the device sums (a
+synchronization) comes before the evaluation's clock reading.
 """
 from __future__ import annotations
 
@@ -114,7 +120,7 @@ class PlannedRun:
             return
         if self.cfg.time_budget is None or self.used_before is None:
             return
-        t0, g0 = self._window
+        t0, g0 = self._window or (None, g)
         if g > g0:                            # the seconds per step of the steps since the last evaluation
             self._step_s = (self._t_eval - t0) / (g - g0)
         step_s = self._step_s or self.plan.mean_step_s

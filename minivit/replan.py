@@ -44,7 +44,7 @@ def replan(budget_s, used_s, step, step_s, steps_per_epoch, eval_images, eval_s_
     measured seconds per step; eval_images: each remaining evaluation's images (int or (during,
     last), :func:`minivit.budget.eval_images_of`); eval_s_per_image, commit_s: the measured costs of
     an evaluation; at_least: the fewest steps still to run (1 with a final evaluation due)."""
-    remaining = budget_s - used_s
+    remaining, step_s = budget_s - used_s, max(step_s, 1e-9)
     count, images = eval_images_of(eval_images, steps_per_epoch)
 
     def eval_cost(n):

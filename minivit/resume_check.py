@@ -92,15 +92,15 @@ def config_differences(config: dict, meta: dict) -> list[str]:
 
 
 def _common_replans(saved: dict, edited: dict):
-    """Two plans cut to the re-plans both hold (the later ones and what follows from them left out)."""
-    n = min(len(saved.get("horizons") or []), len(edited.get("horizons") or []))
-    if len(saved.get("horizons") or []) == len(edited.get("horizons") or []):
+    """Two plans cut to the re-plans both hold (the later ones, and what follows from the latest, left out)."""
+    lists = ("horizons", "replans")
+    n = {k: min(len(saved.get(k) or []), len(edited.get(k) or [])) for k in lists}
+    if all(len(saved.get(k) or []) == len(edited.get(k) or []) for k in lists):
         return saved, edited
-    derived = ("steps", "evaluations", "eval_s")        # follow from the last re-plan
+    derived = ("steps", "evaluations")        # follow from the latest re-plan
 
     def cut(plan):
-        return {k: (v[:n] if k == "horizons" else v[:max(0, n - 1)] if k == "replans" else v)
-                for k, v in plan.items() if k not in derived}
+        return {k: (v[:n[k]] if k in lists and isinstance(v, list) else v) for k, v in plan.items() if k not in derived}
 
     return cut(saved), cut(edited)
 

@@ -133,3 +133,56 @@ def test_a_replayed_plan_must_replan_at_epoch_ends(tmp_path):
         Trainer(tiny_cfg(epochs=None, steps=30, horizons=[[0, 40], [12, 30]]), tmp_path, device="cpu",
                 dataset_obj=synthetic(), progress=False)
     check_horizons([[0, 40], [16, 30]], 8)
+
+
+def test_resume_takes_a_config_one_replan_behind_but_refuses_an_edited_plan(tmp_path, monkeypatch, capsys):
+    """config.json is written after last.npz: a run killed in between leaves it one re-plan behind,
+    which --resume takes; a plan edited by hand (here the budget and a recorded horizon) is refused."""
+    data, cfg = synthetic(), tiny_cfg(epochs=None, time_budget=BUDGET)
+    t = fake_timed_trainer(tmp_path, monkeypatch, cfg, FakeClock(), data, after_plan=2.0)
+    t.fit()
+    path = tmp_path / "config.json"
+    written = json.loads(path.read_text())
+    behind = json.loads(json.dumps(written))
+    behind["plan"]["horizons"].pop()
+    behind["plan"]["replans"].pop()
+    behind["plan"]["steps"] = behind["plan"]["horizons"][-1][1]
+    path.write_text(json.dumps(behind))
+    Trainer(cfg, tmp_path, device="cpu", dataset_obj=data, progress=False).resume()
+    edited = json.loads(json.dumps(written))
+    edited["plan"]["budget_s"] = 99.0
+    edited["plan"]["horizons"][1][1] += 5
+    path.write_text(json.dumps(edited))
+    with pytest.raises(ValueError) as e:
+        Trainer(cfg, tmp_path, device="cpu", dataset_obj=data, progress=False).resume()
+    assert "plan.budget_s: config.json 99.0, checkpoint 12.0" in str(e.value)
+    assert "plan.horizons: config.json" in str(e.value)
+
+
+def test_a_checkpoint_from_before_replanning_is_followed_as_recorded(tmp_path, monkeypatch):
+    """A last.npz without the budget's seconds used (written before re-planning): --resume follows its
+    plan as it is, with no re-plan (it cannot know how much of the budget is left)."""
+    data, cfg = synthetic(), tiny_cfg(epochs=None, time_budget=BUDGET)
+    cut = fake_timed_trainer(tmp_path, monkeypatch, cfg, FakeClock(), data)
+    real_step = cut.train_step
+
+    def step_then_ctrl_c(*a):
+        if cut.plan is not None and cut.global_step == 3:
+            raise KeyboardInterrupt
+        return real_step(*a)
+
+    cut.train_step = step_then_ctrl_c
+    with pytest.raises(KeyboardInterrupt):
+        cut.fit()
+    with np.load(tmp_path / "last.npz", allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(str(arrays["meta_json"]))
+    del meta["budget_used_s"]
+    meta["plan"] = {k: v for k, v in meta["plan"].items() if k not in ("horizons", "replans")}
+    arrays["meta_json"] = np.array(json.dumps(meta))
+    np.savez(tmp_path / "last.npz", **arrays)
+    (tmp_path / "config.json").unlink()
+    r = fake_timed_trainer(tmp_path, monkeypatch, cfg, FakeClock(), data, slow=3.0).resume()
+    r.fit()
+    assert r.plan.replans == [] and r.plan.horizons == [[0, meta["plan"]["steps"]]]
+    assert r.global_step == meta["plan"]["steps"]
