@@ -186,3 +186,29 @@ def test_a_checkpoint_from_before_replanning_is_followed_as_recorded(tmp_path, m
     r.fit()
     assert r.plan.replans == [] and r.plan.horizons == [[0, meta["plan"]["steps"]]]
     assert r.global_step == meta["plan"]["steps"]
+
+
+def test_the_command_line_replays_the_plan_a_run_followed(tmp_path, monkeypatch, capsys):
+    """A budgeted smoke run (simulated clock, 2x slower after its calibration), then ``train --steps``
+    with the plan its done line would print: the same parameters, bit for bit."""
+    import minivit.train
+    from minivit.checkpoint import load_checkpoint
+    from minivit.recipes import recipe
+
+    data = synthetic()
+    t = fake_timed_trainer(tmp_path / "a", monkeypatch, recipe("smoke", time_budget=6.0, subset=128), FakeClock(),
+                           data, after_plan=2.0)
+    t.fit()
+    option = steps_option(t.plan.horizons)
+    assert "@" in option
+    real = minivit.train.prepare_data
+    monkeypatch.setattr(minivit.train, "prepare_data",
+                        lambda cfg, xp, data_dir=None, dataset_obj=None: real(cfg, xp, None, data))
+    monkeypatch.setenv("MINIVIT_DEVICE", "cpu")
+    capsys.readouterr()
+    assert cli.main(["train", "--preset", "smoke", "--subset", "128", "--steps", option,
+                     "--out", str(tmp_path / "b")]) == 0
+    assert f"replay its plan with --steps {option}" in capsys.readouterr().out
+    params, _, meta = load_checkpoint(tmp_path / "b" / "last.npz")
+    ours = params_of(t)
+    assert meta["plan"]["horizons"] == t.plan.horizons and all(np.array_equal(ours[k], params[k]) for k in ours)
