@@ -81,7 +81,8 @@ def test_a_plan_for_the_longest_budget_stays_representable_and_quick():
 # ------------------------------------------------------------------------------ $MINIVIT_DEVICE
 @pytest.mark.parametrize("argv", [["info"], ["eval", "nope.npz"], ["grade", "--list"], ["hint", "gelu_forward"],
                                   ["train", "--preset", "smoke"], ["bench", "--steps", "1"], ["gradcheck"],
-                                  ["fused"]], ids=lambda a: a[0])
+                                  ["fused"], ["pack", "--out", "x.npz"], ["inspect", "c.npz", "--out", "x"],
+                                  ["finetune", "--from", "c.npz"]], ids=lambda a: a[0])
 def test_a_bogus_device_variable_is_exit_2_in_every_command(argv, monkeypatch, capsys):
     monkeypatch.setenv("MINIVIT_DEVICE", "bogus")
     monkeypatch.setattr(minivit.train.Trainer, "__init__", lambda *a, **k: pytest.fail("trained"))
