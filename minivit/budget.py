@@ -253,14 +253,20 @@ def eval_images_of(eval_images, steps_per_epoch):
     return count, lambda s: 0 if s <= 0 else (count(s) - 1) * during + last
 
 
-def most_steps(free, step_s, eval_cost, low=0, high=MAX_STEPS) -> int:
-    """The largest n in [low, high] with n * step_s + eval_cost(n) <= free (low when none fits)."""
+def most_steps(free, step_s, eval_cost, low=0, high=MAX_STEPS, train_s=None) -> int:
+    """The largest n in [low, high] with train_s(n) + eval_cost(n) <= free (low when none fits);
+    train_s(n): the seconds of n steps (default n * step_s; given, step_s is a step's least seconds)."""
+    train_s = train_s or (lambda n: n * step_s)
+
+    def fits(n):
+        return train_s(n) + eval_cost(n) <= free
+
     lo, hi = low, min(high, max(low, int(min(free / step_s, MAX_STEPS)))) + 1  # cost(hi) need not fit
-    if lo * step_s + eval_cost(lo) > free:
+    if not fits(lo):
         return low
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if mid * step_s + eval_cost(mid) <= free else (lo, mid)
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
     return min(lo, high)
 
 

@@ -32,7 +32,8 @@ class PlannedRun:
     plan: Plan | None = None
     used_before = 0.0        # the budget's seconds a resumed run's earlier processes used (None: unknown)
     _window = None           # (clock, global_step) where the steps since the last evaluation began
-    _step_s = _commit_s = None   # the latest measured seconds per step, and of an evaluation's commit
+    _step_s = _speed = _commit_s = None   # the latest measured seconds per step, speed (against the
+    #                                       calibration) and seconds of an evaluation's commit
     _replanned = False
 
     @property
@@ -121,20 +122,23 @@ class PlannedRun:
         if self.cfg.time_budget is None or self.used_before is None:
             return
         t0, g0 = self._window or (None, g)
-        if g > g0:                            # the seconds per step of the steps since the last evaluation
+        old = self.total_steps
+        if g > g0:      # the steps since the last evaluation: seconds per step, and speed against the calibration
             self._step_s = (self._t_eval - t0) / (g - g0)
-        step_s = self._step_s or self.plan.mean_step_s
+            self._speed = (self._t_eval - t0) / max(1e-12, self.calibrated_train_s(g0, g, old))
+        step_s, speed = self._step_s or self.plan.mean_step_s, self._speed or 1.0
         commit_s = self._commit_s if self._commit_s is not None else self.plan.commit_s
         full = "x_test_full" in self.data
         evals = (eval_images, len(self.data["x_test_full"])) if full else eval_images
         used = self.budget_used() + commit_s
-        old, per_image = self.total_steps, eval_s / max(1, eval_images)
-        h = replan(self.plan.budget_s, used, g, step_s, self.steps_per_epoch, evals, per_image, commit_s,
-                   at_least=1 if full else 0)
+        per_image = eval_s / max(1, eval_images)
+        h = replan(self.plan.budget_s, used, g, speed * min(self.plan.step_s.values()), self.steps_per_epoch, evals,
+                   per_image, commit_s, at_least=1 if full else 0,
+                   train_s=lambda n: speed * self.calibrated_train_s(g, g + n, g + n))
         if h != old:                          # the horizons: what the schedule followed (a replay needs no more)
             self.plan.horizons.append([g, h])
-        self.plan.replans.append(dict(step=g, steps=h, used_s=used, step_s=step_s, eval_s_per_image=per_image,
-                                      commit_s=commit_s))
+        self.plan.replans.append(dict(step=g, steps=h, used_s=used, step_s=step_s, speed=speed,
+                                      eval_s_per_image=per_image, commit_s=commit_s))
         self.plan.steps, self.plan.evaluations = h, evaluations_of(h, self.steps_per_epoch)
         self.total_steps, self._replanned = h, True
         bar = getattr(self, "_bar", None)
@@ -143,6 +147,16 @@ class PlannedRun:
             if abs(h - old) >= 0.01 * old:
                 bar.write(f"re-plan at step {g:,}: {h:,} steps (was {old:,}): {1 / step_s:.2f} steps/s since the last "
                           f"evaluation, {format_duration(self.plan.budget_s - used)} of the budget left")
+
+    def calibrated_train_s(self, lo: int, hi: int, total: int) -> float:
+        """The seconds the calibration predicts for steps lo..hi-1 of a run of ``total`` steps: each at
+        its step kind's time (progressive resizing: the size it has under that horizon)."""
+        resize, step_s = getattr(self, "resize", None), self.plan.step_s
+        if resize is None:
+            return (hi - lo) * self.plan.mean_step_s
+        bounds = [resize.first_step(i, total) for i in range(len(resize.stages))] + [total]
+        return sum(max(0, min(hi, b) - max(lo, a)) * step_s[f"{size}px"]
+                   for (_, size), a, b in zip(resize.stages, bounds, bounds[1:]))
 
     def evaluation_done(self):
         """After an evaluation's commit and reports: their time (the next re-plan's estimate of the

@@ -12,10 +12,13 @@ run fixes its horizon H again (:func:`replan`)::
         n * step_s + evals(n) <= remaining - MARGIN * remaining
 
 ``step_s``: the seconds per step measured over the steps since the previous evaluation (the recent
-window: the machine as it is now, not at the calibration); ``evals(n)``: the evaluations of the n
+window: the machine as it is now, not at the calibration). With step kinds of different costs
+(progressive resizing: a 24 px step is cheaper than a 32 px one) the window's time is divided by
+what the calibration predicts for its steps, and that speed scales the calibrated cost of the n steps
+left, each at the size it will have under the new horizon. ``evals(n)``: the evaluations of the n
 steps left (one per epoch's end and one at the last step, the last one on the whole test set with
-``final_test``), each at the calibrated seconds per image scaled by how much longer the evaluation
-just made took than the calibration predicted, plus the last commit's measured time. The margin is
+``final_test``), each at the seconds per image of the evaluation just made, plus the last commit's
+measured time (checkpoints, metrics.csv, curves.png). The margin is
 a fraction of what *remains*, so it shrinks as the end nears: a steady machine uses more than 97%
 of its budget. H never goes below the steps done (with ``final_test`` at least one more step, so
 that the last evaluation is on the whole test set): a run that is already late ends at once, late
@@ -37,13 +40,15 @@ from minivit.budget import MARGIN, MAX_STEPS, eval_images_of, most_steps
 
 
 def replan(budget_s, used_s, step, step_s, steps_per_epoch, eval_images, eval_s_per_image, commit_s,
-           at_least=0, margin=MARGIN) -> int:
+           at_least=0, margin=MARGIN, train_s=None) -> int:
     """The new horizon at an evaluation after ``step`` steps (see the module docstring).
 
     used_s: the budget's seconds used up to now, this evaluation's commit included; step_s: the
-    measured seconds per step; eval_images: each remaining evaluation's images (int or (during,
-    last), :func:`minivit.budget.eval_images_of`); eval_s_per_image, commit_s: the measured costs of
-    an evaluation; at_least: the fewest steps still to run (1 with a final evaluation due)."""
+    measured seconds per step; train_s: optional, the seconds of the next n steps as a function of n
+    (step kinds of different costs: then step_s is the least a step takes); eval_images: each
+    remaining evaluation's images (int or (during, last), :func:`minivit.budget.eval_images_of`);
+    eval_s_per_image, commit_s: the measured costs of an evaluation; at_least: the fewest steps
+    still to run (1 with a final evaluation due)."""
     remaining, step_s = budget_s - used_s, max(step_s, 1e-9)
     count, images = eval_images_of(eval_images, steps_per_epoch)
 
@@ -51,7 +56,8 @@ def replan(budget_s, used_s, step, step_s, steps_per_epoch, eval_images, eval_s_
         return images(n) * eval_s_per_image + count(n) * commit_s
 
     free = remaining - margin * max(0.0, remaining)
-    n = most_steps(free, step_s, eval_cost, low=at_least, high=MAX_STEPS - step) if free > 0 else at_least
+    n = most_steps(free, step_s, eval_cost, low=at_least, high=MAX_STEPS - step, train_s=train_s) if free > 0 \
+        else at_least
     return step + n
 
 

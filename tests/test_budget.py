@@ -338,18 +338,22 @@ def test_a_schedule_of_two_step_kinds_is_calibrated_and_planned_per_kind(tmp_pat
     assert read_meta(tmp_path / "last.npz")["plan"]["kinds"] == [["small", 0.5], ["full", 0.5]]
 
 
-def test_progressive_resizing_in_a_budget_is_calibrated_per_size(tmp_path, monkeypatch):
+@pytest.mark.parametrize("after_plan", [1.0, 2.0], ids=["steady", "2x slower after calibration"])
+def test_progressive_resizing_in_a_budget_is_calibrated_per_size(tmp_path, monkeypatch, after_plan):
     """A 24 px step costs (24/32)^2 of a 32 px one here: the calibration times both sizes, the plan
-    weighs them by the stages' lengths, and the run still ends within the budget at its last step."""
+    weighs them by the stages' lengths, and the run still ends within the budget at its last step.
+    The re-plans measure the speed against what the calibration predicts for the sizes run, so the
+    cheap first stage does not stretch the horizon (on a steady machine it moves by a few steps)."""
     from test_trainer_options import record_sizes, resize_cfg
 
     clock, budget = FakeClock(), 12.0
-    t = fake_timed_trainer(tmp_path, monkeypatch, resize_cfg(epochs=None, time_budget=budget), clock, synthetic())
+    t = fake_timed_trainer(tmp_path, monkeypatch, resize_cfg(epochs=None, time_budget=budget), clock, synthetic(),
+                           after_plan=after_plan)
     resize_for_step = t.resize_for_step
 
     def timed_resize(x):                                  # the step's cost depends on its size
         y = resize_for_step(x)
-        clock.advance(-STEP_S * (1 - (y.shape[1] / 32) ** 2))
+        clock.advance(-STEP_S * (1 - (y.shape[1] / 32) ** 2) * (after_plan if t.plan is not None else 1.0))
         return y
 
     t.resize_for_step = timed_resize
@@ -359,8 +363,12 @@ def test_progressive_resizing_in_a_budget_is_calibrated_per_size(tmp_path, monke
     assert plan.kinds == [["24px", 0.5], ["32px", 0.5]]
     assert plan.step_s == pytest.approx({"24px": STEP_S * (24 / 32) ** 2, "32px": STEP_S})
     assert plan.mean_step_s == pytest.approx(STEP_S * (0.5 * (24 / 32) ** 2 + 0.5))
-    assert 0.97 * budget <= clock() - t.started <= budget
+    assert 0.98 * budget <= clock() - t.started <= budget
     assert t.global_step == S and t.lrs[-1] == warmup_cosine(S - 1, S, t.cfg.lr, t.warmup_steps, t.cfg.min_lr)
+    first = plan.horizons[0][1]
+    expected = first / after_plan                          # the speed halves: about half the steps
+    assert all(abs(h - expected) <= 0.06 * expected for _, h in plan.horizons[1:]), plan.horizons
+    assert all(r["speed"] == pytest.approx(after_plan) for r in plan.replans)
     run_sizes = sizes[-S:]                               # after the calibration's steps: each at its horizon
     assert run_sizes == [t.resize.size_at(i, horizon_at(plan.horizons, i)) for i in range(S)]
     assert {24, 32} == set(run_sizes)
