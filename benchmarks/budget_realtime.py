@@ -5,8 +5,8 @@
 
 Each run starts ``python -m minivit train --preset P --time-budget B`` in a fresh process, times it
 from start to exit, and reads the plan back from the run's ``config.json`` and ``last.npz``. The
-report gives, per run: the budget, the wall time (and its ratio to the budget), the steps planned
-and the steps done. With the machine's CPU model and NumPy GEMM speed beside it, since a shared
+report gives, per run: the budget, the wall time (and its ratio to the budget), the first plan's
+steps, the re-plans made at the evaluations (minivit/replan.py), the last horizon and the steps done. With the machine's CPU model and NumPy GEMM speed beside it, since a shared
 machine's load changes what a second buys.
 
 This was ``tests/test_budget.py::test_real_time_budget_on_the_cli`` (within 15% of a 20 s budget);
@@ -67,8 +67,10 @@ def one_run(preset: str, budget: str, out: Path) -> dict:
     plan = json.loads((out / "config.json").read_text())["plan"]
     done = read_meta(out / "last.npz")["global_step"]
     seconds = parse_duration(budget)
+    horizons = plan.get("horizons") or [[0, plan["steps"]]]
     return dict(budget_s=seconds, wall_s=round(took, 2), ratio=round(took / seconds, 3),
-                steps_planned=plan["steps"], steps_done=done)
+                first_plan=horizons[0][1], replans=len(plan.get("replans") or []), steps_planned=plan["steps"],
+                steps_done=done)
 
 
 def main(argv=None) -> int:
@@ -89,10 +91,11 @@ def main(argv=None) -> int:
         return 0
     print(f"{machine['cpu']} ({machine['cores']} cores), BLAS {machine['blas']}, "
           f"NumPy float32 GEMM {machine['gemm_gflops']} GFLOP/s; preset {args.preset}")
-    print("| budget (s) | wall (s) | wall / budget | steps planned | steps done |")
-    print("|---|---|---|---|---|")
+    print("| budget (s) | wall (s) | wall / budget | first plan (steps) | re-plans | last horizon | steps done |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['budget_s']:g} | {r['wall_s']:.2f} | {r['ratio']:.3f} | {r['steps_planned']} | {r['steps_done']} |")
+        print(f"| {r['budget_s']:g} | {r['wall_s']:.2f} | {r['ratio']:.3f} | {r['first_plan']} | {r['replans']} | "
+              f"{r['steps_planned']} | {r['steps_done']} |")
     return 0
 
 

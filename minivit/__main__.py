@@ -12,7 +12,7 @@ import traceback
 # first (imported for its side effect): without /proc, this import's time stands in for the process's start
 from minivit.budget import process_started  # noqa: F401
 from minivit.cli_types import (OUT_FOLDERS, Defaults, Parser, data_source, duration, folder, fraction,
-                               nonnegative_int, positive_float, positive_int, resize_stages)
+                               nonnegative_int, positive_float, positive_int, resize_stages, step_count, steps_plan)
 from minivit.errors import exit_code, format_error
 from minivit.commands import (cmd_bench, cmd_eval, cmd_finetune, cmd_fused, cmd_grade, cmd_gradcheck,  # noqa: F401
                               cmd_hint, cmd_info, cmd_inspect, cmd_pack, cmd_train)
@@ -96,12 +96,13 @@ def build_parser():
     s = sub.add_parser("train", help="train a ViT on CIFAR-10/100", formatter_class=Defaults)
     s.add_argument("--preset", default="cpu", choices=sorted(RECIPES), help="training recipe")
     length = s.add_mutually_exclusive_group()      # a run's length: one of the three
-    length.add_argument("--epochs", type=positive_int, default=None, help="override the recipe's number of epochs")
+    length.add_argument("--epochs", type=step_count, default=None, help="override the recipe's number of epochs")
     length.add_argument("--time-budget", type=duration, default=None, metavar="T",
                         help="the whole run (loading, calibration, training, evaluations) within T, e.g. 90s, "
                              "60m, 2h: a short calibration fixes the number of steps (recorded in config.json)")
-    length.add_argument("--steps", type=positive_int, default=None, metavar="N",
-                        help="train exactly N steps (e.g. a budgeted run's plan, replayed on another machine)")
+    length.add_argument("--steps", type=steps_plan, default=None, metavar="N",
+                        help="train exactly N steps; or replay a budgeted run's plan followed on another machine, "
+                             "e.g. 1500,1480@390 (horizon 1500, from step 390 on 1480), as the run prints it")
     s.add_argument("--batch-size", type=positive_int, default=None)
     s.add_argument("--lr", type=positive_float, default=None, help="peak learning rate")
     s.add_argument("--device", default=None, choices=["auto", "cpu", "gpu"])
@@ -199,6 +200,9 @@ def main(argv=None):
         if not argv:                          # no command at all: show what there is
             parser.print_help(sys.stderr)
         args = parser.parse_args(argv, raise_errors=True)
+        from minivit.backend import device_from_env
+
+        device_from_env()                     # a bad $MINIVIT_DEVICE: exit 2 in every command, even one without a device
         return args.func(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -45,6 +45,18 @@ def gpu_available() -> bool:
     return _import_cupy() is not None
 
 
+ENV_VAR = "MINIVIT_DEVICE"
+
+
+def device_from_env() -> str:
+    """``$MINIVIT_DEVICE`` (unset or empty: ``auto``); ValueError naming the variable for any other
+    value than auto, cpu, gpu (or the tests' sim). ``python -m minivit`` checks it before every command."""
+    value = os.environ.get(ENV_VAR, "") or "auto"
+    if value.lower() not in (*DEVICES, SIM):
+        raise ValueError(f"{ENV_VAR}={value}: expected one of {', '.join(DEVICES)} (or unset)")
+    return value
+
+
 def resolve_device(device: str | None = None) -> str:
     """Turn ``device`` (or ``$MINIVIT_DEVICE``, or ``auto``) into ``'cpu'`` or ``'gpu'``.
 
@@ -52,7 +64,7 @@ def resolve_device(device: str | None = None) -> str:
     requested but CuPy or a GPU is missing.
     """
     if device is None:
-        device = os.environ.get("MINIVIT_DEVICE", "auto") or "auto"
+        device = device_from_env()
     device = device.lower()
     if device == SIM:
         return SIM

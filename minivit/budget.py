@@ -21,15 +21,16 @@ answers with a *plan*, made once at its start::
    step, all on the evaluation set; the caller may give any list, e.g. a small subset during
    training and the full test set at the end);
    ``margin``: :data:`MARGIN` of the budget, for the noise of a shared machine. ``commit_s``
-   counts two checkpoint writes (a new best), so the plan errs on the short side; a machine that
-   slows down after the calibration (another job starts) ends the run late by as much.
+   counts two checkpoint writes (a new best), so the plan errs on the short side. A machine that
+   turns slower or faster after the calibration is followed by a re-plan at each evaluation
+   (minivit/replan.py), which moves the horizon S.
 3. **The run** stops at step S, and the learning-rate schedule's horizon is S: warmup + cosine
    reach ``min_lr`` exactly at step S (``optim.warmup_cosine(S, S, ...)``), so the run's last step
    is the cosine's last. The warmup is capped at half the plan (a tiny budget still decays).
 
-The plan is recorded in ``config.json`` and in every checkpoint; ``--resume`` reuses it as it is
-(no new calibration), and ``--steps S`` replays it on another machine: the same S gives the same
-schedule and the same numbers.
+The plan followed (every re-plan) is recorded in ``config.json`` and in every checkpoint;
+``--resume`` continues it (no new calibration), and ``--steps`` replays it on another machine (the
+horizons, ``--steps S0,S1@g1,...``, as the run prints them): the same schedule, the same numbers.
 
 The clock is a parameter (``clock``, a callable returning seconds, ``time.monotonic`` by
 default), so tests run whole plans on a simulated clock; ``sync`` (the backend's synchronize) is
@@ -48,10 +49,16 @@ import os
 import re
 import time
 from dataclasses import asdict, dataclass, field
+from numbers import Integral, Real
 
 _IMPORTED_AT = time.monotonic()
 MARGIN = 0.03               # of the budget, kept free for the noise of a shared machine
 FULL = [("full", 1.0)]      # the step kinds of today's schedule: every step at full resolution
+# The longest run the schedule can represent: the cosine's progress (step - warmup) / (steps - warmup)
+# is a float64, which tells every step from the next only up to 2**53 steps. A longer --steps (or
+# epochs) is refused; a plan never exceeds it.
+MAX_STEPS = 2 ** 53
+MAX_BUDGET_S = 365 * 24 * 3600.0     # a year: the longest --time-budget (its plan stays under MAX_STEPS)
 
 _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?")
 
@@ -65,7 +72,20 @@ def parse_duration(text: str) -> float:
     seconds = 3600 * h + 60 * mins + s
     if not 0 < seconds < math.inf:
         raise ValueError(f"expected a positive duration, got {text!r}")
+    if seconds > MAX_BUDGET_S:
+        raise ValueError(f"expected a duration of at most {MAX_BUDGET_S / 3600:.0f}h (a year), got {text!r}")
     return seconds
+
+
+def check_length(steps=None, budget_s=None, what="--steps"):
+    """ValueError unless a run's step count is a positive integer of at most MAX_STEPS and its time
+    budget a positive number of seconds of at most MAX_BUDGET_S (None: not given)."""
+    if steps is not None and not (isinstance(steps, Integral) and 0 < steps <= MAX_STEPS):
+        raise ValueError(f"{what}: expected a step count from 1 to 2**53 = {MAX_STEPS:,} (the most the learning-rate "
+                         f"schedule can tell apart), got {steps}")
+    if budget_s is not None and not (isinstance(budget_s, Real) and 0 < budget_s <= MAX_BUDGET_S):
+        raise ValueError(f"the time budget must be a positive number of seconds of at most {MAX_BUDGET_S:.0f} "
+                         f"(a year), got {budget_s}")
 
 
 def format_duration(seconds: float) -> str:
@@ -150,10 +170,11 @@ def calibrate(run_step, kinds, run_eval, eval_images, commit, clock=time.monoton
 class Plan:
     """A run's fixed step count and how it was chosen (JSON-able: :meth:`to_dict`).
 
-    steps: S, the run's optimizer steps (the schedule's horizon). source: 'time budget' or
-    'steps' (``--steps``: given, not measured). The rest is None for a given step count:
-    budget_s, spent_s (process start -> plan), margin_s; step_s: {kind: s}; eval_s: all
-    evaluations with their commits; evaluations: their number."""
+    steps: S, the run's optimizer steps (the schedule's horizon; after a re-plan, the latest).
+    source: 'time budget' or 'steps' (``--steps``: given, not measured). The rest is None for a
+    given step count: budget_s, spent_s (process start -> plan), margin_s; step_s: {kind: s};
+    eval_s: all evaluations with their commits (the first plan's estimate); evaluations: their
+    number. horizons, replans: the re-plans (minivit/replan.py)."""
 
     steps: int
     steps_per_epoch: int
@@ -167,6 +188,12 @@ class Plan:
     commit_s: float | None = None
     evaluations: int | None = None
     eval_s: float | None = None
+    horizons: list | None = None     # the plan followed: [[0, S0], [g, H], ...] (minivit/replan.py)
+    replans: list = field(default_factory=list)     # each re-plan's step, horizon and measurements
+
+    def __post_init__(self):
+        if self.horizons is None:         # one horizon (a plan recorded before re-planning: the same)
+            self.horizons = [[0, self.steps]]
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -210,27 +237,55 @@ def evaluations_of(steps: int, steps_per_epoch: int) -> int:
     return -(-steps // steps_per_epoch)
 
 
+def eval_images_of(eval_images, steps_per_epoch):
+    """(number of evaluations, their images) as functions of a step count, from ``eval_images``: an
+    int (every evaluation the same: one per epoch's end and one at the last step), a pair (during,
+    last): the last evaluation of ``last`` images, the others of ``during`` (e.g. a small subset
+    during training, the whole test set at the end), or a function of the step count returning the
+    list of each evaluation's images. The first two never build a list, so a long run costs nothing."""
+    if callable(eval_images):
+        return lambda s: len(eval_images(s)), lambda s: sum(eval_images(s))
+    during, last = (eval_images, eval_images) if isinstance(eval_images, Integral) else eval_images
+
+    def count(s):
+        return evaluations_of(s, steps_per_epoch)
+
+    return count, lambda s: 0 if s <= 0 else (count(s) - 1) * during + last
+
+
+def most_steps(free, step_s, eval_cost, low=0, high=MAX_STEPS, train_s=None) -> int:
+    """The largest n in [low, high] with train_s(n) + eval_cost(n) <= free (low when none fits);
+    train_s(n): the seconds of n steps (default n * step_s; given, step_s is a step's least seconds)."""
+    train_s = train_s or (lambda n: n * step_s)
+
+    def fits(n):
+        return train_s(n) + eval_cost(n) <= free
+
+    lo, hi = low, min(high, max(low, int(min(free / step_s, MAX_STEPS)))) + 1  # cost(hi) need not fit
+    if not fits(lo):
+        return low
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    return min(lo, high)
+
+
 def plan_for_budget(budget_s, spent_s, cal: Calibration, steps_per_epoch, eval_images, kinds=FULL,
                     margin=MARGIN) -> Plan:
-    """The largest step count that fits (see the module docstring); ValueError when none does.
+    """The largest step count that fits (see the module docstring; at most MAX_STEPS); ValueError
+    when none does.
 
-    eval_images: the images of each evaluation: an int (every evaluation the same, one per epoch's
-        end and one at the last step), or a function of the step count returning the list of each
-        evaluation's images (e.g. a small subset during training and the full test set at the end).
+    eval_images: the images of each evaluation (:func:`eval_images_of`).
     spent_s: seconds from process start to now (data loading and calibration)."""
     step = sum(frac * cal.step_s[kind] for kind, frac in kinds)
-    evals = eval_images if callable(eval_images) else \
-        (lambda s: [eval_images] * evaluations_of(s, steps_per_epoch))
+    count, images = eval_images_of(eval_images, steps_per_epoch)
     margin_s = margin * budget_s
     free = budget_s - spent_s - margin_s
 
     def eval_cost(s):
-        return sum(n * cal.eval_s_per_image + cal.commit_s for n in evals(s))
+        return images(s) * cal.eval_s_per_image + count(s) * cal.commit_s
 
-    lo, hi = 0, max(0, int(free / step)) + 1      # cost(lo) fits (or lo = 0), cost(hi) does not
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if mid * step + eval_cost(mid) <= free else (lo, mid)
+    lo = most_steps(free, step, eval_cost) if free > 0 else 0
     if lo < 1:
         raise ValueError(
             f"a time budget of {format_duration(budget_s)} leaves no time to train: "
@@ -239,13 +294,15 @@ def plan_for_budget(budget_s, spent_s, cal: Calibration, steps_per_epoch, eval_i
             "is kept as a margin); give a longer --time-budget")
     return Plan(steps=lo, steps_per_epoch=steps_per_epoch, source="time budget", kinds=[list(k) for k in kinds],
                 budget_s=budget_s, spent_s=spent_s, margin_s=margin_s, step_s=dict(cal.step_s),
-                eval_s_per_image=cal.eval_s_per_image, commit_s=cal.commit_s, evaluations=len(evals(lo)),
+                eval_s_per_image=cal.eval_s_per_image, commit_s=cal.commit_s, evaluations=count(lo),
                 eval_s=eval_cost(lo))
 
 
-def schedule_of(plan: Plan, warmup_steps: int) -> tuple[int, int]:
-    """(total steps, warmup steps) of a planned run: the horizon is the plan, the warmup at most half of it."""
-    return plan.steps, min(warmup_steps, plan.steps // 2)
+def schedule_of(plan: Plan, warmup_steps: int, step: int = 0) -> tuple[int, int]:
+    """(total steps, warmup steps) of a planned run at ``step``: the horizon in force there, the
+    warmup at most half of the first horizon (re-plans never move it)."""
+    in_force = [h for g, h in plan.horizons if g <= step][-1]
+    return in_force, min(warmup_steps, plan.horizons[0][1] // 2)
 
 
 def calibration_seconds(budget_s: float) -> float:

@@ -28,6 +28,29 @@ def positive_int(s):
     return checked_number(s, int, lambda v: v >= 1, "a positive integer")
 
 
+def step_count(s):
+    """--steps, --epochs: a positive integer the learning-rate schedule can represent (at most 2**53,
+    minivit.budget.MAX_STEPS)."""
+    from minivit.budget import MAX_STEPS
+
+    return checked_number(s, int, lambda v: 1 <= v <= MAX_STEPS, "a positive integer",
+                          out_of_range=f"a positive integer of at most 2**53 = {MAX_STEPS:,} (the most steps the "
+                                       "learning-rate schedule can tell apart)")
+
+
+def steps_plan(s):
+    """--steps: a step count N (as step_count), or a plan followed, 'H0,H1@g1,...' as a budgeted run
+    prints it (minivit.replan.parse_steps) -> its horizons [[0, H0], [g1, H1], ...]."""
+    if "," not in s:
+        return step_count(s)
+    from minivit.replan import parse_steps
+
+    try:
+        return parse_steps(s)[1]
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("--steps: ")) from None
+
+
 OUT_FOLDERS = ("train", "finetune", "eval", "inspect")     # the subcommands whose --out is a folder
 
 

@@ -91,7 +91,9 @@ def cmd_train(args):
     from minivit.runfolder import claim_run_folder
     from minivit.train import recipe
 
-    cfg = recipe(args.preset, epochs=args.epochs, time_budget=args.time_budget, steps=args.steps,
+    horizons = args.steps if isinstance(args.steps, list) else None      # --steps H0,H1@g1,...: a plan replayed
+    cfg = recipe(args.preset, epochs=args.epochs, time_budget=args.time_budget,
+                 steps=horizons[-1][1] if horizons else args.steps, horizons=horizons,
                  batch_size=args.batch_size, lr=args.lr, dataset=args.dataset,
                  subset=args.subset, val_split=args.val_split, seed=args.seed, threads=args.threads,
                  ema_decay=args.ema_decay,
@@ -141,7 +143,7 @@ def _train(args, cfg, out):
         else:
             chosen = "best.npz is the final model (nothing is chosen on test images; --val-split N to choose)"
         print(f"done: final {trainer.eval_set_name} accuracy {100 * last['test_acc']:.2f}%{subset} "
-              f"(step {last['step']:,}); {chosen}; outputs in {trainer.out}")
+              f"(step {last['step']:,}); {chosen}; outputs in {trainer.out}{trainer.replay_note()}")
     return 0
 
 

@@ -43,6 +43,7 @@ class TrainConfig:
     # steps fixed by a calibration (minivit/budget.py); steps, a fixed step count (a plan replayed).
     time_budget: float | None = None
     steps: int | None = None
+    horizons: list | None = None     # with steps: the plan followed, [[0, H0], [g1, H1], ...] (minivit/replan.py)
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -106,6 +107,6 @@ def recipe(name: str, **overrides) -> TrainConfig:
     if len(given) > 1:
         raise ValueError(f"{' and '.join(given)} exclude each other: a run's length is one of {', '.join(LENGTHS)}")
     if given:                           # the run's length given: the recipe's own (epochs or budget) gives way
-        d.update(dict.fromkeys(LENGTHS))
+        d.update(dict.fromkeys(LENGTHS), horizons=None)
     d.update({k: v for k, v in overrides.items() if v is not None})
     return TrainConfig.from_dict(d)

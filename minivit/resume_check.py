@@ -54,3 +54,77 @@ def check_resumable(path, meta: dict, cfg: TrainConfig, exercises) -> None:
         diff = {k: (saved.get(k), v) for k, v in now.items() if saved.get(k) != v}
         raise CheckpointError(f"{path} was trained with a different configuration {diff} (saved, now); "
                               "resume with the same options, or start a new --out folder")
+
+
+# config.json's sections and the checkpoint's meta_json keys they must agree with (minivit/train.py writes both)
+CONFIG_SECTIONS = {"train": "train_config", "model": "model_config", "exercises": "exercises", "plan": "plan"}
+
+
+def _flat(value, prefix: str, out: dict) -> dict:
+    """{'train.lr': 0.001, 'train.model.dim': 64, ...}: every leaf of a JSON value under its dotted name."""
+    if isinstance(value, dict) and value:
+        for k, v in value.items():
+            _flat(v, f"{prefix}.{k}", out)
+    else:
+        out[prefix] = value
+    return out
+
+
+def config_differences(config: dict, meta: dict) -> list[str]:
+    """The fields of a run's config.json that differ from its checkpoint's meta_json, as
+    'train.lr: config.json 0.01, checkpoint 0.002' (a section the checkpoint lacks is not compared).
+    The plan's re-plans (plan.horizons, plan.replans: minivit/budget.py) may differ in number, since
+    the two files are written one after the other: only the re-plans both hold are compared."""
+    diffs = []
+    for section, key in CONFIG_SECTIONS.items():
+        if key not in meta:
+            continue
+        saved, edited = meta[key], config.get(section)
+        if section == "train":
+            saved, edited = as_written_now(saved), as_written_now(edited) if isinstance(edited, dict) else edited
+        if section == "plan" and isinstance(saved, dict) and isinstance(edited, dict):
+            saved, edited = _common_replans(saved, edited)
+        a, b = _flat(json.loads(json.dumps(saved)), section, {}), _flat(edited, section, {})
+        for name in sorted(set(a) | set(b)):
+            if a.get(name, "(absent)") != b.get(name, "(absent)"):
+                diffs.append(f"{name}: config.json {b.get(name, '(absent)')}, checkpoint {a.get(name, '(absent)')}")
+    return diffs
+
+
+def _common_replans(saved: dict, edited: dict):
+    """Two plans cut to the re-plans both hold (the later ones, and what follows from the latest, left out)."""
+    lists = ("horizons", "replans")
+    n = {k: min(len(saved.get(k) or []), len(edited.get(k) or [])) for k in lists}
+    if all(len(saved.get(k) or []) == len(edited.get(k) or []) for k in lists):
+        return saved, edited
+    derived = ("steps", "evaluations")        # follow from the latest re-plan
+
+    def cut(plan):
+        return {k: (v[:n[k]] if k in lists and isinstance(v, list) else v) for k, v in plan.items() if k not in derived}
+
+    return cut(saved), cut(edited)
+
+
+def check_config_file(folder, meta: dict, ckpt_path) -> str | None:
+    """--resume: refuse (CheckpointError) a config.json edited by hand, naming each field that differs
+    from the checkpoint (a resumed run follows the checkpoint, so the edits would be silently lost).
+    A missing or unreadable (e.g. truncated) config.json is not refused: the run rewrites it from the
+    checkpoint; the notice to print is returned (None: config.json agrees)."""
+    from pathlib import Path
+
+    path = Path(folder) / "config.json"
+    try:
+        config = json.loads(path.read_text())
+        if not isinstance(config, dict):
+            raise ValueError("not a JSON object")
+    except FileNotFoundError:
+        return f"notice: {path} is missing; it is written again from {ckpt_path}"
+    except (ValueError, UnicodeDecodeError) as e:
+        return f"notice: {path} is unreadable ({e}); it is written again from {ckpt_path}"
+    diffs = config_differences(config, meta)
+    if diffs:
+        raise CheckpointError(
+            f"{path} was edited after {ckpt_path} was written ({'; '.join(diffs)}): --resume continues the "
+            "checkpoint's run and would discard the edits; undo them, or start a new --out folder with the "
+            "options you want")
+    return None

@@ -20,7 +20,6 @@ metrics.csv report is described in ``minivit/progress.py``.
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -38,7 +37,7 @@ from minivit.optim import AdamW, clip_grad_norm
 from minivit.planned_run import PlannedRun
 from minivit.progress import Throughput, progress_bar, subset_label
 from minivit.progress import write_metrics as write_metrics_csv
-from minivit.resume_check import RESUME_KEYS, check_resumable  # noqa: F401 (RESUME_KEYS: API)
+from minivit.resume_check import RESUME_KEYS, check_config_file, check_resumable  # noqa: F401 (RESUME_KEYS: API)
 from minivit.runfolder import RunLock
 from minivit.runstate import RunCheckpoints, TrainingDiverged, deferred_interrupt  # noqa: F401 (TrainingDiverged: API)
 from minivit.tally import Tally
@@ -123,6 +122,9 @@ class Trainer(RunCheckpoints, PlannedRun, TrainerOptions):
         path = Path(path) if path else self.out / "last.npz"
         params, optim, meta = load_checkpoint(path)
         check_resumable(path, meta, self.cfg, self.exercises)     # the same run: keys, code, configuration
+        notice = check_config_file(self.out, meta, path)         # config.json edited by hand: refused
+        if notice:
+            print(notice)
         try:
             self.model.load_state_dict(params)
             self.opt.load_state_dict(optim)
@@ -137,7 +139,7 @@ class Trainer(RunCheckpoints, PlannedRun, TrainerOptions):
         return self
 
     def _meta(self):
-        return {**super()._meta(), "exercises": self.exercises}
+        return {**super()._meta(), "exercises": self.exercises, "budget_used_s": self.budget_used()}
 
     # -- the loop --------------------------------------------------------------------------
     def epoch_order(self, epoch):
@@ -192,9 +194,8 @@ class Trainer(RunCheckpoints, PlannedRun, TrainerOptions):
                   f"{self.data.get('test_total', n_test):,} {self.eval_set_name} images -> {self.out}")
             with ops.use(self.impl or {}):
                 self.make_plan(evaluate)            # a time budget: calibrate, fix the steps, print the plan
-            (self.out / "config.json").write_text(json.dumps(
-                dict(train=cfg.to_dict(), model=self.model.config.to_dict(), device=self.device,
-                     exercises=self.exercises, plan=self.plan and self.plan.to_dict()), indent=2))
+            self.write_config()                     # config.json: the configuration and the plan (atomic)
+            self.start_window()                     # the steps a re-plan measures begin here
             if self.exercises is not None:           # which topics run the learner's code
                 print(self.impl.describe())
             self.throughput.reset()                 # a new segment: this process's steps only
@@ -253,6 +254,7 @@ class Trainer(RunCheckpoints, PlannedRun, TrainerOptions):
         """Evaluate, then write best.npz (on a new best) and last.npz, then metrics.csv and curves.png."""
         p, seg = self.partial, self.throughput
         t_eval = time.perf_counter()
+        self.evaluation_started()
         final = "x_test_full" in self.data and self.global_step == self.total_steps   # cfg.final_test
         x_eval = self.data["x_test_full" if final else "x_test"]
         # EMA weights, flip TTA: if switched on; final_test: the last evaluation on the whole test set
@@ -260,6 +262,7 @@ class Trainer(RunCheckpoints, PlannedRun, TrainerOptions):
         if not math.isfinite(test_loss):
             raise TrainingDiverged(f"the evaluation loss became {test_loss} after epoch {self.epoch + 1} "
                                    f"(step {self.global_step}); {self.last_good_note()}. Try a lower --lr.")
+        self.follow_plan(len(x_eval))   # a time budget re-plans its horizon (minivit/replan.py)
         elapsed = self.elapsed + p["time_s"] + (time.perf_counter() - t_eval)
         row = dict(epoch=self.epoch + 1, step=self.global_step, epoch_frac=self.global_step / self.steps_per_epoch,
                    train_loss=p["loss_sum"] / p["seen"], train_acc=p["correct"] / p["seen"],
@@ -279,6 +282,7 @@ class Trainer(RunCheckpoints, PlannedRun, TrainerOptions):
         self.commit(after, new_best=test_acc > self.best_acc if choose else True)
         seg.reset()
         self.write_metrics()
+        self.evaluation_done()
 
     def write_metrics(self):
         write_metrics_csv(self.history, self.out / "metrics.csv")

@@ -50,6 +50,11 @@ def prepare_data(cfg: TrainConfig, xp, data_dir=None, dataset_obj=None):
         x_test, y_test, eval_set = ds.x_test, ds.y_test, "test"
     if cfg.subset:
         if not 0 < cfg.subset <= len(x_train):
+            if cfg.val_split:               # the subset may be the recipe's: name the split that shrank the set
+                raise ValueError(
+                    f"--val-split {cfg.val_split} leaves {len(x_train)} of the {len(ds.x_train)} training images, "
+                    f"fewer than the training subset of {cfg.subset} images (the recipe's, or --subset): "
+                    f"hold out fewer images, or give --subset N with N at most {len(x_train)}")
             raise ValueError(f"--subset must be between 1 and {len(x_train)}, got {cfg.subset}")
         keep = np.sort(np.random.default_rng([cfg.seed, 12345]).permutation(len(x_train))[:cfg.subset])
         x_train, y_train = x_train[keep], y_train[keep]

@@ -18,6 +18,7 @@ from minivit.budget import Calibration, Plan, calibrate, parse_duration, plan_fo
 from minivit.checkpoint import read_meta
 from minivit.optim import warmup_cosine
 from minivit.recipes import RECIPES, recipe
+from minivit.replan import horizon_at, parse_steps, steps_option
 from minivit.train import TrainConfig, Trainer
 from test_train import synthetic, tiny_cfg
 
@@ -138,13 +139,19 @@ def test_plan_counts_each_evaluation_given_as_a_function_of_the_steps():
 STEP_S, EVAL_S_PER_IMAGE, WRITE_S, LOADING_S = 0.05, 0.001, 0.005, 2.0
 
 
-def fake_timed_trainer(tmp_path, monkeypatch, cfg, clock, data, slow=1.0, device="cpu"):
-    """A Trainer whose steps, evaluations and checkpoint writes take simulated time on ``clock``;
-    its data loading took LOADING_S. Records the learning rate of every real step in ``.lrs``."""
+def fake_timed_trainer(tmp_path, monkeypatch, cfg, clock, data, slow=1.0, device="cpu", after_plan=1.0):
+    """A Trainer whose steps, evaluations and checkpoint writes take simulated time on ``clock``, all
+    ``slow`` times longer, and ``after_plan`` times longer again once the plan is made (a machine that
+    turns slower or faster after the calibration); its data loading took LOADING_S. Records the
+    learning rate of every real step in ``.lrs``."""
     real_eval = minivit.train.evaluate
+    t = None
+
+    def factor():
+        return slow * (after_plan if t is not None and t.plan is not None else 1.0)
 
     def evaluate(model, x, *a, **k):
-        clock.advance(slow * EVAL_S_PER_IMAGE * len(x))
+        clock.advance(factor() * EVAL_S_PER_IMAGE * len(x))
         return real_eval(model, x, *a, **k)
 
     monkeypatch.setattr(minivit.train, "evaluate", evaluate)
@@ -155,13 +162,13 @@ def fake_timed_trainer(tmp_path, monkeypatch, cfg, clock, data, slow=1.0, device
     t.lrs = []
 
     def train_step(*a):
-        clock.advance(slow * STEP_S)
+        clock.advance(factor() * STEP_S)
         out = real_step(*a)
         t.lrs.append(t.opt.lr)
         return out
 
     def write(*a):
-        clock.advance(slow * WRITE_S)
+        clock.advance(factor() * WRITE_S)
         return real_write(*a)
 
     t.train_step, t._write = train_step, write
@@ -173,19 +180,18 @@ def test_budgeted_run_ends_within_the_budget_and_its_schedule_at_its_last_step(t
     t = fake_timed_trainer(tmp_path, monkeypatch, tiny_cfg(epochs=None, time_budget=budget), clock, synthetic())
     t.fit()
     plan, S = t.plan, t.plan.steps
-    assert 0.95 * budget <= clock() - t.started <= budget          # the whole run, loading included
+    assert 0.97 * budget <= clock() - t.started <= budget          # the whole run, loading included
     assert t.global_step == S == t.total_steps and t.history[-1]["step"] == S
-    calibration = len(t.lrs) - S
-    run_lrs = t.lrs[calibration:]
-    assert run_lrs == [warmup_cosine(i, S, t.cfg.lr, t.warmup_steps, t.cfg.min_lr) for i in range(S)]
+    assert t.lrs[len(t.lrs) - S:] == planned_lrs(t)                # after the calibration's steps
     assert warmup_cosine(S, S, t.cfg.lr, t.warmup_steps, t.cfg.min_lr) == t.cfg.min_lr   # the cosine's end
     assert 0 < t.warmup_steps < S
+    assert [r["step"] for r in plan.replans] == [r["step"] for r in t.history[:-1]]      # each evaluation but the last
     assert plan.step_s["full"] == pytest.approx(STEP_S) and plan.spent_s > LOADING_S
     assert plan.evaluations == len(t.history) == math.ceil(S / t.steps_per_epoch)
     assert json.loads((tmp_path / "config.json").read_text())["plan"] == plan.to_dict()
     assert read_meta(tmp_path / "last.npz")["plan"] == plan.to_dict()
     out = capsys.readouterr().out
-    assert f"steps/s: {S:,} steps = " in out and "the whole run: " in out and "budget" in out
+    assert f"steps/s: {plan.horizons[0][1]:,} steps = " in out and "the whole run: " in out and "budget" in out
 
 
 def test_progress_bar_total_is_the_plan(tmp_path, monkeypatch):
@@ -205,6 +211,19 @@ def params_of(trainer):
     return {k: v.copy() for k, v in trainer.model.state_dict().items()}
 
 
+def planned_lrs(t):
+    """The learning rate of each of the run's steps under its plan followed: step i's horizon is the
+    one in force at i (minivit/replan.py), the warmup the first plan's."""
+    return [warmup_cosine(i, horizon_at(t.plan.horizons, i), t.cfg.lr, t.warmup_steps, t.cfg.min_lr)
+            for i in range(t.global_step)]
+
+
+def replay_cfg(plan, **options):
+    """The configuration of ``--steps`` replaying a plan followed (as ``--steps H0,H1@g1,...``)."""
+    steps, horizons = parse_steps(steps_option(plan.horizons))
+    return tiny_cfg(epochs=None, steps=steps, horizons=horizons, **options)
+
+
 @pytest.mark.parametrize("options", [{}, {"ema_decay": 0.9, "flip_tta": True}, {"optimizer": "muon"}],
                          ids=["plain", "ema+tta", "muon"])
 def test_steps_replays_a_plan_bit_for_bit(tmp_path, monkeypatch, options, capsys):
@@ -214,8 +233,7 @@ def test_steps_replays_a_plan_bit_for_bit(tmp_path, monkeypatch, options, capsys
     t = fake_timed_trainer(tmp_path / "a", monkeypatch, tiny_cfg(epochs=None, time_budget=6.0, **options),
                            FakeClock(), data)
     t.fit()
-    replay = Trainer(tiny_cfg(epochs=None, steps=t.plan.steps, **options), tmp_path / "b", device="cpu",
-                     dataset_obj=data, progress=False)
+    replay = Trainer(replay_cfg(t.plan, **options), tmp_path / "b", device="cpu", dataset_obj=data, progress=False)
     capsys.readouterr()
     replay.fit()
     assert f"plan: {t.plan.steps:,} steps = " in capsys.readouterr().out
@@ -226,37 +244,48 @@ def test_steps_replays_a_plan_bit_for_bit(tmp_path, monkeypatch, options, capsys
         ea, eb = t.ema.state_dict(), replay.ema.state_dict()
         assert all(np.array_equal(ea[k], eb[k]) for k in ea)
     assert [r["test_acc"] for r in t.history] == [r["test_acc"] for r in replay.history]
-    assert replay.plan.source == "steps" and replay.plan.steps == t.plan.steps
+    assert replay.plan.source == "steps" and replay.plan.horizons == t.plan.horizons
 
 
-def test_resume_keeps_the_plan_without_calibrating(tmp_path, monkeypatch):
-    data, cfg = synthetic(), tiny_cfg(epochs=None, time_budget=6.0)
-    whole = fake_timed_trainer(tmp_path / "whole", monkeypatch, cfg, FakeClock(), data)
-    whole.fit()
+def test_resume_continues_the_plan_followed_without_calibrating(tmp_path, monkeypatch):
+    """Ctrl-C half way, then --resume on a machine three times slower: no new calibration; the
+    recorded re-plans are kept and the run goes on re-planning from the budget's seconds the checkpoint
+    records as used, so the two processes together end within the budget; config.json and the
+    checkpoint hold the plan followed, and a --steps replay of it reproduces the resumed run bit for bit."""
+    data, cfg, budget = synthetic(), tiny_cfg(epochs=None, time_budget=12.0), 12.0
     cut = fake_timed_trainer(tmp_path / "cut", monkeypatch, cfg, FakeClock(), data)
-    real_step, calls = cut.train_step, []
+    real_step = cut.train_step
 
     def step_then_ctrl_c(*a):
-        calls.append(1)
-        if cut.plan is not None and cut.global_step == whole.plan.steps // 2 + 3:
+        if cut.plan is not None and cut.global_step == 4 * cut.steps_per_epoch + 3:
             raise KeyboardInterrupt
         return real_step(*a)
 
     cut.train_step = step_then_ctrl_c
     with pytest.raises(KeyboardInterrupt):
         cut.fit()
+    saved = read_meta(tmp_path / "cut" / "last.npz")
+    assert len(saved["plan"]["replans"]) == 4 and saved["budget_used_s"] == pytest.approx(cut.budget_used(), abs=0.01)
 
     def no_calibration(*a, **k):
         raise AssertionError("--resume calibrated again")
 
     monkeypatch.setattr(minivit.planned_run, "calibrate", no_calibration)
-    # a machine three times slower: a new plan would differ, the recorded one is kept
-    r = fake_timed_trainer(tmp_path / "cut", monkeypatch, cfg, FakeClock(), data, slow=3.0).resume()
-    assert r.plan.to_dict() == whole.plan.to_dict() and r.total_steps == whole.plan.steps
+    clock = FakeClock(5000.0)
+    r = fake_timed_trainer(tmp_path / "cut", monkeypatch, cfg, clock, data, slow=3.0).resume()
+    assert r.plan.to_dict() == saved["plan"] and r.total_steps == horizon_at(r.plan.horizons, r.global_step)
     r.fit()
-    a, b = params_of(whole), params_of(r)
-    assert r.global_step == whole.global_step and all(np.array_equal(a[k], b[k]) for k in a)
-    assert json.loads((tmp_path / "cut" / "config.json").read_text())["plan"] == whole.plan.to_dict()
+    assert r.plan.horizons[:len(saved["plan"]["horizons"])] == saved["plan"]["horizons"]
+    assert r.plan.steps < saved["plan"]["steps"]                     # three times slower: fewer steps
+    assert 0.97 * budget <= r.budget_used() <= budget                 # both processes, by the checkpoint's record
+    assert r.global_step == r.plan.steps and r.lrs[-(r.global_step - 4 * 8 - 3):] == planned_lrs(r)[4 * 8 + 3:]
+    assert json.loads((tmp_path / "cut" / "config.json").read_text())["plan"] == r.plan.to_dict()
+    assert read_meta(tmp_path / "cut" / "last.npz")["plan"] == r.plan.to_dict()
+    replay = Trainer(replay_cfg(r.plan), tmp_path / "replay", device="cpu", dataset_obj=data, progress=False)
+    replay.fit()
+    a, b = params_of(r), params_of(replay)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert [x["test_acc"] for x in r.history] == [x["test_acc"] for x in replay.history]
 
 
 def test_budget_on_the_cupy_simulation_syncs_only_between_calibration_rounds(tmp_path, monkeypatch):
@@ -284,8 +313,7 @@ def test_budget_on_the_cupy_simulation_syncs_only_between_calibration_rounds(tmp
     # syncs between steps only at the rounds' ends: after the 2 warm-up steps, then after 1, 2, 4 ... steps
     assert {i for i, n in enumerate(between) if n and i > 0} <= {2, 3, 5, 9, 17, 33, 65, 129}, between
     assert t.global_step == t.plan.steps and t.history[-1]["step"] == t.plan.steps
-    replay = Trainer(tiny_cfg(epochs=None, steps=t.plan.steps), tmp_path / "b", device="sim", dataset_obj=data,
-                     progress=False)
+    replay = Trainer(replay_cfg(t.plan), tmp_path / "b", device="sim", dataset_obj=data, progress=False)
     replay.fit()
     a, b = params_of(t), params_of(replay)
     assert all(np.array_equal(a[k], b[k]) for k in a)
@@ -310,18 +338,22 @@ def test_a_schedule_of_two_step_kinds_is_calibrated_and_planned_per_kind(tmp_pat
     assert read_meta(tmp_path / "last.npz")["plan"]["kinds"] == [["small", 0.5], ["full", 0.5]]
 
 
-def test_progressive_resizing_in_a_budget_is_calibrated_per_size(tmp_path, monkeypatch):
+@pytest.mark.parametrize("after_plan", [1.0, 2.0], ids=["steady", "2x slower after calibration"])
+def test_progressive_resizing_in_a_budget_is_calibrated_per_size(tmp_path, monkeypatch, after_plan):
     """A 24 px step costs (24/32)^2 of a 32 px one here: the calibration times both sizes, the plan
-    weighs them by the stages' lengths, and the run still ends within the budget at its last step."""
+    weighs them by the stages' lengths, and the run still ends within the budget at its last step.
+    The re-plans measure the speed against what the calibration predicts for the sizes run, so the
+    cheap first stage does not stretch the horizon (on a steady machine it moves by a few steps)."""
     from test_trainer_options import record_sizes, resize_cfg
 
     clock, budget = FakeClock(), 12.0
-    t = fake_timed_trainer(tmp_path, monkeypatch, resize_cfg(epochs=None, time_budget=budget), clock, synthetic())
+    t = fake_timed_trainer(tmp_path, monkeypatch, resize_cfg(epochs=None, time_budget=budget), clock, synthetic(),
+                           after_plan=after_plan)
     resize_for_step = t.resize_for_step
 
     def timed_resize(x):                                  # the step's cost depends on its size
         y = resize_for_step(x)
-        clock.advance(-STEP_S * (1 - (y.shape[1] / 32) ** 2))
+        clock.advance(-STEP_S * (1 - (y.shape[1] / 32) ** 2) * (after_plan if t.plan is not None else 1.0))
         return y
 
     t.resize_for_step = timed_resize
@@ -331,10 +363,15 @@ def test_progressive_resizing_in_a_budget_is_calibrated_per_size(tmp_path, monke
     assert plan.kinds == [["24px", 0.5], ["32px", 0.5]]
     assert plan.step_s == pytest.approx({"24px": STEP_S * (24 / 32) ** 2, "32px": STEP_S})
     assert plan.mean_step_s == pytest.approx(STEP_S * (0.5 * (24 / 32) ** 2 + 0.5))
-    assert 0.95 * budget <= clock() - t.started <= budget
+    assert 0.98 * budget <= clock() - t.started <= budget
     assert t.global_step == S and t.lrs[-1] == warmup_cosine(S - 1, S, t.cfg.lr, t.warmup_steps, t.cfg.min_lr)
-    run_sizes = sizes[-S:]                               # after the calibration's steps
-    assert run_sizes == [t.resize.size_at(i, S) for i in range(S)] and {24, 32} == set(run_sizes)
+    first = plan.horizons[0][1]
+    expected = first / after_plan                          # the speed halves: about half the steps
+    assert all(abs(h - expected) <= 0.06 * expected for _, h in plan.horizons[1:]), plan.horizons
+    assert all(r["speed"] == pytest.approx(after_plan) for r in plan.replans)
+    run_sizes = sizes[-S:]                               # after the calibration's steps: each at its horizon
+    assert run_sizes == [t.resize.size_at(i, horizon_at(plan.horizons, i)) for i in range(S)]
+    assert {24, 32} == set(run_sizes)
     assert {24, 32} <= set(sizes[:-S])                   # the calibration ran both sizes
 
 
@@ -364,8 +401,9 @@ def test_a_budget_plans_the_final_evaluation_on_the_whole_test_set(tmp_path, mon
     S, E = t.plan.steps, t.plan.evaluations
     sizes = [r["eval_images"] for r in t.history]
     assert sizes == [16] * (E - 1) + [64]
-    assert t.plan.eval_s == pytest.approx(sum(n * t.plan.eval_s_per_image + t.plan.commit_s for n in sizes))
-    assert 0.95 * budget <= clock() - t.started <= budget and t.global_step == S
+    first = [16] * (math.ceil(t.plan.horizons[0][1] / 8) - 1) + [64]      # the first plan's evaluations
+    assert t.plan.eval_s == pytest.approx(sum(n * t.plan.eval_s_per_image + t.plan.commit_s for n in first))
+    assert 0.97 * budget <= clock() - t.started <= budget and t.global_step == S
 
 
 @pytest.mark.parametrize("name, budget", [("cpu", 3600.0), ("gpu", 600.0)])
@@ -383,6 +421,6 @@ def test_the_gpu_recipe_runs_its_budget_at_a_small_size_on_the_cupy_simulation(t
     clock = FakeClock()
     t = fake_timed_trainer(tmp_path, monkeypatch, cfg, clock, synthetic(n_test=64), device="sim")
     t.fit()
-    assert t.global_step == t.plan.steps == t.total_steps and 0.95 * 20.0 <= clock() - t.started <= 20.0
+    assert t.global_step == t.plan.steps == t.total_steps and 0.97 * 20.0 <= clock() - t.started <= 20.0
     assert [r["eval_images"] for r in t.history][-1] == 64 and t.history[0]["eval_images"] == 16
     assert all(math.isfinite(r["train_loss"]) for r in t.history)

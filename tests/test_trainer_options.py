@@ -157,6 +157,9 @@ def test_a_run_begun_before_the_new_fields_resumes(tmp_path):
     old["epochs"] = 2                             # ... of the 2-epoch run it records
     arrays["meta_json"] = np.array(json.dumps(meta))
     np.savez(path, **arrays)
+    config = json.loads((tmp_path / "config.json").read_text())    # as the older version wrote it
+    config["train"] = old
+    (tmp_path / "config.json").write_text(json.dumps(config))
     resumed = Trainer(cfg, tmp_path, device="cpu", dataset_obj=data, progress=False).resume()
     assert resumed.epoch == 1
     with pytest.raises(CheckpointError, match="different configuration"):      # a real difference still counts
