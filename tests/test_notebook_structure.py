@@ -132,3 +132,16 @@ def test_scaffolds_before_each_backward(prefix):
 def test_other_chapters_have_no_your_turn(prefix):
     path, cells = chapter(prefix)
     assert not [c for c in cells if tags(c, "your-turn:") or tags(c, "solution:")], path.name
+
+
+def test_every_solution_file_is_shown_by_a_chapter():
+    """notebooks/solutions/<function>.md: each one is the derivation of a chapter's solution(...) cell."""
+    called = set()
+    for prefix in CHAPTER_TOPICS:
+        _, cells = chapter(prefix)
+        for c in cells:
+            m = re.fullmatch(r"solution\((\"\w+\")", source(c).strip()[:200].split(",")[0].rstrip(")"))
+            if tags(c, "solution:") and c["cell_type"] == "code" and m:
+                called.add(m.group(1).strip('"'))
+    files = {p.stem for p in (NOTEBOOK_DIR / "solutions").glob("*.md")}
+    assert files and files == called, (sorted(files - called), sorted(called - files))
