@@ -268,7 +268,10 @@ def test_notebook_runs_in_real_setting_without_solutions(path, notebook_tools, r
     nb = nbformat.read(path, as_version=4)
     removed = without_solutions(nb)
     assert bool(removed) == (path in LEARNER_NOTEBOOKS), f"{path.name}: {removed} solution cells"
+    committed = {f: f.read_bytes() for f in (NOTEBOOK_DIR / "figures").glob("*.png")}
     executed = execute(path, fast=False, budget=REAL_BUDGET_S, nb=nb)
+    assert {f: f.read_bytes() for f in (NOTEBOOK_DIR / "figures").glob("*.png")} == committed, \
+        f"{path.name} wrote over the committed figures in notebooks/figures/"
     first = next(outputs_text(c) for c in executed.cells if c.cell_type == "code")
     assert f"from {ROOT / 'minivit'} -- real setting (CI check" in first, first     # this checkout, the real setting
     turns, _ = your_turn_results(executed)
