@@ -46,7 +46,8 @@ def numerical_gradient(f, x, dout=None, h=1e-4, indices=None):
         f'(x) ~ (-f(x+2h) + 8 f(x+h) - 8 f(x-h) + f(x-2h)) / (12 h)
 
     whose truncation error (~h^4) is negligible at h = 1e-4, so the step can stay large enough
-    for round-off to stay small too (the plain (f(x+h) - f(x-h)) / 2h is the first-order version).
+    for round-off to stay small too (the plain two-point (f(x+h) - f(x-h)) / 2h is the second-order
+    version: its truncation error is O(h^2)).
     indices: optional list of multi-indices to check (the rest of the result stays NaN).
     x may be a device (CuPy) array: it is perturbed in place there; f's outputs come to the host.
     """

@@ -6,8 +6,11 @@ For each function a chapter teaches (minivit.grading.TOPICS, mapped to chapters 
 * before it, scaffold cells (``scaffold:<step>``: ``step = None`` then ``check("step", step)``), at least
   one for every backward function (and the optimizer's two);
 * after it, a "Solution" section (``solution:<function>``): a level-3 heading saying "open after your
-  attempt", collapsed in JupyterLab (``jp-MarkdownHeadingCollapsed``), code cells with hidden
-  sources, and nothing else under that heading (the collapse hides exactly the solution);
+  attempt", collapsed in JupyterLab (``jp-MarkdownHeadingCollapsed``), and one code cell, its source
+  hidden, that only calls ``solution(...)``: the derivation and minivit's code are not in the notebook
+  file at all (notebooks/solutions/<function>.md and minivit's source), and the cell's output is a
+  closed ``<details>`` block, so no viewer (JupyterLab, the classic notebook, VS Code, GitHub) shows
+  them next to the exercise (minivit/yourturn_solutions.py);
 * no cell before the Your turn shows the function's source (``show(f)``, ``inspect.getsource(f)``, ``f??``).
 
 Reads the committed .ipynb files only (no kernel): fast.
@@ -19,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from minivit.grading import TOPIC_BY_NAME, TOPICS
+from minivit.yourturn_solutions import solution_markdown, solution_path
 from minivit.yourturn_steps import STEPS
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
@@ -89,12 +93,20 @@ def test_chapter_asks_before_it_shows(prefix):
         # The collapsed heading hides everything up to the next heading of level <= 3: exactly the solution.
         end = next((i for i in range(sol[0] + 1, len(cells)) if (heading_level(cells[i]) or 9) <= 3), len(cells))
         assert sol == list(range(sol[0], end)), f"{path.name}: {fn}'s solution cells {sol} vs. its collapsed section"
-        for i in sol:
-            if cells[i]["cell_type"] == "code":
-                assert cells[i]["metadata"].get("jupyter", {}).get("source_hidden") is True, (path.name, i)
-        assert any(shows(source(cells[i]), fn) for i in sol), f"{path.name}: the solution does not show {fn}"
+        # Folded in every viewer: the heading, then one cell that calls solution(...) and nothing else.
+        assert len(sol) == 2 and cells[sol[1]]["cell_type"] == "code", (path.name, fn, sol)
+        call = source(cells[sol[1]]).strip()
+        m = re.fullmatch(r"solution\(((?:\"\w+\"(?:, )?)+)\)", call)
+        assert m and fn in re.findall(r"\"(\w+)\"", m.group(1)), (path.name, fn, call)
+        assert cells[sol[1]]["metadata"].get("jupyter", {}).get("source_hidden") is True, (path.name, sol[1])
+        functions_shown = re.findall(r"\"(\w+)\"", m.group(1))
+        assert solution_path(*functions_shown).is_file(), solution_path(*functions_shown)
+        text = solution_markdown(*functions_shown)
+        assert text.startswith("<details>\n<summary>") and text.rstrip().endswith("</details>"), text[:200]
+        assert "<details open" not in text and f"def {fn}(" in text, (path.name, fn)
         for expr in DERIVED.get(fn, []):
-            assert any(expr in source(cells[i]) for i in sol), f"{path.name}: {fn}'s solution lacks {expr!r}"
+            assert expr in text, f"{path.name}: {fn}'s solution lacks {expr!r}"
+            assert not any(expr in source(c) for c in cells), f"{path.name}: {expr!r} is in plain view"
 
 
 @pytest.mark.parametrize("prefix", sorted(CHAPTER_TOPICS))
@@ -120,3 +132,16 @@ def test_scaffolds_before_each_backward(prefix):
 def test_other_chapters_have_no_your_turn(prefix):
     path, cells = chapter(prefix)
     assert not [c for c in cells if tags(c, "your-turn:") or tags(c, "solution:")], path.name
+
+
+def test_every_solution_file_is_shown_by_a_chapter():
+    """notebooks/solutions/<function>.md: each one is the derivation of a chapter's solution(...) cell."""
+    called = set()
+    for prefix in CHAPTER_TOPICS:
+        _, cells = chapter(prefix)
+        for c in cells:
+            m = re.fullmatch(r"solution\((\"\w+\")", source(c).strip()[:200].split(",")[0].rstrip(")"))
+            if tags(c, "solution:") and c["cell_type"] == "code" and m:
+                called.add(m.group(1).strip('"'))
+    files = {p.stem for p in (NOTEBOOK_DIR / "solutions").glob("*.md")}
+    assert files and files == called, (sorted(files - called), sorted(called - files))

@@ -29,10 +29,14 @@ NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
 CELL_TIMEOUT_S = 240        # per cell
 
 
-def kernel_env(fast: bool) -> dict:
-    """The environment the kernel starts with: os.environ plus the notebook settings."""
+def kernel_env(fast: bool, budget: float | None = None) -> dict:
+    """The environment the kernel starts with: os.environ plus the notebook settings. ``budget``:
+    CI's check of the real setting (MINIVIT_NOTEBOOK_BUDGET, seconds per training run, small sizes)."""
     env = dict(os.environ)
     env["MINIVIT_FAST"] = "1" if fast else "0"
+    env.pop("MINIVIT_NOTEBOOK_BUDGET", None)
+    if budget is not None:
+        env["MINIVIT_NOTEBOOK_BUDGET"] = f"{budget:g}"
     # minivit importable even without `pip install -e .` (the kernel's cwd is notebooks/).
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
     # Small matrices: BLAS threads only add contention on a shared CI machine (a value set on purpose wins).
@@ -43,16 +47,17 @@ def kernel_env(fast: bool) -> dict:
     return env
 
 
-def execute(path: Path, fast: bool = True, timeout: int = CELL_TIMEOUT_S, cwd: Path | None = None):
-    """Run the notebook at ``path`` in a fresh kernel (working directory ``cwd``, default the notebook's
-    folder); returns the executed notebook. Raises on a cell error."""
+def execute(path: Path, fast: bool = True, timeout: int = CELL_TIMEOUT_S, cwd: Path | None = None,
+            budget: float | None = None, nb=None):
+    """Run the notebook at ``path`` (or ``nb``, read from it and changed) in a fresh kernel (working
+    directory ``cwd``, default the notebook's folder); returns the executed notebook. Raises on a cell error."""
     import nbformat
     from nbclient import NotebookClient
 
-    nb = nbformat.read(path, as_version=4)
+    nb = nb if nb is not None else nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(cwd or path.parent)}})
-    client.execute(env=kernel_env(fast))   # the kernel process gets exactly this environment
+    client.execute(env=kernel_env(fast, budget))   # the kernel process gets exactly this environment
     return nb
 
 
@@ -220,6 +225,63 @@ def test_your_turn_with_reference_solutions(path, notebook_tools, tmp_path, monk
             assert m and m.group(1) == m.group(2) and int(m.group(2)) > 0, (fn, out)
     for name, out in steps:
         assert re.fullmatch(rf"{name}: right \(relative error [^)]*\)", out.strip()), (name, out)
+
+
+# ------------------------------------------------------------------ Run 3: as a learner runs it
+# The real setting's code path (MINIVIT_FAST=0: the `cpu` recipe of chapter 7 with its time budget, real data, the
+# run folders), with the fast setting's small sizes and a budget of a few seconds per training run
+# (MINIVIT_NOTEBOOK_BUDGET), every `solution:` cell removed (a learner who leaves the solutions closed), and the
+# exercises folder at the reference solutions, typed in (tests/reference_solutions.py): every your_turn gives full
+# marks. One run covers both: the chapters' real code path, and no narrative cell using a name a solution defines.
+REAL_BUDGET_S = 20
+SOLVED_TOPICS = {"01": ["patch"], "02": ["tokens"], "03": ["attention"], "04": ["multihead"],
+                 "05": ["layernorm", "mlp", "block"], "06": ["patch", "tokens"], "07": ["loss", "optim"]}
+
+
+def without_solutions(nb):
+    """The notebook without its solution cells (tagged ``solution:<function>``); returns how many it had."""
+    n = len(nb.cells)
+    nb.cells = [c for c in nb.cells if not cell_tags(c, "solution:")]
+    return n - len(nb.cells)
+
+
+@pytest.fixture(scope="module")
+def real_data():
+    from minivit.data import DataNotFoundError, load_cifar
+
+    try:
+        load_cifar("cifar10", download=False)
+    except DataNotFoundError as e:
+        pytest.skip(f"the real setting needs CIFAR-10 on this machine (MINIVIT_DATA): {str(e)[:200]}")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs_in_real_setting_without_solutions(path, notebook_tools, real_data, tmp_path, monkeypatch):
+    import nbformat
+    from reference_solutions import write_reference
+
+    from minivit import stubs
+
+    stubs.write_stubs(tmp_path / "exercises")        # solved: the chapter's topics (chapter 6: two, to keep CI short)
+    write_reference(tmp_path / "exercises", SOLVED_TOPICS.get(path.name[:2], []))
+    monkeypatch.setenv("MINIVIT_EXERCISES", str(tmp_path / "exercises"))
+    nb = nbformat.read(path, as_version=4)
+    removed = without_solutions(nb)
+    assert bool(removed) == (path in LEARNER_NOTEBOOKS), f"{path.name}: {removed} solution cells"
+    committed = {f: f.read_bytes() for f in (NOTEBOOK_DIR / "figures").glob("*.png")}
+    executed = execute(path, fast=False, budget=REAL_BUDGET_S, nb=nb)
+    assert {f: f.read_bytes() for f in (NOTEBOOK_DIR / "figures").glob("*.png")} == committed, \
+        f"{path.name} wrote over the committed figures in notebooks/figures/"
+    first = next(outputs_text(c) for c in executed.cells if c.cell_type == "code")
+    assert f"from {ROOT / 'minivit'} -- real setting (CI check" in first, first     # this checkout, the real setting
+    turns, _ = your_turn_results(executed)
+    for fns, out in turns:
+        for fn in fns:
+            m = re.search(rf"^{fn}: (\d+)/(\d+) points - all \d+ checks pass$", out, flags=re.M)
+            assert m and m.group(1) == m.group(2) and int(m.group(2)) > 0, (fn, out)
+    if path.name.startswith("07"):      # the recipe a learner runs, with its time budget (cfg.epochs is None)
+        text = "".join(outputs_text(c) for c in executed.cells)
+        assert "recipe: cpu" in text and "plan: " in text, text[-2000:]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
