@@ -14,6 +14,9 @@ from minivit.grading.detect import next_step_backward, next_step_forward, sure_m
 
 
 # ----------------------------------------------------------------------- forward/backward pairs
+PAIRS = {}          # forward name -> its Pair (once its checks were built): topics.pointers asks forward_right
+
+
 @dataclass
 class Pair:
     """A forward/backward pair graded the standard way: forward, backward, float32, finite differences.
@@ -78,6 +81,7 @@ class Pair:
 
     # -- checks ----------------------------------------------------------------------------
     def checks(self):
+        PAIRS[self.fwd] = self
         return [
             Check(f"{self.fwd}: matches the reference (float64, {len(self.cases())} inputs)", (self.fwd,), 2,
                   self.check_forward),
@@ -189,7 +193,10 @@ class Pair:
             raise Fail(f"{call}: {problem} (see the float64 checks).\n{pointer(self.fwd)}")
         dout = np.random.default_rng(7).standard_normal(np.shape(want))
         res = _call_backward(ns, self.bwd, dout.astype(np.float32), cache)
-        grads = _in_context(f"{self.bwd} in float32", self.learner_grads, res)
+        try:
+            grads = _in_context(f"{self.bwd} in float32", self.learner_grads, res)
+        except Fail as e:                   # the backward's result is not what it must return: its fault
+            raise Fail(f"{e}" + ("" if "\nstuck?" in str(e) else f"\n{pointer(self.bwd)}"), e.mistake) from None
         ref = self.ref_grads(getattr(REF, self.bwd)(dout, ref_cache))
         for name, g, r in zip(self.grads, grads, ref):
             if g.dtype != np.float32:

@@ -84,13 +84,18 @@ def _derived():
     return [x for exprs in DERIVED.values() for x in exprs], normalize
 
 
+LEARNER_LINE = re.compile(r"line \d+, in \w+: `[^`]*`")      # the learner's own line, quoted in an error
+
+
 def leaks(text):
-    """The derived expressions (tests/test_stubs_contract.py's DERIVED) that ``text`` contains."""
+    """The derived expressions (tests/test_stubs_contract.py's DERIVED) that ``text`` contains (the
+    learner's own code, quoted where an exception came from, is theirs, not the grader's words)."""
     exprs, normalize = _derived()
-    t = normalize(text)
+    t = normalize(LEARNER_LINE.sub("", text))
     return sorted({x for x in exprs if normalize(x) in t})
 
 
+CALL = re.compile(r"\b\w+\((?:[^()]|\([^()]*\))*\)")
 HINT_RE = re.compile(r"python -m minivit hint (\w+)")
 FIRST_RE = re.compile(r"(?:fix|passes with the reference) (\w+)(?: and (\w+))?")
 DIAGNOSIS = ("The links that break", "first wrong link", "the chain breaks", "is exactly a combination",
@@ -106,6 +111,7 @@ def blamed(check, functions):
         out |= {g for g in m.groups() if g in functions}
     for line in fb.splitlines():
         if line.startswith("Next step:") or any(d in line for d in DIAGNOSIS):
+            line = CALL.sub("", LEARNER_LINE.sub("", line))         # "after f(x (2, 3))" says which input, not who
             named = {f for f in functions if re.search(rf"\b{f}\b", line)}
             out |= named or {check["function"]}
     return out

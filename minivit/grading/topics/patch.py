@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from minivit.grading.common import REF, MISTAKES, _bias_mistakes, _call_forward, _fail_with, _grads_tuple, _rng
+from minivit.grading.common import REF, MISTAKES, _bias_mistakes, _call_backward, _call_forward, _fail_with, _grads_tuple, _rng
 from minivit.grading.detect import sure_mistakes
 from minivit.grading.topics.parts import PartsPair, describe_fit, fit_terms
 
@@ -125,7 +125,7 @@ def _linear_grads(fname, res, names):
     if isinstance(res, (tuple, list)) and len(res) == 3 and np.ndim(res[2]) == 0 and \
             isinstance(res[2], (float, int, np.number, np.ndarray)):
         _fail_with(f"{fname} returned db as a single number ({type(res[2]).__name__}), not an array of shape "
-                   "(D_out,).", "bias_grad_summed_all")
+                   "(D_out,).", "bias_grad_summed_all", at=fname)
     return _grads_tuple(fname, res, names)
 
 
@@ -162,12 +162,13 @@ class _LinearPair(PartsPair):
             got, ref, variant = {"out": out}, {"out": want}, {"out": x @ w.T + b}
         else:
             dy = _rng("linear-square-dy").standard_normal(want.shape)
-            got = dict(zip(self.grads, self.learner_grads(ns[self.bwd](dy.copy(), cache))))
+            got = dict(zip(self.grads, self.learner_grads(_call_backward(ns, self.bwd, dy, cache))))
             ref = dict(zip(self.grads, REF.linear_backward(dy, ref_cache)))
             variant = {**ref, "dx": dy @ w}
         if sure_mistakes(got, ref, [(key, variant)]) == [key]:
             _fail_with(f"{getattr(err, 'learner_description', err)} With a square w (4, 4) it runs, and "
-                       f"gives {'y = x @ w.T + b' if fwd_only else 'dx = dy @ w'}.", key)
+                       f"gives {'x times w transposed' if fwd_only else 'dx as dy times w, not transposed'}.", key,
+                       at=self.fwd if fwd_only else self.bwd)
         raise err
 
     def check_forward(self, ns):
