@@ -237,15 +237,17 @@ class Pair:
                 text = (f"{self.bwd} disagrees with centered finite differences of your {self._call(args)}: "
                         + "; ".join(bad) + ". The forward and the backward do not describe the same function.")
                 if not self.forward_right(ns):       # then the forward is (at least) wrong: fix it first
-                    raise Fail(f"{text}\nNext step: {forward_first(self.fwd)}\n{pointer(self.fwd)}")
+                    raise Fail(f"{text}\nNext step: {forward_first(self.fwd, here=False)}\n{pointer(self.fwd)}")
                 raise Fail(f"{text}\nNext step: {next_step_backward(self.bwd, bad[0].split(':')[0].split(' ')[0])}"
                            f"\n{pointer(self.bwd)}")
 
 
-def forward_first(fwd):
-    """The next step when a backward's check fails on an input where the learner's forward is wrong too."""
-    return (f"your {fwd} gives a different output for this input (its own check fails): fix {fwd} first - "
-            f"the backward's gradients go through what your forward computed and cached.")
+def forward_first(fwd, here=True):
+    """The next step when a backward's check fails and the learner's forward is wrong too: on this
+    input (here) or on some input of its own float64 check."""
+    where = "gives a different output for this input" if here else "differs from the reference on its own inputs"
+    return (f"your {fwd} {where} (its own check fails): fix {fwd} first - the backward's gradients go "
+            f"through what your forward computed and cached.")
 
 
 def _fail_on(failures):
@@ -289,7 +291,8 @@ def _edge_case_check(ns, rng, op, args, grad_names, forward_what, backward_what,
         problem = _mismatch(name, g, r)
         if problem:
             if pair is not None and not pair.forward_right(ns):
-                raise Fail(f"{op}_backward {backward_what}: {problem}.\nNext step: {forward_first(f'{op}_forward')}"
+                raise Fail(f"{op}_backward {backward_what}: {problem}.\nNext step: "
+                           f"{forward_first(f'{op}_forward', here=False)}"
                            f"\n{pointer(f'{op}_forward')}")
             raise Fail(f"{op}_backward {backward_what}: {problem}.\n{pointer(f'{op}_backward')}")
 
