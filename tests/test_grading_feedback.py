@@ -79,8 +79,15 @@ def test_walk_scores_as_k_q_T():
     assert "differs on ordinary inputs too" in large["feedback"]
 
 
-def test_walk_softmax_backward_over_the_wrong_axis():
-    _, _, checks = _grade("attention__softmax_bwd_last_axis.py")
+def test_walk_softmax_backward_over_the_wrong_axis(tmp_path):
+    """Summed over the first axis whatever the softmax's axis: the large-input check too fails, and
+    must not advise what the code already does (it works from s, never exp of the raw scores)."""
+    text = (CATALOGUE / "attention__softmax_bwd_last_axis.py").read_text()
+    planted = tmp_path / "attention__softmax_bwd_first_axis.py"
+    planted.write_text(text.replace("(dout * s).sum(axis=-1, keepdims=True)", "(dout * s).sum(axis=0, keepdims=True)"))
+    case = score.read_case(planted)
+    checks = score.grade_case(case, restrict=False)["topics"]["attention"]["checks"]
+    assert any(c["name"].startswith("softmax: large") for c in _failed(checks))
     fb = "\n".join(c["feedback"] for c in _failed(checks))
     assert "never exp of the raw scores" not in fb and "compute the backward from the softmax output" not in fb
     for c in _failed(checks):
