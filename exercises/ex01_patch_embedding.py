@@ -30,6 +30,8 @@ def patchify_forward(x, patch_size):
              grid column n % (W/P)); each patch vector is flattened in (row, column, channel)
              order, so out[b, 0] is x[b, :P, :P, :].ravel(). out may be a copy.
 
+    Keeps the input's dtype (float32 in, float32 out) and does not modify its inputs.
+
     Stuck? python -m minivit hint patchify_forward   (then --level 2, then 3: one at a time)
     """
     raise NotImplementedError("patchify_forward: your code here")
@@ -40,6 +42,9 @@ def patchify_backward(dout, cache):
 
     dout:    (B, N, P*P*C), the gradient of the loss with respect to patchify's output
     returns: dx (B, H, W, C), the gradient with respect to the images x
+
+    Keeps the dtype (float32 in, float32 out). Does not modify dout: the caller's array may be used
+    elsewhere. Everything it needs comes from the cache (it may run after other forward calls).
 
     Stuck? python -m minivit hint patchify_backward   (then --level 2, then 3: one at a time)
     """
@@ -52,6 +57,8 @@ def linear_forward(x, w, b):
     x: (..., D_in)   w: (D_in, D_out)   b: (D_out,)
     returns: y (..., D_out), cache (what the backward needs)
 
+    Keeps the input's dtype (float32 in, float32 out) and does not modify its inputs.
+
     Stuck? python -m minivit hint linear_forward   (then --level 2, then 3: one at a time)
     """
     raise NotImplementedError("linear_forward: your code here")
@@ -61,6 +68,11 @@ def linear_backward(dy, cache):
     """dy: (..., D_out) -> dx (..., D_in), dw (D_in, D_out), db (D_out,).
 
     The gradients of the loss with respect to x, w and b, given dy with respect to y.
+
+    Keeps the dtype (float32 in, float32 out). Does not modify dy: the caller's array may be used
+    elsewhere. Everything it needs comes from the cache (it may run after other forward calls). w and b
+    are shared by every row of the leading axes (every token of every image): a parameter gradient adds
+    up the contributions of all of them, in the parameter's own shape.
 
     Stuck? python -m minivit hint linear_backward   (then --level 2, then 3: one at a time)
     """

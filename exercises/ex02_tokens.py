@@ -27,6 +27,8 @@ def cls_token_forward(x, cls):
     returns: out (B, N+1, D) with x's dtype: out[:, 0] is cls[0, 0] for every image, out[:, 1:] is x;
              cache
 
+    Keeps the input's dtype (float32 in, float32 out) and does not modify its inputs.
+
     Stuck? python -m minivit hint cls_token_forward   (then --level 2, then 3: one at a time)
     """
     raise NotImplementedError("cls_token_forward: your code here")
@@ -34,6 +36,11 @@ def cls_token_forward(x, cls):
 
 def cls_token_backward(dout, cache):
     """dout: (B, N+1, D) -> dx (B, N, D), dcls (1, 1, D): the gradients with respect to x and cls.
+
+    Keeps the dtype (float32 in, float32 out). Does not modify dout: the caller's array may be used
+    elsewhere. Everything it needs comes from the cache (it may run after other forward calls). cls is
+    shared by every image: a parameter gradient adds up the contributions of all of them, in the
+    parameter's own shape.
 
     Stuck? python -m minivit hint cls_token_backward   (then --level 2, then 3: one at a time)
     """
@@ -46,6 +53,8 @@ def pos_embed_forward(x, pos):
     x: (B, T, D)   pos: (1, T, D)
     returns: out (B, T, D) = x + pos (the same table added to every image; x is not modified), cache
 
+    Keeps the input's dtype (float32 in, float32 out).
+
     Stuck? python -m minivit hint pos_embed_forward   (then --level 2, then 3: one at a time)
     """
     raise NotImplementedError("pos_embed_forward: your code here")
@@ -53,6 +62,11 @@ def pos_embed_forward(x, pos):
 
 def pos_embed_backward(dout, cache):
     """dout: (B, T, D) -> dx (B, T, D), dpos (1, T, D): the gradients with respect to x and pos.
+
+    Keeps the dtype (float32 in, float32 out). Does not modify dout: the caller's array may be used
+    elsewhere. Everything it needs comes from the cache (it may run after other forward calls). pos[0,
+    t] is shared by every image at position t (not across positions): a parameter gradient adds up the
+    contributions of all of them, in the parameter's own shape.
 
     Stuck? python -m minivit hint pos_embed_backward   (then --level 2, then 3: one at a time)
     """

@@ -29,6 +29,9 @@ def softmax_forward(x, axis=-1):
     finite results.
     returns: out (same shape as x), cache
 
+    Keeps the input's dtype (float32 in, float32 out) and does not modify its inputs. ``axis`` may be
+    any axis (the checks also use a non-default one): the cache must keep it for the backward.
+
     Stuck? python -m minivit hint softmax_forward   (then --level 2, then 3: one at a time)
     """
     raise NotImplementedError("softmax_forward: your code here")
@@ -36,6 +39,10 @@ def softmax_forward(x, axis=-1):
 
 def softmax_backward(dout, cache):
     """dout: the gradient with respect to softmax's output s -> dx, the same shape (with respect to x).
+
+    Keeps the dtype (float32 in, float32 out). Does not modify dout: the caller's array may be used
+    elsewhere. Everything it needs comes from the cache (it may run after other forward calls). The axis
+    is the one softmax_forward was called with (keep it in the cache).
 
     Stuck? python -m minivit hint softmax_backward   (then --level 2, then 3: one at a time)
     """
@@ -49,6 +56,9 @@ def attention_forward(q, k, v):
     returns: out (..., T, d) = softmax(q k^T / sqrt(d)) v (softmax over the last axis, the keys),
              cache (minivit's holds the attention A (..., T, T))
 
+    Keeps the input's dtype (float32 in, float32 out) and does not modify its inputs. Scores q.k /
+    sqrt(d) as large as ~1e4 must give finite, correct results.
+
     Stuck? python -m minivit hint attention_forward   (then --level 2, then 3: one at a time)
     """
     raise NotImplementedError("attention_forward: your code here")
@@ -56,6 +66,10 @@ def attention_forward(q, k, v):
 
 def attention_backward(dout, cache):
     """dout: (..., T, d) -> dq, dk, dv, each (..., T, d): the gradients with respect to q, k and v.
+
+    Keeps the dtype (float32 in, float32 out). Does not modify dout: the caller's array may be used
+    elsewhere. Everything it needs comes from the cache (it may run after other forward calls). Batched:
+    q, k, v may have any number of leading axes (``.T`` would reverse all of them).
 
     Stuck? python -m minivit hint attention_backward   (then --level 2, then 3: one at a time)
     """

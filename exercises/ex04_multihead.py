@@ -28,6 +28,8 @@ def split_heads(x, num_heads):
 
     Head j gets the features [j*d, (j+1)*d): out[:, j] is x[:, :, j*d:(j+1)*d]. num_heads = h.
 
+    Keeps the input's dtype (float32 in, float32 out) and does not modify its inputs.
+
     Stuck? python -m minivit hint split_heads   (then --level 2, then 3: one at a time)
     """
     raise NotImplementedError("split_heads: your code here")
@@ -38,6 +40,8 @@ def merge_heads(x):
 
     The inverse of split_heads: out[:, :, j*d:(j+1)*d] is x[:, j].
 
+    Keeps the input's dtype (float32 in, float32 out) and does not modify its inputs.
+
     Stuck? python -m minivit hint merge_heads   (then --level 2, then 3: one at a time)
     """
     raise NotImplementedError("merge_heads: your code here")
@@ -46,6 +50,8 @@ def merge_heads(x):
 def split_heads_backward(dout):
     """Gradient of split_heads: dout (B, h, T, d) -> dx (B, T, h*d).
 
+    Keeps the dtype; does not modify dout.
+
     Stuck? python -m minivit hint split_heads_backward   (then --level 2, then 3: one at a time)
     """
     raise NotImplementedError("split_heads_backward: your code here")
@@ -53,6 +59,8 @@ def split_heads_backward(dout):
 
 def merge_heads_backward(dout, num_heads):
     """Gradient of merge_heads: dout (B, T, h*d) -> dx (B, h, T, d).
+
+    Keeps the dtype; does not modify dout.
 
     Stuck? python -m minivit hint merge_heads_backward   (then --level 2, then 3: one at a time)
     """
@@ -68,6 +76,8 @@ def mhsa_forward(x, w_qkv, b_qkv, w_out, b_out, num_heads):
     out = [SA_1; ...; SA_h] w_out + b_out, SA_j = softmax(q_j k_j^T / sqrt(d)) v_j.
     returns: out (B, T, D), cache
 
+    Keeps the input's dtype (float32 in, float32 out) and does not modify its inputs.
+
     Stuck? python -m minivit hint mhsa_forward   (then --level 2, then 3: one at a time)
     """
     raise NotImplementedError("mhsa_forward: your code here")
@@ -75,6 +85,11 @@ def mhsa_forward(x, w_qkv, b_qkv, w_out, b_out, num_heads):
 
 def mhsa_backward(dout, cache):
     """dout: (B, T, D) -> dx (B, T, D), dw_qkv (D, 3D), db_qkv (3D,), dw_out (D, D), db_out (D,).
+
+    Keeps the dtype (float32 in, float32 out). Does not modify dout: the caller's array may be used
+    elsewhere. Everything it needs comes from the cache (it may run after other forward calls). The
+    weights and biases are shared by every token of every image: a parameter gradient adds up the
+    contributions of all of them, in the parameter's own shape.
 
     Stuck? python -m minivit hint mhsa_backward   (then --level 2, then 3: one at a time)
     """

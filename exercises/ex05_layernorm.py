@@ -27,6 +27,10 @@ def layernorm_forward(x, gamma, beta, eps=1e-6):
     variance: divide by D), xhat = (x - mu) / sqrt(var + eps), y = gamma * xhat + beta.
     eps = 1e-6 as in the official ViT code. A token with zero variance gives xhat = 0.
 
+    Keeps the input's dtype (float32 in, float32 out) and does not modify its inputs. Use the ``eps``
+    argument (the checks pass other values, and call without it). float32 features with a large mean
+    (~512) must keep float32 precision.
+
     Stuck? python -m minivit hint layernorm_forward   (then --level 2, then 3: one at a time)
     """
     raise NotImplementedError("layernorm_forward: your code here")
@@ -35,6 +39,11 @@ def layernorm_forward(x, gamma, beta, eps=1e-6):
 def layernorm_backward(dy, cache):
     """dy: (..., D) -> dx (..., D), dgamma (D,), dbeta (D,): the gradients with respect to x, gamma
     and beta.
+
+    Keeps the dtype (float32 in, float32 out). Does not modify dy: the caller's array may be used
+    elsewhere. Everything it needs comes from the cache (it may run after other forward calls). gamma
+    and beta are shared by every token of every image (all axes but the last): a parameter gradient adds
+    up the contributions of all of them, in the parameter's own shape.
 
     Stuck? python -m minivit hint layernorm_backward   (then --level 2, then 3: one at a time)
     """

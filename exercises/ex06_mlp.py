@@ -31,6 +31,8 @@ def gelu_forward(x, approximate="tanh"):
     'none': y = x Phi(x) = 0.5 x (1 + erf(x / sqrt(2))), Phi the standard normal CDF
     Finite for |x| up to 100.
 
+    Keeps the input's dtype (float32 in, float32 out) and does not modify its inputs.
+
     Stuck? python -m minivit hint gelu_forward   (then --level 2, then 3: one at a time)
     """
     raise NotImplementedError("gelu_forward: your code here")
@@ -39,6 +41,10 @@ def gelu_forward(x, approximate="tanh"):
 def gelu_backward(dout, cache):
     """dout: same shape as x -> dx, the gradient with respect to x (cache: from gelu_forward, which
     knows the form).
+
+    Keeps the dtype (float32 in, float32 out). Does not modify dout: the caller's array may be used
+    elsewhere. Everything it needs comes from the cache (it may run after other forward calls). Finite
+    for |x| up to 100.
 
     Stuck? python -m minivit hint gelu_backward   (then --level 2, then 3: one at a time)
     """
@@ -50,6 +56,8 @@ def mlp_forward(x, w1, b1, w2, b2, approximate="tanh"):
 
     out = GELU(x w1 + b1) w2 + b2 (the MLP of eq. 3), GELU of the form ``approximate``.
 
+    Keeps the input's dtype (float32 in, float32 out) and does not modify its inputs.
+
     Stuck? python -m minivit hint mlp_forward   (then --level 2, then 3: one at a time)
     """
     raise NotImplementedError("mlp_forward: your code here")
@@ -57,6 +65,11 @@ def mlp_forward(x, w1, b1, w2, b2, approximate="tanh"):
 
 def mlp_backward(dout, cache):
     """dout: (B, T, D) -> dx (B, T, D), dw1 (D, M), db1 (M,), dw2 (M, D), db2 (D,).
+
+    Keeps the dtype (float32 in, float32 out). Does not modify dout: the caller's array may be used
+    elsewhere. Everything it needs comes from the cache (it may run after other forward calls). The
+    weights and biases are shared by every token of every image: a parameter gradient adds up the
+    contributions of all of them, in the parameter's own shape.
 
     Stuck? python -m minivit hint mlp_backward   (then --level 2, then 3: one at a time)
     """

@@ -28,6 +28,9 @@ def cross_entropy_forward(logits, labels, label_smoothing=0.0):
     Logits as large as 1e4 must give a finite loss.
     returns: loss (a Python float), cache
 
+    Keeps working for labels of any integer dtype; does not modify its inputs; float32 logits give a
+    float32-accurate loss.
+
     Stuck? python -m minivit hint cross_entropy_forward   (then --level 2, then 3: one at a time)
     """
     raise NotImplementedError("cross_entropy_forward: your code here")
@@ -37,6 +40,8 @@ def cross_entropy_backward(cache, dloss=1.0):
     """cache: from cross_entropy_forward; dloss: the gradient with respect to the loss (1.0: the loss itself).
 
     returns: dlogits (B, K), the gradient with respect to the logits, with the logits' dtype.
+
+    Everything it needs comes from the cache; dloss is a number.
 
     Stuck? python -m minivit hint cross_entropy_backward   (then --level 2, then 3: one at a time)
     """

@@ -26,6 +26,8 @@ def encoder_block_forward(x, p, num_heads, eps=1e-6, approximate="tanh",
     GELU of the form ``approximate``. dropout / drop_path: probabilities applied to each residual
     branch when ``train`` is True (rng: a Generator of x's array library).
 
+    Keeps the input's dtype (float32 in, float32 out) and does not modify its inputs.
+
     Stuck? python -m minivit hint encoder_block_forward   (then --level 2, then 3: one at a time)
     """
     raise NotImplementedError("encoder_block_forward: your code here")
@@ -33,6 +35,11 @@ def encoder_block_forward(x, p, num_heads, eps=1e-6, approximate="tanh",
 
 def encoder_block_backward(dout, cache):
     """dout: (B, T, D) -> dx (B, T, D), grads (a dict keyed like p, each shaped like its parameter).
+
+    Keeps the dtype (float32 in, float32 out). Does not modify dout: the caller's array may be used
+    elsewhere. Everything it needs comes from the cache (it may run after other forward calls). Each
+    parameter is shared by every token of every image: a parameter gradient adds up the contributions of
+    all of them, in the parameter's own shape.
 
     Stuck? python -m minivit hint encoder_block_backward   (then --level 2, then 3: one at a time)
     """

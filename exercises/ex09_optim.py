@@ -36,6 +36,8 @@ def adamw_update(w, g, m, v, t, lr, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0
     what "decoupled" means (with Adam, a penalty added to g would be rescaled by 1/sqrt(v_hat)).
     Returns nothing: w, m and v are updated in place (the caller's arrays change).
 
+    Does not modify g (only w, m and v change); float32 arrays stay float32.
+
     Stuck? python -m minivit hint adamw_update   (then --level 2, then 3: one at a time)
     """
     raise NotImplementedError("adamw_update: your code here")

@@ -95,6 +95,8 @@ def adamw_update(w, g, m, v, t, lr, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0
     what "decoupled" means (with Adam, a penalty added to g would be rescaled by 1/sqrt(v_hat)).
     Returns nothing: w, m and v are updated in place (the caller's arrays change).
 
+    Does not modify g (only w, m and v change); float32 arrays stay float32.
+
     Derivation:
         In place means w -= ..., m *= b1; m += ... (w = w - ... only rebinds a local name).
         The two bias corrections fold into one step size: m_hat / (sqrt(v_hat) + eps) =

@@ -74,7 +74,7 @@ def test_layernorm_dx_off_by_an_odd_factor_is_not_named_but_its_term_is_pointed_
                       [("+ xhat * (g * xhat)", "- 0.7 * xhat * (g * xhat)")])
     c = _check(t, "layernorm_backward: gradients")
     assert c["status"] == "fail" and c["mistake"] is None
-    assert "(through the variance) is scaled by 0.7" in c["feedback"]
+    assert "the term through the variance is scaled by 0.7" in c["feedback"]
 
 
 def test_mhsa_backward_feedback_names_the_first_broken_link(tmp_path):

@@ -53,7 +53,7 @@ def attention_backward(dout, cache):
     check = next(c for c in t["checks"] if c["name"].startswith("attention_backward: gradients"))
     assert check["points"] == 0 and check["mistake"] is None
     fb = check["feedback"]
-    assert "dv is right" in fb and "[scale*(A*sum(A*dA)) k] is scaled by 0.5" in fb, fb
+    assert "dv is right" in fb and "[dS's term through the normalization, carried to dq] is scaled by 0.5" in fb, fb
     assert fb.index("scaled by 0.5") < fb.index("Next step:"), fb
 
 
@@ -67,7 +67,7 @@ def linear_backward(dy, cache):
     t = _grade(tmp_path, "patch", "ex01_patch_embedding.py",
                "patchify_forward, patchify_backward, linear_forward", code)
     check = next(c for c in t["checks"] if c["name"].startswith("linear_backward: gradients"))
-    assert check["mistake"] is None and "the term [x^T dy] has the wrong sign" in check["feedback"], check
+    assert check["mistake"] is None and "the term [the right dw] has the wrong sign" in check["feedback"], check
 
 
 def test_a_variant_is_named_only_within_the_checks_tolerance(tmp_path):

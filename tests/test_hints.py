@@ -1,5 +1,7 @@
 """The hints (``minivit.hints``, ``python -m minivit hint``): three levels for every exercise function,
 and every level-3 formula is runnable NumPy code that gives minivit's own result on random float64 inputs."""
+import re
+
 import numpy as np
 import pytest
 
@@ -193,3 +195,42 @@ def grading_text(t):
     from minivit.grading import format_topic
 
     return format_topic("layernorm", t)
+
+
+def _norm(text):
+    return re.sub(r"\b[nx]p\.", "", re.sub(r"\s+", "", text).lower()).replace("**", "^")
+
+
+def _level3_expressions(function):
+    """The right-hand sides of level 3's assignments to what the function returns (formula and code)."""
+    e = hints.entry(function)
+    out = []
+    parts = [x for line in (e["formula"] + "\n" + e["code"]).splitlines() for x in re.split(r",\s{2,}|;\s*", line)]
+    for line in parts:
+        line = line.rstrip(" .,")
+        m = re.match(r"\s*(?:'\w+':\s*)?([\w, \[\]\"]+?)\s*=(?!=)\s*(.+)", line)
+        if m and any(n.strip() in e["returns"] for n in re.split(r"[, ]+", m.group(1))):
+            out.append(m.group(2))
+    return [x for x in out if len(_norm(x)) >= 6]
+
+
+@pytest.mark.parametrize("name", EXERCISE_FUNCTIONS)
+def test_hint_levels_climb(name):
+    """Level 1 names the idea, level 2 the pieces, level 3 the formula: no level-3 expression in levels 1
+    or 2, and (for a backward, whose formula is the exercise) levels 1 and 2 never assemble a returned
+    gradient (no `dx = ...` for a gradient the function returns)."""
+    e = hints.entry(name)
+    low = _norm(e["approach"] + "\n" + e["steps"])
+    leaked = [x for x in _level3_expressions(name) if _norm(x) in low]
+    assert not leaked, (name, leaked)
+    if name.endswith("_backward"):
+        text = e["approach"] + "\n" + e["steps"]
+        assembled = [n for n in e["returns"] if re.search(rf"(?:^|[\s;,(]){re.escape(n)}\s*=(?!=)", text, re.M)]
+        assert not assembled, (name, assembled)
+
+
+def test_the_climb_check_sees_an_assembly():
+    e = hints.entry("layernorm_backward")
+    assert _level3_expressions("layernorm_backward")
+    assert re.search(r"(?:^|[\s;,(])dx\s*=(?!=)", "dx = dxhat * rstd + dvar", re.M)
+    assert any(_norm(x) in _norm(e["formula"] + e["code"]) for x in _level3_expressions("layernorm_backward"))

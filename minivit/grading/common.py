@@ -23,28 +23,31 @@ TOPIC_TIMEOUT_S = 30.0         # wall-clock limit per topic (import included): `
 # key -> what the learner sees. Each topic file adds its own mistakes (MISTAKES.update);
 # these are shared by several topics.
 MISTAKES = {
-    "bias_grad_not_summed": "A parameter's gradient is not summed over the batch and the tokens. Every position "
-                            "(every token of every image) used the same parameter, so its gradient is the sum of all "
-                            "their contributions: e.g. db = dy.reshape(-1, D_out).sum(axis=0), with the parameter's "
-                            "own shape.",
+    "bias_grad_not_summed": "A parameter's gradient is not summed over the batch and the tokens. Every position (every"
+                            " token of every image) used the same parameter, so its gradient collects all their "
+                            "contributions, and it has the parameter's own shape.",
     "grad_mean_not_sum": "A parameter's gradient is averaged over the batch/tokens instead of summed. The loss "
                          "already carries the 1/B; each use of a shared parameter adds its full contribution.",
-    "no_max_subtraction": "exp() overflowed for large inputs (inf or NaN in the result). Subtract the maximum "
-                          "along the axis before exponentiating: softmax(x) = softmax(x - max(x)), and for a "
-                          "log-softmax use s - max - log(sum(exp(s - max))) rather than log(softmax(s)).",
+    "no_max_subtraction": "exp() overflowed for large inputs (inf or NaN in the result). A softmax does not change "
+                          "when the same number is subtracted from every score of a slice: choose it so that no "
+                          "exponent is large and positive (and for a log-softmax, never take the log of a probability "
+                          "that underflowed to 0).",
     "float64_promotion": "float32 inputs gave a float64 result: something promoted the dtype - typically a NumPy "
-                         "float64 scalar (1 / np.sqrt(d); use math.sqrt(d)) or an array created without a dtype "
-                         "(np.zeros(shape) is float64; pass dtype=x.dtype).",
-    "input_modified": "An input was modified in place (e.g. `x -= x.max(...)` or `x *= ...` on an argument): the "
-                      "caller's array changed. Compute into a new array instead (x = x - ...).",
+                         "float64 scalar (np.sqrt of a Python number is one; math.sqrt gives a plain float) or an "
+                         "array created without a dtype (np.zeros(shape) is float64; pass dtype=x.dtype).",
+    "input_modified": "An argument was modified in place (`x -= ...`, `x *= ...` or `x[...] = ...` on an argument): "
+                      "the caller's array changed. In a model the same array is used elsewhere too (an upstream "
+                      "gradient feeds several branches, an input feeds the residual), so this corrupts other results. "
+                      "Compute into a new array instead (x = x - ...).",
     "state_outside_cache": "Your backward uses something that is not in its cache (a module-level or global "
                            "variable, an attribute set by the forward?): called after two forwards, as in a model "
                            "with several blocks, it used the other forward's values. Put everything the backward "
                            "needs into the cache the forward returns.",
     "grads_wrong_order": "The gradients are returned in the wrong order.",
     "broadcast_keepdims": "Shapes that do not line up. A sum/max/mean over an axis drops that axis unless you pass "
-                          "keepdims=True (x - x.max(axis=-1) fails or pairs the wrong numbers); otherwise an operand "
-                          "needs a reshape or a transpose.",
+                          "keepdims=True (then it pairs the wrong numbers or fails); otherwise an operand needs a "
+                          "reshape or a transpose - and `.T` on an array with more than two axes reverses ALL its "
+                          "axes, not only the last two.",
 }
 
 
@@ -152,8 +155,16 @@ def _safe(variant, *args):
         return None
 
 
-def _fail_with(message, mistake):
-    raise Fail(f"{message}\n{MISTAKES[mistake]}", mistake)
+def pointer(fname):
+    """The "stuck? hint" line for the function at fault (a check's feedback that carries one keeps it:
+    report.with_hint adds the check's own function only when the feedback names none)."""
+    from minivit.grading.report import HINT_LINE
+    return HINT_LINE.format(function=fname)
+
+
+def _fail_with(message, mistake, at=None):
+    """Fail naming ``mistake``; at: the function at fault, when it is not the check's own."""
+    raise Fail(f"{message}\n{MISTAKES[mistake]}" + (f"\n{pointer(at)}" if at else ""), mistake)
 
 
 def _signature_names(fname):
@@ -177,7 +188,16 @@ def _check_inputs_unchanged(fname, before, after):
     names = _signature_names(fname)
     for n, b, a in zip(names, before, after):
         if not _same(b, a):
-            _fail_with(f"{fname} changed its input `{n}`.", "input_modified")
+            _fail_with(f"{fname} changed its input `{n}` in place.", "input_modified", at=fname)
+
+
+def _call_backward(ns, fname, *args):
+    """The learner's backward on copies of ``args`` (the upstream gradient, the cache handle, any
+    other argument): an argument it changes in place (`dout *= ...`) fails, named with its name."""
+    mine = _copy(args)
+    res = ns[fname](*mine)
+    _check_inputs_unchanged(fname, args, mine)
+    return res
 
 
 def _call_forward(ns, fname, args):

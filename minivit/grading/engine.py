@@ -102,6 +102,8 @@ def _reference_candidates(check, process):
                 reach.add(g)
                 todo.append(g)
     single = sorted(reach - set(check.functions))
+    others = set(single)
+    single.sort(key=lambda f: sum(g in others for g in process.refs.get(f, ())))   # callees first: blame the root
     pairs = [[f, f.replace("_forward", "_backward")] for f in single
              if f.endswith("_forward") and f.replace("_forward", "_backward") in single]
     return [[f] for f in single] + pairs

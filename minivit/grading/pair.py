@@ -9,11 +9,14 @@ import numpy as np
 
 from minivit import gradcheck
 from minivit.grading.common import (Check, FD_TOL, Fail, KEY_ZERO_TOL, REF, TOL32, TOL64, _as_array,
-    _call_forward, _cast, _copy, _describe_args, _fail_with, _fd, _grads_tuple, _mismatch)
+    _call_backward, _call_forward, _cast, _copy, _describe_args, _fail_with, _fd, _grads_tuple, _mismatch, pointer)
 from minivit.grading.detect import next_step_backward, next_step_forward, sure_mistakes, where_feedback
 
 
 # ----------------------------------------------------------------------- forward/backward pairs
+PAIRS = {}          # forward name -> its Pair (once its checks were built): topics.pointers asks forward_right
+
+
 @dataclass
 class Pair:
     """A forward/backward pair graded the standard way: forward, backward, float32, finite differences.
@@ -78,6 +81,7 @@ class Pair:
 
     # -- checks ----------------------------------------------------------------------------
     def checks(self):
+        PAIRS[self.fwd] = self
         return [
             Check(f"{self.fwd}: matches the reference (float64, {len(self.cases())} inputs)", (self.fwd,), 2,
                   self.check_forward),
@@ -102,11 +106,11 @@ class Pair:
                 if not keys and not np.all(np.isfinite(np.asarray(out, dtype=np.float64))) and \
                         self.fwd in ("softmax_forward", "attention_forward"):
                     keys = ["no_max_subtraction"]
-                failures.append((self._call(args), problem, keys, next_step_forward(self.fwd)))
+                failures.append((self._call(args), problem, keys, next_step_forward(self.fwd), self.fwd))
         _fail_on(failures)
 
     def _backward(self, ns, args, cache, dout):
-        res = ns[self.bwd](dout.copy(), cache)
+        res = _call_backward(ns, self.bwd, dout, cache)
         return _in_context(f"{self.bwd} after {self._call(args)}", self.learner_grads, res)
 
     def _first_problem(self, grads, ref):
@@ -145,10 +149,24 @@ class Pair:
                            "own forward it is right.", "state_outside_cache")
             ref = self.ref_grads(getattr(REF, self.bwd)(dout.copy(), ref_cache))
             if _mismatch("out", out, want):
-                where += f" (your {self.fwd} gives a different output for this input too: fix it first)"
+                # the gradients go through the learner's own (wrong) forward: the evidence is against the forward
+                failures.insert(0, (where, problem, [], forward_first(self.fwd), self.fwd))
+                continue
             keys = self.backward_mistakes(args, dout, ref_cache, ref, grads)
-            failures.insert(0, (where, problem, keys, next_step_backward(self.bwd, name)))
+            failures.insert(0, (where, problem, keys, next_step_backward(self.bwd, name), self.bwd))
         _fail_on(failures)
+
+    def forward_right(self, ns):
+        """The learner's forward matches the reference on every input of the float64 check (else a
+        failure of the backward's checks is charged to the forward: "fix it first")."""
+        try:
+            for args in self.cases():
+                out, _ = _call_forward(ns, self.fwd, args)
+                if _mismatch("out", out, getattr(REF, self.fwd)(*_copy(args))[0]):
+                    return False
+        except Exception:
+            return False
+        return True
 
     def _passes_alone(self, ns, args, dout, ref_cache):
         """The backward called right after its own forward matches the reference."""
@@ -169,20 +187,24 @@ class Pair:
         up = _cast(args, np.float64)
         want, ref_cache = getattr(REF, self.fwd)(*_copy(up))
         if out.dtype != np.float32:
-            _fail_with(f"{self.fwd} returned {out.dtype} for float32 inputs.", "float64_promotion")
+            _fail_with(f"{self.fwd} returned {out.dtype} for float32 inputs.", "float64_promotion", at=self.fwd)
         problem = _mismatch("the output", out, want, TOL32)
         if problem:
-            raise Fail(f"{call}: {problem} (see the float64 checks).")
+            raise Fail(f"{call}: {problem} (see the float64 checks).\n{pointer(self.fwd)}")
         dout = np.random.default_rng(7).standard_normal(np.shape(want))
-        res = ns[self.bwd](dout.astype(np.float32), cache)
-        grads = _in_context(f"{self.bwd} in float32", self.learner_grads, res)
+        res = _call_backward(ns, self.bwd, dout.astype(np.float32), cache)
+        try:
+            grads = _in_context(f"{self.bwd} in float32", self.learner_grads, res)
+        except Fail as e:                   # the backward's result is not what it must return: its fault
+            raise Fail(f"{e}" + ("" if "\nstuck?" in str(e) else f"\n{pointer(self.bwd)}"), e.mistake) from None
         ref = self.ref_grads(getattr(REF, self.bwd)(dout, ref_cache))
         for name, g, r in zip(self.grads, grads, ref):
             if g.dtype != np.float32:
-                _fail_with(f"{self.bwd} returned {name} as {g.dtype} for float32 inputs.", "float64_promotion")
+                _fail_with(f"{self.bwd} returned {name} as {g.dtype} for float32 inputs.", "float64_promotion",
+                           at=self.bwd)
             problem = _mismatch(name, g, r, TOL32)
             if problem:
-                raise Fail(f"{self.bwd} in float32: {problem} (see the float64 checks).")
+                raise Fail(f"{self.bwd} in float32: {problem} (see the float64 checks).\n{pointer(self.bwd)}")
 
     def check_fd(self, ns):
         for args in self.fd_cases():
@@ -212,20 +234,31 @@ class Pair:
                 if not err < FD_TOL:
                     bad.append(f"{name}: relative error {err:.2e} (limit {FD_TOL:.0e})")
             if bad:
-                raise Fail(f"{self.bwd} disagrees with centered finite differences of your {self._call(args)}: "
-                           + "; ".join(bad) + ". The forward and the backward do not describe the same function."
-                           f"\nNext step: {next_step_backward(self.bwd, bad[0].split(':')[0].split(' ')[0])}")
+                text = (f"{self.bwd} disagrees with centered finite differences of your {self._call(args)}: "
+                        + "; ".join(bad) + ". The forward and the backward do not describe the same function.")
+                if not self.forward_right(ns):       # then the forward is (at least) wrong: fix it first
+                    raise Fail(f"{text}\nNext step: {forward_first(self.fwd, here=False)}\n{pointer(self.fwd)}")
+                raise Fail(f"{text}\nNext step: {next_step_backward(self.bwd, bad[0].split(':')[0].split(' ')[0])}"
+                           f"\n{pointer(self.bwd)}")
+
+
+def forward_first(fwd, here=True):
+    """The next step when a backward's check fails and the learner's forward is wrong too: on this
+    input (here) or on some input of its own float64 check."""
+    where = "gives a different output for this input" if here else "differs from the reference on its own inputs"
+    return (f"your {fwd} {where} (its own check fails): fix {fwd} first - the backward's gradients go "
+            f"through what your forward computed and cached.")
 
 
 def _fail_on(failures):
-    """Fail with the first failure (where, problem, mistake keys, next step) that names one mistake
-    for sure, else with the first failure's "where" feedback; nothing when there is none."""
-    for where, problem, keys, _ in failures:
+    """Fail with the first failure (where, problem, mistake keys, next step, function at fault) that
+    names one mistake for sure, else with the first failure's "where" feedback; nothing when there is none."""
+    for where, problem, keys, _, at in failures:
         if len(keys) == 1:
-            _fail_with(f"{where}: {problem}.", keys[0])
+            _fail_with(f"{where}: {problem}.", keys[0], at=at)
     if failures:
-        where, problem, keys, step = failures[0]
-        raise Fail(where_feedback(where, problem, step, keys))
+        where, problem, keys, step, at = failures[0]
+        raise Fail(where_feedback(where, problem, step, keys) + f"\n{pointer(at)}")
 
 
 def _in_context(call, fn, *args):
@@ -236,26 +269,31 @@ def _in_context(call, fn, *args):
         raise Fail(f"{call}: {e}", e.mistake) from None
 
 
-def _edge_case_check(ns, rng, op, args, grad_names, forward_what, backward_what, nonfinite_mistake):
+def _edge_case_check(ns, rng, op, args, grad_names, forward_what, backward_what, nonfinite_mistake, pair=None):
     """Run the student's ``{op}_forward`` and ``{op}_backward`` on one edge-case input (huge scores,
     a zero-variance row...) and compare them with minivit's. ``forward_what`` / ``backward_what``
     describe the input in the failure message; a non-finite forward output is reported as the
-    known mistake ``nonfinite_mistake`` (see ``MISTAKES``)."""
+    known mistake ``nonfinite_mistake`` (see ``MISTAKES``). pair: the op's Pair; a backward that
+    differs while the forward fails its own float64 check is charged to the forward."""
     out, cache = _call_forward(ns, f"{op}_forward", args)
     want, ref_cache = getattr(REF, f"{op}_forward")(*_copy(args))
     problem = _mismatch("the output", out, want)
     if problem:
         where = f"{op}_forward {forward_what}: {problem}."
         if not np.all(np.isfinite(np.asarray(out, dtype=np.float64))):
-            _fail_with(where, nonfinite_mistake)
-        raise Fail(where)
+            _fail_with(where, nonfinite_mistake, at=f"{op}_forward")
+        raise Fail(f"{where}\n{pointer(f'{op}_forward')}")
     dout = rng.standard_normal(want.shape)
-    grads = _grads_tuple(f"{op}_backward", ns[f"{op}_backward"](dout.copy(), cache), grad_names)
+    grads = _grads_tuple(f"{op}_backward", _call_backward(ns, f"{op}_backward", dout, cache), grad_names)
     refs = getattr(REF, f"{op}_backward")(dout, ref_cache)
     refs = refs if isinstance(refs, tuple) else (refs,)
     for name, g, r in zip(grad_names, grads, refs):
         problem = _mismatch(name, g, r)
         if problem:
-            raise Fail(f"{op}_backward {backward_what}: {problem}.")
+            if pair is not None and not pair.forward_right(ns):
+                raise Fail(f"{op}_backward {backward_what}: {problem}.\nNext step: "
+                           f"{forward_first(f'{op}_forward', here=False)}"
+                           f"\n{pointer(f'{op}_forward')}")
+            raise Fail(f"{op}_backward {backward_what}: {problem}.\n{pointer(f'{op}_backward')}")
 
 

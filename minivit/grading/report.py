@@ -12,6 +12,8 @@ def with_hint(feedback, status, function):
     """A failed check's feedback (status fail or error) ends with the command for its function's hints."""
     if status not in ("fail", "error") or not function:
         return feedback
+    if feedback and HINT_LINE.split("{")[0] in feedback:     # the check named the function at fault itself
+        return feedback
     return f"{feedback}\n{HINT_LINE.format(function=function)}" if feedback else HINT_LINE.format(function=function)
 
 

@@ -56,7 +56,7 @@ out = A @ v""",
         approach="""\
 Go backwards through the three steps: out = A v, A = softmax(S), S = scale * q k^T. Two are matrix
 products, where the gradient of C = X Y is dX = dC Y^T and dY = X^T dC; the third is your softmax
-backward (with A as its cache).""",
+backward, over the last axis (hand it A in the cache layout your softmax_backward expects).""",
         steps="""\
 From out = A v: dA (..., T, T) and dv (..., T, d).
 From A = softmax(S): dS (..., T, T), your softmax_backward of dA.

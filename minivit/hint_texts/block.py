@@ -30,9 +30,11 @@ of the forward. A residual z = x + f(x) sends the upstream gradient two ways, th
 on to x: add the two.""",
         steps="""\
 From dout: drop-path backward, dropout backward, MLP backward, LN2 backward -> the branch's
-gradient at z1 (B, T, D) and the MLP's and LN2's parameter gradients; dz1 = that + dout.
+gradient at z1 (B, T, D) and the MLP's and LN2's parameter gradients. The residual out = z1 + ...
+also carries dout straight to z1: dz1 is the total gradient at z1.
 From dz1: drop-path, dropout, MSA, LN1 backwards -> the branch's gradient at x and the MSA's and
-LN1's parameter gradients; dx = that + dz1. grads: one entry per key of p, shaped like it.""",
+LN1's parameter gradients; the first residual carries dz1 straight to x as well. grads: one entry per
+key of p, shaped like it.""",
         formula="""\
 dz1 = LN2'(MLP'(dropout'(drop_path'(dout)))) + dout;  dx = LN1'(MSA'(dropout'(drop_path'(dz1)))) + dz1
 (f' meaning f's backward, each with its own forward cache).""",

@@ -24,12 +24,14 @@ y = gamma * xhat + beta gives dgamma and dbeta directly (summed over every token
 For dx: xhat depends on x three ways, directly, through the mean mu, and through the variance var
 (which itself depends on mu). Go back through each path and add them. Derive it on paper once.""",
         steps="""\
-dxhat = dy * gamma: (..., D), the gradient reaching xhat.
-Through the variance: dvar = sum over the features of dxhat * (x - mu) * (-1/2) rstd^3: (..., 1).
-Through the mean: dmu = -rstd * sum of dxhat: (..., 1) (the variance path adds nothing to it,
-since the deviations x - mu sum to 0).
-dx = dxhat * rstd + dvar * 2 (x - mu) / D + dmu / D.
-dgamma (D,) = sum of dy * xhat, dbeta (D,) = sum of dy, over all axes but the last.""",
+The pieces, one per path (every axis but the last is kept):
+dxhat (..., D): the gradient reaching xhat, through the multiplication by gamma.
+dvar (..., 1): the gradient reaching var (xhat depends on it through rstd = (var + eps)^(-1/2)).
+dmu (..., 1): the gradient reaching mu straight from xhat (through var it gets nothing: the
+deviations x - mu sum to 0).
+Each piece then reaches x through its own local derivative: xhat's through rstd, var's through
+d var / d x_i (one term per feature, a mean of squares), mu's through d mu / d x_i = 1/D.
+dgamma and dbeta (D,): the gradients of y = gamma * xhat + beta, summed over all axes but the last.""",
         formula="""\
 With g = dy * gamma and means over the feature axis, the paths collapse to
 dx = rstd * (g - mean(g) - xhat * mean(g * xhat)).""",

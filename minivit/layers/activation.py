@@ -39,6 +39,8 @@ def gelu_forward(x, approximate="tanh"):
     'none': y = x Phi(x) = 0.5 x (1 + erf(x / sqrt(2))), Phi the standard normal CDF
     Finite for |x| up to 100.
 
+    Keeps the input's dtype (float32 in, float32 out) and does not modify its inputs.
+
     Derivation:
         Compute the tanh argument with x * x * x (the power is slow for float32); keep t (or Phi)
         in the cache: the backward needs it.
@@ -64,6 +66,10 @@ def gelu_forward(x, approximate="tanh"):
 def gelu_backward(dout, cache):
     """dout: same shape as x -> dx, the gradient with respect to x (cache: from gelu_forward, which
     knows the form).
+
+    Keeps the dtype (float32 in, float32 out). Does not modify dout: the caller's array may be used
+    elsewhere. Everything it needs comes from the cache (it may run after other forward calls). Finite
+    for |x| up to 100.
 
     Derivation:
     tanh form:  d/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 * 0.044715 x^2),  t = tanh(...)

@@ -26,6 +26,9 @@ def softmax_forward(x, axis=-1):
     finite results.
     returns: out (same shape as x), cache
 
+    Keeps the input's dtype (float32 in, float32 out) and does not modify its inputs. ``axis`` may be
+    any axis (the checks also use a non-default one): the cache must keep it for the backward.
+
     Derivation:
         Subtracting the row maximum changes nothing mathematically (softmax(x) = softmax(x - c))
         but keeps exp() from overflowing for large scores: e = exp(x - max(x)), out = e / sum(e),
@@ -40,6 +43,10 @@ def softmax_forward(x, axis=-1):
 
 def softmax_backward(dout, cache):
     """dout: the gradient with respect to softmax's output s -> dx, the same shape (with respect to x).
+
+    Keeps the dtype (float32 in, float32 out). Does not modify dout: the caller's array may be used
+    elsewhere. Everything it needs comes from the cache (it may run after other forward calls). The axis
+    is the one softmax_forward was called with (keep it in the cache).
 
     Derivation:
         Softmax Jacobian-vector product: dx = s * (dout - sum(dout * s)) along the axis
@@ -57,6 +64,9 @@ def attention_forward(q, k, v):
     returns: out (..., T, d) = softmax(q k^T / sqrt(d)) v (softmax over the last axis, the keys),
              cache (minivit's holds the attention A (..., T, T))
 
+    Keeps the input's dtype (float32 in, float32 out) and does not modify its inputs. Scores q.k /
+    sqrt(d) as large as ~1e4 must give finite, correct results.
+
     Derivation:
         S = q @ k.swapaxes(-1, -2) * scale with scale = 1 / math.sqrt(d) (a Python float keeps
         float32 arrays float32), A = softmax_forward(S, -1), out = A @ v.
@@ -72,6 +82,10 @@ def attention_forward(q, k, v):
 
 def attention_backward(dout, cache):
     """dout: (..., T, d) -> dq, dk, dv, each (..., T, d): the gradients with respect to q, k and v.
+
+    Keeps the dtype (float32 in, float32 out). Does not modify dout: the caller's array may be used
+    elsewhere. Everything it needs comes from the cache (it may run after other forward calls). Batched:
+    q, k, v may have any number of leading axes (``.T`` would reverse all of them).
 
     Derivation:
     out = A v           =>  dA = dout v^T,         dv = A^T dout
@@ -94,6 +108,8 @@ def split_heads(x, num_heads):
 
     Head j gets the features [j*d, (j+1)*d): out[:, j] is x[:, :, j*d:(j+1)*d]. num_heads = h.
 
+    Keeps the input's dtype (float32 in, float32 out) and does not modify its inputs.
+
     Derivation:
         reshape (B, T, h, d), then transpose (0, 2, 1, 3); a bare reshape to (B, h, T, d) mixes tokens.
     """
@@ -108,6 +124,8 @@ def merge_heads(x):
 
     The inverse of split_heads: out[:, :, j*d:(j+1)*d] is x[:, j].
 
+    Keeps the input's dtype (float32 in, float32 out) and does not modify its inputs.
+
     Derivation:
         transpose (0, 2, 1, 3) back to (B, T, h, d), then reshape to (B, T, h*d).
     """
@@ -119,6 +137,8 @@ def merge_heads(x):
 def split_heads_backward(dout):
     """Gradient of split_heads: dout (B, h, T, d) -> dx (B, T, h*d).
 
+    Keeps the dtype; does not modify dout.
+
     Derivation:
         split_heads only moves numbers: its gradient moves them back, which is merge_heads(dout).
     """
@@ -127,6 +147,8 @@ def split_heads_backward(dout):
 
 def merge_heads_backward(dout, num_heads):
     """Gradient of merge_heads: dout (B, T, h*d) -> dx (B, h, T, d).
+
+    Keeps the dtype; does not modify dout.
 
     Derivation:
         The gradient of merge_heads is split_heads(dout, num_heads).
@@ -143,6 +165,8 @@ def mhsa_forward(x, w_qkv, b_qkv, w_out, b_out, num_heads):
     [q, k, v] = x w_qkv + b_qkv; head j attends with columns [j*d, (j+1)*d) of q, k and v;
     out = [SA_1; ...; SA_h] w_out + b_out, SA_j = softmax(q_j k_j^T / sqrt(d)) v_j.
     returns: out (B, T, D), cache
+
+    Keeps the input's dtype (float32 in, float32 out) and does not modify its inputs.
 
     Derivation:
         qkv = F.linear_forward(x, w_qkv, b_qkv) (B, T, 3D) -> reshape (B, T, 3, h, d) -> transpose
@@ -165,6 +189,11 @@ def mhsa_forward(x, w_qkv, b_qkv, w_out, b_out, num_heads):
 
 def mhsa_backward(dout, cache):
     """dout: (B, T, D) -> dx (B, T, D), dw_qkv (D, 3D), db_qkv (3D,), dw_out (D, D), db_out (D,).
+
+    Keeps the dtype (float32 in, float32 out). Does not modify dout: the caller's array may be used
+    elsewhere. Everything it needs comes from the cache (it may run after other forward calls). The
+    weights and biases are shared by every token of every image: a parameter gradient adds up the
+    contributions of all of them, in the parameter's own shape.
 
     Derivation:
         The forward's steps backwards: linear_backward of the output projection,

@@ -33,6 +33,8 @@ def encoder_block_forward(x, p, num_heads, eps=1e-6, approximate="tanh",
     GELU of the form ``approximate``. dropout / drop_path: probabilities applied to each residual
     branch when ``train`` is True (rng: a Generator of x's array library).
 
+    Keeps the input's dtype (float32 in, float32 out) and does not modify its inputs.
+
     Derivation:
         Each branch: F.layernorm_forward -> F.mhsa_forward (branch 1) or F.mlp_forward (branch 2)
         -> F.dropout_forward -> F.drop_path_forward (both with rng and train) -> add to the
@@ -54,6 +56,11 @@ def encoder_block_forward(x, p, num_heads, eps=1e-6, approximate="tanh",
 
 def encoder_block_backward(dout, cache):
     """dout: (B, T, D) -> dx (B, T, D), grads (a dict keyed like p, each shaped like its parameter).
+
+    Keeps the dtype (float32 in, float32 out). Does not modify dout: the caller's array may be used
+    elsewhere. Everything it needs comes from the cache (it may run after other forward calls). Each
+    parameter is shared by every token of every image: a parameter gradient adds up the contributions of
+    all of them, in the parameter's own shape.
 
     Derivation:
         Backwards through eq. (3), then eq. (2). Each residual splits the gradient: it reaches

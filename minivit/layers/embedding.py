@@ -20,6 +20,8 @@ def cls_token_forward(x, cls):
     returns: out (B, N+1, D) with x's dtype: out[:, 0] is cls[0, 0] for every image, out[:, 1:] is x;
              cache
 
+    Keeps the input's dtype (float32 in, float32 out) and does not modify its inputs.
+
     Derivation:
         Make an empty (B, N+1, D) array with x's dtype and fill position 0 and positions 1..N.
     """
@@ -36,6 +38,11 @@ def cls_token_forward(x, cls):
 def cls_token_backward(dout, cache):
     """dout: (B, N+1, D) -> dx (B, N, D), dcls (1, 1, D): the gradients with respect to x and cls.
 
+    Keeps the dtype (float32 in, float32 out). Does not modify dout: the caller's array may be used
+    elsewhere. Everything it needs comes from the cache (it may run after other forward calls). cls is
+    shared by every image: a parameter gradient adds up the contributions of all of them, in the
+    parameter's own shape.
+
     Derivation:
         dx = dout[:, 1:]. The same x_class was copied into every sequence, so its gradient is the
         sum over the batch: dcls = dout[:, :1].sum(axis=0, keepdims=True).
@@ -51,6 +58,8 @@ def pos_embed_forward(x, pos):
     x: (B, T, D)   pos: (1, T, D)
     returns: out (B, T, D) = x + pos (the same table added to every image; x is not modified), cache
 
+    Keeps the input's dtype (float32 in, float32 out).
+
     Derivation:
         Broadcasting adds pos to every image.
     """
@@ -64,6 +73,11 @@ def pos_embed_forward(x, pos):
 
 def pos_embed_backward(dout, cache):
     """dout: (B, T, D) -> dx (B, T, D), dpos (1, T, D): the gradients with respect to x and pos.
+
+    Keeps the dtype (float32 in, float32 out). Does not modify dout: the caller's array may be used
+    elsewhere. Everything it needs comes from the cache (it may run after other forward calls). pos[0,
+    t] is shared by every image at position t (not across positions): a parameter gradient adds up the
+    contributions of all of them, in the parameter's own shape.
 
     Derivation:
         dx = dout; the same table was added to every image, so dpos = dout.sum(axis=0, keepdims=True).

@@ -12,6 +12,8 @@ def linear_forward(x, w, b):
     x: (..., D_in)   w: (D_in, D_out)   b: (D_out,)
     returns: y (..., D_out), cache (what the backward needs)
 
+    Keeps the input's dtype (float32 in, float32 out) and does not modify its inputs.
+
     Derivation:
         Flatten the leading axes: x.reshape(-1, D_in) @ w is one matrix multiply; reshape back.
     """
@@ -27,6 +29,11 @@ def linear_backward(dy, cache):
     """dy: (..., D_out) -> dx (..., D_in), dw (D_in, D_out), db (D_out,).
 
     The gradients of the loss with respect to x, w and b, given dy with respect to y.
+
+    Keeps the dtype (float32 in, float32 out). Does not modify dy: the caller's array may be used
+    elsewhere. Everything it needs comes from the cache (it may run after other forward calls). w and b
+    are shared by every row of the leading axes (every token of every image): a parameter gradient adds
+    up the contributions of all of them, in the parameter's own shape.
 
     Derivation:
         With x2 = x.reshape(-1, D_in) and dy2 = dy.reshape(-1, D_out):

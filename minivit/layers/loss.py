@@ -20,6 +20,9 @@ def cross_entropy_forward(logits, labels, label_smoothing=0.0):
     Logits as large as 1e4 must give a finite loss.
     returns: loss (a Python float), cache
 
+    Keeps working for labels of any integer dtype; does not modify its inputs; float32 logits give a
+    float32-accurate loss.
+
     Derivation:
         Stable log-softmax: log_p = s - max(s) - log(sum(exp(s - max(s)))) (rows, keepdims=True);
         never log(softmax(s)), which gives log(0) = -inf for very negative scores.
@@ -61,6 +64,8 @@ def cross_entropy_backward(cache, dloss=1.0):
     """cache: from cross_entropy_forward; dloss: the gradient with respect to the loss (1.0: the loss itself).
 
     returns: dlogits (B, K), the gradient with respect to the logits, with the logits' dtype.
+
+    Everything it needs comes from the cache; dloss is a number.
 
     Derivation:
         dlogits = dloss * (softmax(logits) - target) / B, with softmax(logits) = exp(log_p).

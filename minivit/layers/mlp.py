@@ -13,6 +13,8 @@ def mlp_forward(x, w1, b1, w2, b2, approximate="tanh"):
 
     out = GELU(x w1 + b1) w2 + b2 (the MLP of eq. 3), GELU of the form ``approximate``.
 
+    Keeps the input's dtype (float32 in, float32 out) and does not modify its inputs.
+
     Derivation:
         h = F.linear_forward(x, w1, b1); a = gelu_forward(h, approximate); out = F.linear_forward(a, w2, b2).
         Keep the three caches.
@@ -25,6 +27,11 @@ def mlp_forward(x, w1, b1, w2, b2, approximate="tanh"):
 
 def mlp_backward(dout, cache):
     """dout: (B, T, D) -> dx (B, T, D), dw1 (D, M), db1 (M,), dw2 (M, D), db2 (D,).
+
+    Keeps the dtype (float32 in, float32 out). Does not modify dout: the caller's array may be used
+    elsewhere. Everything it needs comes from the cache (it may run after other forward calls). The
+    weights and biases are shared by every token of every image: a parameter gradient adds up the
+    contributions of all of them, in the parameter's own shape.
 
     Derivation:
         The three steps backwards: linear_backward (second layer), gelu_backward, linear_backward

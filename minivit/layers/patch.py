@@ -45,6 +45,8 @@ def patchify_forward(x, patch_size):
              grid column n % (W/P)); each patch vector is flattened in (row, column, channel)
              order, so out[b, 0] is x[b, :P, :P, :].ravel(). out may be a copy.
 
+    Keeps the input's dtype (float32 in, float32 out) and does not modify its inputs.
+
     Derivation:
         (B, H, W, C) -> reshape (B, H/P, P, W/P, P, C) -> transpose the two grid axes together
         (B, H/P, W/P, P, P, C) -> reshape (B, N, P*P*C). A single reshape is not enough: it
@@ -64,6 +66,9 @@ def patchify_backward(dout, cache):
 
     dout:    (B, N, P*P*C), the gradient of the loss with respect to patchify's output
     returns: dx (B, H, W, C), the gradient with respect to the images x
+
+    Keeps the dtype (float32 in, float32 out). Does not modify dout: the caller's array may be used
+    elsewhere. Everything it needs comes from the cache (it may run after other forward calls).
 
     Derivation:
         patchify only moves numbers around, so its backward moves them back: dx = unpatchify(dout).

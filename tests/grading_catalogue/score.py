@@ -10,7 +10,13 @@ file in a temporary folder. Rates, over the cases that hold a mistake:
 
 * caught: the grader took points off;
 * named: the set of named mistakes is exactly {EXPECT};
-* wrong-named: some named mistake is not EXPECT.
+* wrong-named: some named mistake is not EXPECT;
+* leak: some printed message (any failed check's feedback, the topic graded whole) contains a derived
+  expression of ``tests/test_stubs_contract.py``'s DERIVED list (the answer: hint level 3 only);
+* misleading: some advice or localisation points at a function other than the case's FUNCTION (a
+  "stuck? ... hint X" pointer, a "Next step" of a check of another function, "fix X first", a
+  backward's diagnosis by parts when the backward is not the function at fault);
+* named-correctly: named exactly EXPECT (UNNAMED: caught, no name, nothing misleading).
 
 VALID cases must get full marks (reported as "valid kept full marks").
 """
@@ -56,18 +62,102 @@ def grade_case(case, restrict=True):
         return grade([topic.name], path=d, **kwargs)
 
 
+def _own(case, t):
+    """The checks of the case's FUNCTION (what ``grade --only FUNCTION`` runs), or all when it has none."""
+    topic_functions = {c["function"] for c in t["checks"]}
+    if case["FUNCTION"] not in topic_functions:
+        return t["checks"]
+    return [c for c in t["checks"] if c["function"] == case["FUNCTION"]]
+
+
 def outcome(case, report):
-    """(lost_points, named_mistakes) for a graded case."""
+    """(lost_points, named_mistakes) for a graded case (the checks of its FUNCTION only)."""
     t = report["topics"][case["TOPIC"]]
-    named = {c.get("mistake") for c in t["checks"] if c.get("mistake") and c["points"] < c["max"]}
-    return t["points"] < t["max"], named
+    own = _own(case, t)
+    named = {c.get("mistake") for c in own if c.get("mistake") and c["points"] < c["max"]}
+    return any(c["points"] < c["max"] for c in own), named
 
 
-def score(folder=HERE, verbose=True):
+def _derived():
+    sys.path.insert(0, str(HERE.parent))
+    from test_stubs_contract import DERIVED, normalize
+    return [x for exprs in DERIVED.values() for x in exprs], normalize
+
+
+LEARNER_LINE = re.compile(r"line \d+, in \w+: `[^`]*`")      # the learner's own line, quoted in an error
+
+
+def leaks(text):
+    """The derived expressions (tests/test_stubs_contract.py's DERIVED) that ``text`` contains (the
+    learner's own code, quoted where an exception came from, is theirs, not the grader's words)."""
+    exprs, normalize = _derived()
+    t = normalize(LEARNER_LINE.sub("", text))
+    return sorted({x for x in exprs if normalize(x) in t})
+
+
+CALL = re.compile(r"\b\w+\((?:[^()]|\([^()]*\))*\)")
+HINT_RE = re.compile(r"python -m minivit hint (\w+)")
+FIRST_RE = re.compile(r"(?:fix|passes with the reference) (\w+)(?: and (\w+))?")
+DIAGNOSIS = ("The links that break", "first wrong link", "the chain breaks", "is exactly a combination",
+             "exactly; the reference", "Your d")
+
+
+def blamed(check, functions):
+    """The functions a failed check's advice points at: its hint pointers, the functions it asks to fix
+    first, and (for a "Next step" or a diagnosis by parts that names no function) the check's own."""
+    fb = check.get("feedback") or ""
+    out = set(HINT_RE.findall(fb))
+    for m in FIRST_RE.finditer(fb):
+        out |= {g for g in m.groups() if g in functions}
+    for line in fb.splitlines():
+        if line.startswith("Next step:") or any(d in line for d in DIAGNOSIS):
+            line = CALL.sub("", LEARNER_LINE.sub("", line))         # "after f(x (2, 3))" says which input, not who
+            named = {f for f in functions if re.search(rf"\b{f}\b", line)}
+            out |= named or {check["function"]}
+    return out
+
+
+def misleading(case, report):
+    """[(check name, the function blamed)] for advice whose premise is false: it points at a function
+    other than the case's FUNCTION (the one holding the mistake)."""
+    if case["EXPECT"] == "VALID":
+        return []
+    t = report["topics"][case["TOPIC"]]
+    functions = {c["function"] for c in t["checks"]} | {case["FUNCTION"]}
+    return [(c["name"], f) for c in t["checks"] if c["points"] < c["max"] or c.get("caused_by")
+            for f in sorted(blamed(c, functions)) if f != case["FUNCTION"]]
+
+
+def case_leaks(report, topic):
+    """[(check name, expression)] for every failed check's message that prints a derived expression."""
+    return [(c["name"], x) for c in report["topics"][topic]["checks"] for x in leaks(c.get("feedback") or "")]
+
+
+def measure(case, report):
+    """Per-case row: lost, named (as ``outcome``), leak, misleading, named_correctly."""
+    lost, named = outcome(case, report)
+    leak = case_leaks(report, case["TOPIC"])
+    mis = misleading(case, report)
+    want = case["EXPECT"]
+    if want == "VALID":
+        ok = not lost
+    elif want in (None, "UNNAMED"):
+        ok = lost and not named and not mis
+    else:
+        ok = named == {want}
+    return dict(lost=lost, named=named, leak=leak, misleading=mis, named_correctly=ok)
+
+
+def score(folder=HERE, verbose=True, details=None):
+    """Grade every case (its topic whole), print the rates; [(case, lost, named)]. ``details``: a list
+    that gets each case's ``measure`` row (leak, misleading, named_correctly too)."""
     rows = []
+    details = [] if details is None else details
     for case in cases(folder):
-        lost, named = outcome(case, grade_case(case))
-        rows.append((case, lost, named))
+        report = grade_case(case, restrict=False)
+        m = measure(case, report)
+        details.append((case, m))
+        rows.append((case, m["lost"], m["named"]))
     mistakes = [r for r in rows if r[0]["EXPECT"] != "VALID"]
     valid = [r for r in rows if r[0]["EXPECT"] == "VALID"]
     caught = sum(r[1] for r in mistakes)
@@ -85,6 +175,18 @@ def score(folder=HERE, verbose=True):
         print(f"  caught {caught}/{n} ({100 * caught / n:.0f}%), named {named}/{n} ({100 * named / n:.0f}%), "
               f"wrong-named {wrong}/{n} ({100 * wrong / n:.0f}%); {len(nameable)} have an expected name")
     print(f"  valid kept full marks: {sum(not r[1] for r in valid)}/{len(valid)}")
+    if n:
+        ms = [m for c, m in details if c["EXPECT"] != "VALID"]
+        leak = sum(bool(m["leak"]) for c, m in details)
+        mis = sum(bool(m["misleading"]) for m in ms)
+        good = sum(m["named_correctly"] for m in ms)
+        print(f"  leak {leak}/{len(details)}, misleading {mis}/{n}, named-correctly {good}/{n} ({100 * good / n:.0f}%)")
+        if verbose:
+            for c, m in details:
+                for what, x in m["leak"]:
+                    print(f"  LEAK {c['path'].name}: {what}: {x!r}")
+                for what, f in m["misleading"]:
+                    print(f"  MISLEADING {c['path'].name}: {what}: points at {f}")
     return rows
 
 

@@ -5,8 +5,8 @@ import math
 
 import numpy as np
 
-from minivit.grading.common import MISTAKES, REF, Check, Fail, _call_forward, _copy, _fail_with, _grads_tuple, \
-    _mismatch, _rng, _softmax
+from minivit.grading.common import MISTAKES, REF, Check, Fail, _call_backward, _call_forward, _copy, _fail_with, \
+    _grads_tuple, _mismatch, _rng, _softmax, pointer
 from minivit.grading.topics.attention_backward import (attention_backward_variants, explain_attention,
                                                        explain_softmax, softmax_backward_variants,
                                                        wrong_forward_grads)
@@ -15,30 +15,31 @@ from minivit.grading.topics.parts import PartsPair
 MISTAKES.update({
     "softmax_axis": "Softmax over the wrong axis: each slice along `axis` (for attention: each row of A, one "
                     "query's weights over all keys, the last axis) must sum to 1.",
-    "softmax_diagonal_jacobian": "Only the diagonal of the softmax Jacobian is used, dx = s (1 - s) dout. The "
-                                 "off-diagonal terms -s_i s_j contribute too: dx = s * (dout - sum(dout * s, axis)).",
-    "missing_scale": "The 1/sqrt(d) scale is missing: A = softmax(q k^T / sqrt(d)). Without it softmax saturates "
-                     "for wide heads and its gradients vanish.",
-    "scale_1_over_d": "The scores are divided by d; divide by sqrt(d): A = softmax(q k^T / sqrt(d)).",
-    "scale_times_sqrt_d": "The scores are multiplied by sqrt(d); divide by it: A = softmax(q k^T / sqrt(d)).",
+    "softmax_diagonal_jacobian": "Only the diagonal of the softmax Jacobian is used. The off-diagonal entries "
+                                 "contribute too: each probability of a slice depends on every score of that slice.",
+    "missing_scale": "The 1/sqrt(d) scale of the scores is missing (see the docstring's equation). Without it softmax "
+                     "saturates for wide heads and its gradients vanish.",
+    "scale_1_over_d": "The scores are divided by d; the docstring's scale is 1/sqrt(d).",
+    "scale_times_sqrt_d": "The scores are multiplied by sqrt(d); the docstring's scale divides by it.",
     "scale_model_width": "The scores are scaled by 1/sqrt(D), the model width. Each head works in its own "
                          "d = D / num_heads dimensions: scale by 1/sqrt(d).",
-    "attention_transposed": "The attention matrix is transposed: out = A v with A[i, j] the weight of key j for "
-                            "query i (rows sum to 1), not A^T v.",
-    "missing_scale_backward": "dq and dk are missing the 1/sqrt(d) factor: S = q k^T / sqrt(d), so "
-                              "dq = dS k / sqrt(d) and dk = dS^T q / sqrt(d).",
-    "dk_not_transposed": "dk needs dS transposed: dk = scale * dS^T q (key j collects from every query i).",
-    "dv_not_transposed": "dv needs A transposed: dv = A^T dout.",
-    "softmax_global_max": "The maximum subtracted is the maximum of the whole array, not of each slice along "
-                          "`axis`: a row far below the global maximum underflows to exp(...) = 0 everywhere, and "
-                          "its softmax becomes 0/0 = NaN. Subtract x.max(axis=axis, keepdims=True).",
-    "softmax_normalized_over_all": "The exponentials are divided by their sum over the whole array: each slice "
-                                   "along `axis` must sum to 1 on its own, e / e.sum(axis=axis, keepdims=True).",
-    "softmax_max_in_numerator_only": "The maximum is subtracted in the numerator only: exp(x - max) / sum(exp(x)) "
-                                     "is not softmax. Subtract it once, e = exp(x - max), and divide by e.sum(...).",
-    "scale_wrong_dim": "The scale uses another axis's size: d is the size of each query/key vector, the LAST "
-                       "axis, d = q.shape[-1] (q is (..., T, d); q.shape[1] or q.shape[2] is a batch, head or "
-                       "token count).",
+    "attention_transposed": "The attention matrix is transposed: A[i, j] is the weight of key j for query i (each row "
+                            "sums to 1), and query i's output mixes the values with row i of A.",
+    "missing_scale_backward": "dq and dk are missing the 1/sqrt(d) factor: the forward scales the scores, so the scale"
+                              " reaches the gradients of q and k.",
+    "dk_not_transposed": "dk needs dS transposed: key j collects from every query i, along column j of dS.",
+    "dv_not_transposed": "dv needs A transposed: value j receives from every query i, weighted by A[i, j] (column j of"
+                         " A).",
+    "softmax_global_max": "The maximum subtracted is the maximum of the whole array, not of each slice along `axis`: a"
+                          " slice far below the global maximum underflows to exp(...) = 0 everywhere, and its softmax "
+                          "becomes 0/0 = NaN. Use one maximum per slice.",
+    "softmax_normalized_over_all": "The exponentials are divided by their sum over the whole array: each slice along "
+                                   "`axis` must sum to 1 on its own.",
+    "softmax_max_in_numerator_only": "The maximum is subtracted in the numerator only, so the numerator and the "
+                                     "denominator no longer match: shift the scores once, before exp, and use the same"
+                                     " exponentials in both.",
+    "scale_wrong_dim": "The scale uses another axis's size: d is the size of each query/key vector, the LAST axis (q "
+                       "is (..., T, d); the other axes count batches, heads or tokens).",
     "scores_transposed": "The scores are k q^T instead of q k^T: row i of S holds query i's scores against every "
                          "key j (S[i, j] = q_i . k_j), so that the softmax over the last axis weighs the keys.",
 })
@@ -160,27 +161,63 @@ def _overflow_key(out, scores, v=None, axis=-1):
     return None
 
 
+def _right_on_ordinary_input(ns, op, backward=False):
+    """The learner's ``{op}_forward`` (and, backward=True, ``{op}_backward``) match the reference on
+    the float64 checks' first input (then a large-input failure is about large inputs only)."""
+    pair = SOFTMAX if op == "softmax" else ATTENTION
+    args = pair.cases()[0]
+    try:
+        out, cache = _call_forward(ns, f"{op}_forward", args)
+        want, ref_cache = getattr(REF, f"{op}_forward")(*_copy(args))
+        if _mismatch("out", out, want):
+            return False
+        if not backward:
+            return True
+        dout = _rng(f"{op}-ordinary").standard_normal(want.shape)
+        grads = pair.learner_grads(_call_backward(ns, f"{op}_backward", dout, cache))
+        return all(_mismatch(n, g, r) is None for n, g, r in zip(pair.grads, grads, pair.ref_grads(
+            getattr(REF, f"{op}_backward")(dout, ref_cache))))
+    except Exception:
+        return False
+
+
+def _finite(a):
+    return bool(np.all(np.isfinite(np.asarray(a, dtype=np.float64))))
+
+
 def _large_case(ns, op, args, scores, v, what):
     """One huge-scores input for ``{op}_forward`` / ``{op}_backward``: compared with the reference;
-    a non-finite forward is named only when it fits one overflow mistake exactly."""
+    a non-finite forward is named only when it fits one overflow mistake exactly. Advice only where
+    its premise holds: overflow advice for a non-finite result, and the function at fault named."""
     out, cache = _call_forward(ns, f"{op}_forward", args)
     want, ref_cache = getattr(REF, f"{op}_forward")(*_copy(args))
     problem = _mismatch("the output", out, want)
+    fwd, bwd = f"{op}_forward", f"{op}_backward"
     if problem:
-        where = f"{op}_forward with {what}: {problem}."
+        where = f"{fwd} with {what}: {problem}."
         key = _overflow_key(out, scores, v, args[1] if op == "softmax" else -1)
         if key:
-            _fail_with(where, key)
-        raise Fail(where + " Next step: subtract each row's maximum before exp (keepdims=True).")
+            _fail_with(where, key, at=fwd)
+        if not _right_on_ordinary_input(ns, op):
+            raise Fail(f"{where} It differs on ordinary inputs too: see the float64 checks first.\n{pointer(fwd)}")
+        step = ("an exponential overflowed: find the first inf or NaN (print the largest exponent you pass to exp)."
+                if not _finite(out) else "it is right on ordinary inputs, so precision is lost only when the scores "
+                "are large: print the intermediate values of one row of this input.")
+        raise Fail(f"{where}\nNext step: {step}\n{pointer(fwd)}")
     names = ("dx",) if op == "softmax" else ("dq", "dk", "dv")
     dout = _rng(f"{op}-large-dout").standard_normal(want.shape)
-    grads = _grads_tuple(f"{op}_backward", ns[f"{op}_backward"](dout.copy(), cache), names)
-    refs = getattr(REF, f"{op}_backward")(dout, ref_cache)
+    grads = _grads_tuple(bwd, _call_backward(ns, bwd, dout, cache), names)
+    refs = getattr(REF, bwd)(dout, ref_cache)
     for name, g, r in zip(names, grads, refs if isinstance(refs, tuple) else (refs,)):
         problem = _mismatch(name, g, r)
         if problem:
-            raise Fail(f"{op}_backward after {op}_forward with {what}: {problem}. Next step: compute the backward "
-                       "from the softmax output s in the cache (never exp of the raw scores).")
+            where = f"{bwd} after {fwd} with {what}: {problem}."
+            if not _right_on_ordinary_input(ns, op, backward=True):
+                raise Fail(f"{where} It differs on ordinary inputs too: see the float64 checks first.\n{pointer(bwd)}")
+            step = ("the backward overflowed: it can work from the probabilities your forward cached, without "
+                    "exponentiating the scores again." if not _finite(g) else "it is right on ordinary inputs, "
+                    "so precision is lost only when the scores are large: print its intermediate values here.")
+            raise Fail(f"{where}\nNext step: {step}\n{pointer(bwd)}")
 
 
 def _large_softmax_check(ns):

@@ -10,33 +10,32 @@ from minivit.grading.common import MISTAKES
 from minivit.grading.topics.parts import describe_fit, fit_terms
 
 MISTAKES.update({
-    "softmax_backward_no_sum_term": "The softmax backward is missing the term -s * sum(dout * s): dx = s * (dout - "
-                                    "sum(dout * s, axis, keepdims=True)). s * dout alone ignores that raising one "
-                                    "score lowers every other probability of its row.",
-    "softmax_backward_sum_without_s": "The sum in the softmax backward leaves out the product with s: dx = s * "
-                                      "(dout - sum(dout * s, axis, keepdims=True)). The row's sum(dout * s) is "
-                                      "the gradient through the normalization; sum(dout) alone is not.",
-    "softmax_backward_wrong_axis": "The softmax backward sums over the wrong axis: sum(dout * s) runs along the "
-                                   "axis the softmax normalized (the `axis` kept in the cache; for attention the "
-                                   "last axis, over the keys), with keepdims=True.",
-    "softmax_backward_sum_all": "The sum in the softmax backward runs over every element of the array: it needs "
-                                "one sum per slice, sum(dout * s, axis=axis, keepdims=True).",
-    "attention_skips_softmax": "The attention backward skips the softmax: it uses dS = dA as if A were the scores. "
-                               "Go through the softmax backward: dS = A * (dA - sum(dA * A, axis=-1, keepdims=True)).",
-    "missing_scale_dk": "dk is missing the 1/sqrt(d) factor (dq has it): S = scale * q k^T, so both dq = scale * "
-                        "dS k and dk = scale * dS^T q.",
-    "missing_scale_dq": "dq is missing the 1/sqrt(d) factor (dk has it): S = scale * q k^T, so both dq = scale * "
-                        "dS k and dk = scale * dS^T q.",
-    "softmax_backward_sign_flipped": "The softmax backward has its sign flipped: dx = s * (dout - sum(dout * s)), "
-                                     "not s * (sum(dout * s) - dout) (from ds_i/dx_j = s_i (delta_ij - s_j)).",
-    "dA_transposed": "dA is transposed: out = A v gives dA = dout v^T, shape (..., T, T) with dA[i, j] = "
-                     "dout_i . v_j (v dout^T is its transpose).",
-    "scale_twice_backward": "The scale is applied twice in the backward (to dA or dS, and again to dq and dk): "
-                            "S = scale * q k^T contributes one factor, dq = scale * dS k, dk = scale * dS^T q.",
-    "qk_operand_swapped": "dq or dk multiplies dS by the wrong operand: from S = scale * q k^T, dq = scale * dS k "
-                          "(the keys) and dk = scale * dS^T q (the queries).",
-    "dq_transposed": "dq needs dS as it is, not transposed: dq = scale * dS k (query i collects from every key j "
-                     "along row i of dS).",
+    "softmax_backward_no_sum_term": "The softmax backward is missing the term through the normalization: the direct "
+                                    "term alone ignores that raising one score lowers every other probability of its "
+                                    "slice (the off-diagonal entries of the Jacobian).",
+    "softmax_backward_sum_without_s": "The sum in the softmax backward leaves out the weighting by the probabilities "
+                                      "s: the term through the normalization sums the upstream gradient weighted by s,"
+                                      " not the bare upstream gradient.",
+    "softmax_backward_wrong_axis": "The softmax backward sums over the wrong axis: its sum runs along the axis the "
+                                   "softmax normalized (the `axis` kept in the cache; for attention the last axis, "
+                                   "over the keys), with keepdims=True.",
+    "softmax_backward_sum_all": "The sum in the softmax backward runs over every element of the array: it needs one "
+                                "sum per slice along `axis` (keepdims=True).",
+    "attention_skips_softmax": "The attention backward skips the softmax: it treats the gradient at A as the gradient "
+                               "at the scores S. Between them lies the softmax's backward (what your softmax_backward "
+                               "computes, over the last axis).",
+    "missing_scale_dk": "dk is missing the 1/sqrt(d) factor (dq has it): the scale multiplies the scores, so it "
+                        "reaches the gradients of both q and k.",
+    "missing_scale_dq": "dq is missing the 1/sqrt(d) factor (dk has it): the scale multiplies the scores, so it "
+                        "reaches the gradients of both q and k.",
+    "softmax_backward_sign_flipped": "The softmax backward has its sign flipped: the term through the normalization is"
+                                     " subtracted from the direct term, not the other way round.",
+    "dA_transposed": "dA is transposed: dA has A's layout, dA[i, j] belongs to query i and key j.",
+    "scale_twice_backward": "The scale is applied twice in the backward (to dA or dS, and again to dq and dk): the "
+                            "forward multiplies the scores by it once.",
+    "qk_operand_swapped": "dq or dk multiplies dS by the wrong operand: the queries' gradient is built from the keys, "
+                          "the keys' gradient from the queries.",
+    "dq_transposed": "dq uses dS transposed: query i collects from every key j along row i of dS, as it is.",
 })
 
 
@@ -89,10 +88,11 @@ def explain_softmax(args, dout, rc, ref, mine):
     s, axis = rc
     if np.shape(mine["dx"]) != s.shape:
         return ""
-    terms = {"s*dout": s * dout, "s*sum(s*dout)": s * (s * dout).sum(axis=axis, keepdims=True),
-             "s*sum(dout)": s * dout.sum(axis=axis, keepdims=True)}
+    terms = {"the direct term": s * dout,
+             "the term through the normalization": s * (s * dout).sum(axis=axis, keepdims=True),
+             "a normalization term without the weighting by s": s * dout.sum(axis=axis, keepdims=True)}
     coefs, resid = fit_terms(mine["dx"], terms)
-    return describe_fit("dx", coefs, {"s*dout": 1.0, "s*sum(s*dout)": -1.0}, resid)
+    return describe_fit("dx", coefs, {"the direct term": 1.0, "the term through the normalization": -1.0}, resid)
 
 
 # ----------------------------------------------------------------------- attention backward
@@ -171,9 +171,10 @@ def attention_backward_variants():
 
 def _dS_terms(A, dA):
     """The pieces a learner's dS is built of (each (..., T, T)), with the reference's coefficients."""
-    terms = {"A*dA": A * dA, "A*sum(A*dA)": A * (A * dA).sum(axis=-1, keepdims=True), "dA": dA,
-             "A*sum(dA)": A * dA.sum(axis=-1, keepdims=True)}
-    return terms, {"A*dA": 1.0, "A*sum(A*dA)": -1.0}
+    terms = {"dS's direct term": A * dA, "dS's term through the normalization": A * (A * dA).sum(axis=-1, keepdims=True),
+             "dA itself (no softmax)": dA, "a normalization term without the weighting by A":
+             A * dA.sum(axis=-1, keepdims=True)}
+    return terms, {"dS's direct term": 1.0, "dS's term through the normalization": -1.0}
 
 
 def explain_attention(args, dout, rc, ref, mine):
@@ -187,18 +188,18 @@ def explain_attention(args, dout, rc, ref, mine):
         return ""
     text = [f" The links that break: {', '.join(bad)} ({'dv is right' if 'dv' not in bad else 'start with dv'})."]
     if "dv" in bad and np.shape(mine["dv"]) == L["dv"].shape:
-        coefs, resid = fit_terms(mine["dv"], {"A^T dout": L["dv"], "A dout": A @ dout})
-        text.append(describe_fit("dv", coefs, {"A^T dout": 1.0}, resid))
+        coefs, resid = fit_terms(mine["dv"], {"the right dv": L["dv"], "A dout (A not transposed)": A @ dout})
+        text.append(describe_fit("dv", coefs, {"the right dv": 1.0}, resid))
     terms, want = _dS_terms(A, L["dA"])
     for n, side in (("dq", lambda P: scale * P @ k), ("dk", lambda P: scale * _T(P) @ q)):
         if n in bad and np.shape(mine[n]) == L[n].shape:
-            named = {f"scale*({t}){' k' if n == 'dq' else '^T q'}": side(P) for t, P in terms.items()}
+            named = {f"{t}, carried to {n}": side(P) for t, P in terms.items()}
             coefs, resid = fit_terms(mine[n], named)
-            exp = {f"scale*({t}){' k' if n == 'dq' else '^T q'}": c for t, c in want.items()}
+            exp = {f"{t}, carried to {n}": c for t, c in want.items()}
             if np.linalg.matrix_rank(np.stack([a.ravel() for a in named.values()], 1)) == len(named):
                 text.append(describe_fit(n, coefs, exp, resid) or (
-                    f" Your {n} is no combination of the softmax's terms times {'k' if n == 'dq' else 'q'}: "
-                    f"check dA = dout v^T and dS = A * (dA - sum(dA * A, axis=-1, keepdims=True)) before {n}."
+                    f" Your {n} is no combination of the softmax backward's terms: check the links before {n} "
+                    f"(dA, then dS) one at a time on a small input."
                     if resid > 1e-6 else ""))
     return "".join(text)
 

@@ -8,29 +8,30 @@ import numpy as np
 
 from minivit.backend import make_rng
 from minivit.layers.block import BLOCK_PARAM_NAMES
-from minivit.grading.common import (MISTAKES, TOL64, Check, Fail, REF, _as_array, _call_forward, _copy,
-    _fail_with, _kind, _mismatch, _rng)
+from minivit.grading.common import (MISTAKES, TOL64, Check, Fail, REF, _as_array, _call_backward, _call_forward, _copy,
+    _fail_with, _kind, _mismatch, _rng, pointer)
 from minivit.grading.detect import is_sure, sure_mistake
+from minivit.grading.topics.parts import FORWARD_BLAMED, insert_diagnosis
 from minivit.grading.pair import Pair
 from minivit.grading.topics.block_backward import (GRAD_NAMES, bias_variant, block_backward, diagnose,
     misassigned, residual_variant)
 
 MISTAKES.update({
-    "post_norm": "That is a post-norm block (LayerNorm after the residual add, as in the original Transformer). "
-                 "ViT is pre-norm: z' = z + MSA(LN(z)), out = z' + MLP(LN(z')).",
-    "missing_residual": "A residual connection is missing: z' = z + MSA(LN(z)) and out = z' + MLP(LN(z')).",
-    "mlp_reads_input": "The MLP branch must read z' = x + MSA(LN(x)), the attention sub-block's output, not x.",
+    "post_norm": "That is a post-norm block (LayerNorm after the residual add, as in the original Transformer). ViT is"
+                 " pre-norm: each branch normalizes its own input, and the residual adds the un-normalized input (see "
+                 "the docstring's equations).",
+    "missing_residual": "A residual connection is missing (see the docstring's equations).",
+    "mlp_reads_input": "The MLP branch must read z', the attention sub-block's output, not x.",
     "layernorm_params_shared": "The second LayerNorm must use its own parameters ln2_gamma, ln2_beta.",
     "args_not_passed": "Pass eps on to F.layernorm_forward and approximate on to F.mlp_forward: the block was "
                        "called with other values than the defaults.",
-    "missing_residual_grad": "A residual's gradient is missing in the backward: a residual z' = z + f(z) sends "
-                             "the upstream gradient both through f and straight to z, so add it (dz1 += dout, "
-                             "dx += dz1).",
-    "layernorm_grads_swapped": "The two LayerNorms' gradients are swapped: ln2_gamma / ln2_beta come from "
-                               "F.layernorm_backward with the second LayerNorm's cache (right after the MLP's "
-                               "backward), ln1_gamma / ln1_beta from the first one's (the last step).",
-    "attention_gets_dout": "The attention sub-block's backward must start from dz1, the whole gradient at z' "
-                           "(through LN2 and the MLP, plus dout from the residual), not from dout alone.",
+    "missing_residual_grad": "A residual's gradient is missing in the backward: a residual sends the upstream gradient"
+                             " both through its branch and straight to its input, and the two add up.",
+    "layernorm_grads_swapped": "The two LayerNorms' gradients are swapped: ln2_gamma / ln2_beta come from the backward"
+                               " of the second LayerNorm (with its own cache), ln1_gamma / ln1_beta from the first "
+                               "one's.",
+    "attention_gets_dout": "The attention sub-block's backward must start from the whole gradient at z' (through LN2 "
+                           "and the MLP, plus the residual's), not from dout alone.",
     "grads_misassigned": "Some gradients are stored under another parameter's key. Unpack each backward in its "
                          "return order: F.mlp_backward -> (dx, dw1, db1, dw2, db2), F.mhsa_backward -> (dx, "
                          "dw_qkv, db_qkv, dw_out, db_out), F.layernorm_backward -> (dx, dgamma, dbeta).",
@@ -132,10 +133,10 @@ class BlockPair(Pair):
         try:
             super().check_backward(ns)
         except Fail as e:
-            where = self.where(ns) if e.mistake is None else ""
+            where = self.where(ns) if e.mistake is None and FORWARD_BLAMED not in str(e) else ""
             if not where:
                 raise
-            raise Fail(f"{e}\n{where}") from None
+            raise Fail(insert_diagnosis(str(e), f"\n{where}")) from None
 
     def where(self, ns):
         """The diagnosis of the first input whose gradients differ ("" when there is none)."""
@@ -210,7 +211,7 @@ def _train_reference(args, orders):
 def _learner_block(ns, args, dout):
     """The learner's (out, {grad name: array}) for ``args`` and upstream gradient dout."""
     out, cache = _call_forward(ns, "encoder_block_forward", args)
-    grads = _block_unpack("encoder_block_backward", ns["encoder_block_backward"](dout.copy(), cache), None)
+    grads = _block_unpack("encoder_block_backward", _call_backward(ns, "encoder_block_backward", dout, cache), None)
     return _as_array("the output", out), dict(zip(GRAD_NAMES, grads))
 
 
@@ -232,6 +233,7 @@ def _dropout_run(ns):
 
 
 DROPOUT_CALL = "encoder_block_forward with dropout=0.2, drop_path=0.3, train=True"
+FWD, BWD = "encoder_block_forward", "encoder_block_backward"
 
 
 def _block_dropout_forward_check(ns):
@@ -244,10 +246,11 @@ def _block_dropout_forward_check(ns):
     problem = _mismatch("the output", out, wants[0])
     eval_out, _ = _call_forward(ns, "encoder_block_forward", args(False))
     if _mismatch("the output", eval_out, REF.encoder_block_forward(*args(False))[0]):
-        raise Fail(f"{DROPOUT_CALL}: {problem}. It differs with train=False too: fix the float64 checks first.")
+        raise Fail(f"{DROPOUT_CALL}: {problem}. It differs with train=False too: fix the float64 checks first."
+                   f"\n{pointer(FWD)}")
     if sure_mistake(out, wants[0], [("dropout_not_applied", eval_out)], TOL64):
-        _fail_with(f"{DROPOUT_CALL}: {problem}.", "dropout_not_applied")
-    raise Fail(f"{DROPOUT_CALL}: {problem} (with train=False it is right).\n{DROPOUT_HINT}")
+        _fail_with(f"{DROPOUT_CALL}: {problem}.", "dropout_not_applied", at=FWD)
+    raise Fail(f"{DROPOUT_CALL}: {problem} (with train=False it is right).\n{DROPOUT_HINT}\n{pointer(FWD)}")
 
 
 def _block_dropout_backward_check(ns):
@@ -255,21 +258,23 @@ def _block_dropout_backward_check(ns):
     args, dout, out, cache, wants, match = _dropout_run(ns)
     if match is None:
         raise Fail(f"{DROPOUT_CALL}: the output differs from the reference (see the forward's dropout check), "
-                   "so its backward cannot be checked.")
+                   f"so its backward cannot be checked: fix {FWD} first.\n{pointer(FWD)}")
     grads = dict(zip(GRAD_NAMES, _block_unpack("encoder_block_backward",
-                                               ns["encoder_block_backward"](dout.copy(), cache), None)))
+                                               _call_backward(ns, "encoder_block_backward", dout, cache), None)))
     ref = block_backward(dout, match)
     bad = [(n, _mismatch(n, grads[n], ref[n])) for n in GRAD_NAMES if _mismatch(n, grads[n], ref[n])]
     if not bad:
         return
     where = f"encoder_block_backward with dropout and drop-path in training mode: {bad[0][1]}."
-    _, eval_grads = _learner_block(ns, args(False), dout)
-    eval_ref = block_backward(dout, REF.encoder_block_forward(*args(False))[1])
+    eval_out, eval_grads = _learner_block(ns, args(False), dout)
+    eval_want, eval_cache = REF.encoder_block_forward(*args(False))
+    eval_ref = block_backward(dout, eval_cache)
     if any(_mismatch(n, eval_grads[n], eval_ref[n]) for n in GRAD_NAMES):
-        raise Fail(f"{where} It differs with train=False too: fix the float64 checks first.")
+        at = FWD if _mismatch("the output", eval_out, eval_want) else BWD
+        raise Fail(f"{where} It differs with train=False too: fix the float64 checks first.\n{pointer(at)}")
     if sure_mistake(grads, ref, [("dropout_backward_missing", block_backward(dout, match, "no_masks"))], TOL64):
-        _fail_with(where, "dropout_backward_missing")
-    raise Fail(f"{where} (With train=False it is right.)\n{DROPOUT_HINT}")
+        _fail_with(where, "dropout_backward_missing", at=BWD)
+    raise Fail(f"{where} (With train=False it is right.)\n{DROPOUT_HINT}\n{pointer(BWD)}")
 
 
 def checks():

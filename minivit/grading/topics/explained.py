@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from minivit.grading.common import TOL64, Fail, _safe
 from minivit.grading.pair import Pair
+from minivit.grading.topics.parts import FORWARD_BLAMED, insert_diagnosis
 
 
 def _prefer_backward(keys, backward_keys, forward_keys):
@@ -42,6 +43,6 @@ class ExplainedPair(Pair):
             super().check_backward(ns)
         except Fail as e:
             why, self._why = self._why, ""
-            if why:
-                raise Fail(f"{e}\n{why}", e.mistake) from None
+            if why and not e.mistake and FORWARD_BLAMED not in str(e):     # only for an unnamed backward failure
+                raise Fail(insert_diagnosis(str(e), f"\n{why.strip()}"), e.mistake) from None
             raise

@@ -4,45 +4,42 @@ the variance (``_dx_terms``)."""
 
 import numpy as np
 
-from minivit.grading.common import MISTAKES, TOL32, TOL64, Check, Fail, REF, _bias_variants, _call_forward, \
-    _copy, _fail_with, _mismatch, _rng
+from minivit.grading.common import MISTAKES, TOL32, TOL64, Check, Fail, REF, _bias_variants, _call_backward, \
+    _call_forward, _copy, _fail_with, _mismatch, _rng, pointer
 from minivit.grading.pair import _edge_case_check
 from minivit.grading.topics.diagnosis import describe_terms
 from minivit.grading.topics.explained import ExplainedPair
 
 MISTAKES.update({
-    "unbiased_variance": "Biased vs unbiased variance: you divided by D - 1 (np.var(..., ddof=1), torch.var's "
-                         "default). LayerNorm uses the biased variance, mean((x - mu)^2): divide by D.",
-    "eps_outside_sqrt": "eps belongs inside the square root: xhat = (x - mu) / sqrt(var + eps), not "
-                        "(x - mu) / (sqrt(var) + eps).",
-    "missing_eps": "eps is missing: xhat = (x - mu) / sqrt(var + eps). It keeps a token whose features are all "
-                   "equal (var = 0) from dividing by zero.",
-    "eps_argument_ignored": "eps is hard-coded (1e-5 or 1e-6) instead of the `eps` argument: the caller chooses "
-                            "it (the grader tries eps = 1e-2). Use xhat = (x - mu) / sqrt(var + eps) with the eps "
-                            "you were given.",
+    "unbiased_variance": "Biased vs unbiased variance: you divided by D - 1 (torch.var's default). LayerNorm uses the "
+                         "biased variance: divide by D.",
+    "eps_outside_sqrt": "eps belongs inside the square root, added to the variance, not to the standard deviation.",
+    "missing_eps": "eps is missing from the normalization: it keeps a token whose features are all equal (variance 0) "
+                   "from dividing by zero.",
+    "eps_argument_ignored": "eps is not the value asked for: the `eps` argument when one is passed, the signature's "
+                            "default when not. A constant in place of the argument, or another default than the "
+                            "docstring's, gives this (the grader passes eps = 1e-2 and also calls without eps).",
     "layernorm_axis": "Normalized over the wrong axis: LayerNorm normalizes each token's feature vector on its "
                       "own, with mean and variance over the last axis (D) only.",
-    "gamma_beta_swapped": "gamma and beta are swapped: y = gamma * xhat + beta.",
-    "layernorm_float32_cancellation": "The variance loses its digits in float32 when the features have a large "
-                                      "mean: E[x^2] - E[x]^2 subtracts two nearly equal large numbers. Subtract "
-                                      "the mean first: var = mean((x - mu)^2) (np.var does this).",
-    "layernorm_dx_constant_stats": "dx treats the mean and the variance as constants, but they depend on x too: "
-                                   "dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = dy * gamma.",
-    "layernorm_dx_no_variance_term": "dx is missing the variance term: dx = rstd * (g - mean(g) - xhat * "
-                                     "mean(g * xhat)) with g = dy * gamma.",
-    "layernorm_dx_no_mean_term": "dx is missing the term through the mean, -rstd * mean(g): every feature of a "
-                                 "token moves its mean. dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), "
-                                 "g = dy * gamma.",
-    "layernorm_dx_term_sign": "A term of dx has the wrong sign: the terms through the mean and through the "
-                              "variance are both subtracted, dx = rstd * (g - mean(g) - xhat * mean(g * xhat)).",
-    "layernorm_dx_term_scale": "A term of dx is off by a constant factor: the means in dx = rstd * (g - mean(g) - "
-                               "xhat * mean(g * xhat)) are over the D features (a sum needs / D), and the 2 of "
-                               "d(x - mu)^2 cancels the 1/2 of d sqrt(var).",
-    "layernorm_dx_no_gamma": "dx forgets gamma: the gradient reaching xhat is g = dy * gamma, and dx is built from "
-                             "g, not from dy.",
-    "layernorm_dx_rstd": "dx needs exactly one factor rstd = 1 / sqrt(var + eps) in front: dx = rstd * (g - "
-                         "mean(g) - xhat * mean(g * xhat)).",
-    "dgamma_uses_x": "dgamma must use the normalized input: dgamma = sum(dy * xhat), not sum(dy * x).",
+    "gamma_beta_swapped": "gamma and beta are swapped: gamma scales the normalized input, beta shifts it.",
+    "layernorm_float32_cancellation": "The variance loses its digits in float32 when the features have a large mean: "
+                                      "E[x^2] - E[x]^2 subtracts two nearly equal large numbers. Compute it from the "
+                                      "centered values instead (np.var does).",
+    "layernorm_dx_constant_stats": "dx treats the mean and the variance as constants, but both depend on x: dx is "
+                                   "missing the terms through the mean and through the variance.",
+    "layernorm_dx_no_variance_term": "dx is missing the term through the variance: every feature of a token moves its "
+                                     "variance, and with it the normalization's scale.",
+    "layernorm_dx_no_mean_term": "dx is missing the term through the mean: every feature of a token moves its mean.",
+    "layernorm_dx_term_sign": "A term of dx has the wrong sign: check the signs of the terms through the mean and "
+                              "through the variance in your derivation.",
+    "layernorm_dx_term_scale": "A term of dx is off by a constant factor: check that each term averages over the D "
+                               "features (a sum needs / D) and the constants of the variance's derivative (the 2 of "
+                               "the square, the 1/2 of the square root).",
+    "layernorm_dx_no_gamma": "dx forgets gamma: the gradient that reaches xhat has gone through the multiplication by "
+                             "gamma.",
+    "layernorm_dx_rstd": "dx has the wrong power of the reciprocal standard deviation in front: count how many times "
+                         "each path goes through the division by the standard deviation.",
+    "dgamma_uses_x": "dgamma must use the normalized input xhat, not the raw x: gamma multiplies xhat.",
 })
 
 
@@ -128,8 +125,7 @@ def _explain_dx(args, dout, ref_cache, mine, ref):
     """Which path of dx is missing, off in sign or in scale (a least-squares fit onto the three)."""
     if _mismatch("dx", mine["dx"], ref["dx"]) is None:
         return ""
-    names = ("rstd * g (through xhat)", "-rstd * mean(g) (through the mean)",
-             "-rstd * xhat * mean(g * xhat) (through the variance)")
+    names = ("through xhat", "through the mean", "through the variance")
     return describe_terms("dx", mine["dx"], list(zip(names, _dx_terms(args, dout))), [1, 1, 1], TOL64)
 
 
@@ -175,7 +171,7 @@ def _layernorm_zero_variance_check(ns):
     args = (x, 1 + 0.3 * rng.standard_normal(6), 0.3 * rng.standard_normal(6), 1e-6)
     _edge_case_check(ns, rng, "layernorm", args, ("dx", "dgamma", "dbeta"),
                      "with a token whose features are all equal (variance 0)", "with a zero-variance token",
-                     "missing_eps")
+                     "missing_eps", LAYERNORM)
 
 
 LARGE_MEAN = 512.0
@@ -200,23 +196,24 @@ def _layernorm_large_mean_check(ns):
     want, ref_cache = REF.layernorm_forward(*_copy(up))
     call = "layernorm_forward(x (3, 5, 32) float32 with mean 512 and std 1)"
     if getattr(out, "dtype", None) != np.float32:
-        _fail_with(f"{call} returned {getattr(out, 'dtype', type(out).__name__)}.", "float64_promotion")
+        _fail_with(f"{call} returned {getattr(out, 'dtype', type(out).__name__)}.", "float64_promotion",
+                   at="layernorm_forward")
     problem = _mismatch("the output", out, want, TOL32)
     if problem:
         if _precision_only(ns, up, want):
-            raise Fail(f"{call}: {problem}.\n{MISTAKES['layernorm_float32_cancellation']}",
-                       "layernorm_float32_cancellation")
+            _fail_with(f"{call}: {problem}.", "layernorm_float32_cancellation", at="layernorm_forward")
         raise Fail(f"{call}: {problem}.\nNext step: pass the float64 checks first, then print the variance "
-                   "you compute for one token next to np.var of it.")
+                   "you compute for one token next to np.var of it.\n" + pointer("layernorm_forward"))
     dout = _rng("layernorm-large-mean-dy").standard_normal(want.shape)
     if not _backward_right_in_float64(ns, up, dout, ref_cache):
         return            # a wrong backward is charged by the backward's own checks, not to the forward here
-    grads = ns["layernorm_backward"](dout.astype(np.float32), cache)
+    grads = _call_backward(ns, "layernorm_backward", dout.astype(np.float32), cache)
     for name, g, w in zip(("dx", "dgamma", "dbeta"), grads, REF.layernorm_backward(dout, ref_cache)):
         problem = _mismatch(name, g, w, TOL32)
         if problem:
-            raise Fail(f"layernorm_backward after {call}: {problem}.\nNext step: keep everything the backward "
-                       "needs (xhat, rstd) from the forward in the cache instead of recomputing it from x.")
+            raise Fail(f"layernorm_backward after {call}: {problem}. It is right in float64 on this input, so "
+                       "precision is lost in float32 only (recomputing statistics from x in the backward loses it "
+                       "the way the forward's variance can).\n" + pointer("layernorm_backward"))
 
 
 def _backward_right_in_float64(ns, up, dout, ref_cache):
@@ -224,7 +221,7 @@ def _backward_right_in_float64(ns, up, dout, ref_cache):
     difference below is a precision problem of this input, worth a point of its own)."""
     try:
         _, cache64 = _call_forward(ns, "layernorm_forward", up)
-        grads = ns["layernorm_backward"](dout, cache64)
+        grads = _call_backward(ns, "layernorm_backward", dout, cache64)
     except Exception:     # a backward that raises is charged by its own checks
         return False
     return all(_mismatch(n, g, w, TOL64) is None for n, g, w in

@@ -8,48 +8,50 @@ import math
 import numpy as np
 
 from minivit import gradcheck
-from minivit.grading.common import (MISTAKES, Check, FD_TOL, Fail, REF, TOL32, TOL64, _call_forward, _copy,
-    _describe_args, _fail_with, _grads_tuple, _kind, _mismatch, _rng)
+from minivit.grading.common import (MISTAKES, Check, FD_TOL, Fail, REF, TOL32, TOL64, _call_backward, _call_forward,
+    _copy, _describe_args, _fail_with, _grads_tuple, _kind, _mismatch, _rng, pointer)
+from minivit.grading.pair import forward_first
 from minivit.grading.detect import sure_mistake
 from minivit.grading.topics.diagnosis import describe_terms
 from minivit.grading.topics.loss_variants import LOSS_FWD_MISTAKES, dlogits_terms, dlogits_variants
 
 MISTAKES.update({
-    "loss_not_averaged": "The loss is summed over the batch; take the mean: loss = -(1/B) sum_b sum_k t_bk log p_bk.",
+    "loss_not_averaged": "The loss is summed over the batch; it is the mean over the batch (see the docstring).",
     "loss_mean_over_classes": "The loss is averaged over the classes too; sum over the classes, average over the "
                               "batch only.",
     "loss_sign": "The sign is flipped: the loss is minus the mean log-probability of the targets.",
-    "missing_log": "The log is missing: cross-entropy is -mean(sum_k t_k log softmax(s)_k).",
-    "label_smoothing_missing": "The label-smoothing term is missing: the target becomes "
-                               "t = (1 - eps) * onehot + eps / K (eps = label_smoothing, K classes), in the loss and "
-                               "in its gradient.",
-    "label_smoothing_k_minus_1": "Label smoothing spreads eps over the K - 1 wrong classes here. minivit (like "
-                                 "Szegedy et al. and PyTorch) spreads eps / K over all K classes, the true one "
-                                 "included: t = (1 - eps) * onehot + eps / K.",
-    "label_smoothing_no_uniform": "Label smoothing is half done: t = (1 - eps) * onehot + eps / K; the uniform "
-                                  "part eps / K is missing.",
-    "label_smoothing_soft_targets": "Label smoothing is skipped for soft (B, K) targets. It applies to every "
-                                    "target distribution: t = (1 - eps) * t + eps / K, whether t came from integer "
-                                    "labels (one-hot) or was given as soft targets.",
+    "missing_log": "The log is missing: cross-entropy uses the log-probabilities of the targets.",
+    "label_smoothing_missing": "The label-smoothing term is missing: with label_smoothing > 0 the target mixes the "
+                               "one-hot with the uniform distribution (see the docstring), in the loss and in its "
+                               "gradient.",
+    "label_smoothing_k_minus_1": "Label smoothing spreads its mass over the K - 1 wrong classes here. minivit (like "
+                                 "Szegedy et al. and PyTorch) spreads it uniformly over all K classes, the true one "
+                                 "included.",
+    "label_smoothing_no_uniform": "Label smoothing is half done: the one-hot part is scaled down but the uniform part "
+                                  "is missing.",
+    "label_smoothing_soft_targets": "Label smoothing is skipped for soft (B, K) targets. It applies to every target "
+                                    "distribution, whether it came from integer labels (one-hot) or was given as soft "
+                                    "targets.",
     "soft_targets_ignored": "(B, K) float labels are soft targets (mixup, cutmix): use them as the target "
                             "distribution t directly (not their argmax).",
     "int_labels_dtype": "Integer class labels come in any integer dtype (int32 from some loaders, int64 by "
                         "default): tell them from soft targets by their shape (labels.ndim == 1: class indices; "
                         "(B, K): soft targets), not by comparing the dtype with np.int64.",
     "log_of_softmax": "log(softmax(s)) underflows: for a score far below the maximum, softmax gives exactly 0 and "
-                      "log(0) = -inf. Compute the log-softmax directly: log_p = (s - max) - log(sum(exp(s - max))).",
-    "dlogits_not_averaged": "dlogits is missing the 1/B of the batch mean: dlogits = (softmax(s) - t) / B.",
-    "dlogits_sign": "The sign is flipped: dlogits = (softmax(s) - t) / B.",
-    "dloss_ignored": "dloss is ignored: multiply by the upstream gradient, dlogits = dloss * (softmax(s) - t) / B.",
-    "dlogits_no_softmax": "dlogits needs the probabilities softmax(s) = exp(log_p), not the logits or the "
-                          "log-probabilities: dlogits = dloss * (softmax(s) - t) / B.",
+                      "log(0) = -inf. Compute the log-probabilities directly from the shifted scores, never the log of"
+                      " a probability.",
+    "dlogits_not_averaged": "dlogits is missing the 1/B of the batch mean.",
+    "dlogits_sign": "The sign of dlogits is flipped.",
+    "dloss_ignored": "dloss is ignored: the upstream gradient scales dlogits.",
+    "dlogits_no_softmax": "dlogits needs the probabilities, not the logits or the log-probabilities.",
 })
 
 NEXT_STEP = {
-    "cross_entropy_forward": "Next step: print your target t for one row (it should sum to 1) and compare "
-                             "-sum(t * log_p) / B by hand on a 2 x 3 example.",
-    "cross_entropy_backward": "Next step: on a 2 x 3 example, check that each row of dlogits sums to 0 "
-                              "(softmax and the target both sum to 1) and that dlogits * B / dloss = softmax(s) - t.",
+    "cross_entropy_forward": "Next step: print your target t for one row (it should sum to 1) and work out the "
+                             "loss of a 2 x 3 example by hand.",
+    "cross_entropy_backward": "Next step: on a 2 x 3 example, check that each row of dlogits sums to 0 (the "
+                              "probabilities and the target both sum to 1), then compare it entry by entry with your "
+                              "derivation.",
 }
 
 
@@ -81,7 +83,8 @@ def _ce_forward(ns, args):
 def _ce_backward(ns, cache, dloss, after):
     """The learner's dlogits for ``cache`` (dloss None: the default); ``after`` names the forward call
     in the message when the result is not one array."""
-    res = ns["cross_entropy_backward"](cache) if dloss is None else ns["cross_entropy_backward"](cache, dloss)
+    b = "cross_entropy_backward"
+    res = _call_backward(ns, b, cache) if dloss is None else _call_backward(ns, b, cache, dloss)
     try:
         return _grads_tuple("cross_entropy_backward", res, ("dlogits",))[0]
     except Fail as e:
@@ -108,8 +111,9 @@ def _ce_loss_check(kind):
         key = sure_mistake(dict(enumerate(got)), dict(enumerate(want)),
                            [(k, dict(enumerate(v(*_copy(a)) for a in cases))) for k, v in LOSS_FWD_MISTAKES], TOL64)
         if key:
-            _fail_with(where, key)
-        raise Fail(f"{where} ({len(bad)} of {len(cases)} inputs differ.) {NEXT_STEP['cross_entropy_forward']}")
+            _fail_with(where, key, at=F)
+        raise Fail(f"{where} ({len(bad)} of {len(cases)} inputs differ.) {NEXT_STEP['cross_entropy_forward']}"
+                   f"\n{pointer(F)}")
     return run
 
 
@@ -148,14 +152,29 @@ def _ce_backward_check(ns):
     args, dloss = runs[i]
     where = (f"cross_entropy_backward after {_describe_ce(args)}{'' if dloss is None else f', dloss={dloss}'}: "
              f"{problems[i]}.")
+    if not _forward_right(ns, args):
+        raise Fail(f"{where}\nNext step: {forward_first(F)}\n{pointer(F)}")
     variants = [dlogits_variants(a, 1.0 if d is None else d) for a, d in runs]   # same keys, same order
     candidates = [(key, {r: v[j][1] for r, v in enumerate(variants)}) for j, (key, _) in enumerate(variants[0])]
     key = sure_mistake(dict(enumerate(got)), dict(enumerate(want)), candidates, TOL64)
     if key:
-        _fail_with(where, key)
+        _fail_with(where, key, at=B)
     terms, coefs = dlogits_terms(args, 1.0 if dloss is None else dloss)
     parts = describe_terms("dlogits", got[i], terms, coefs)
-    raise Fail(f"{where} {parts + ' ' if parts else ''}{NEXT_STEP['cross_entropy_backward']}")
+    raise Fail(f"{where} {parts + ' ' if parts else ''}{NEXT_STEP['cross_entropy_backward']}\n{pointer(B)}")
+
+
+F, B = "cross_entropy_forward", "cross_entropy_backward"
+
+
+def _forward_right(ns, args):
+    """The learner's loss for ``args`` matches the reference (else a backward failure is the forward's)."""
+    try:
+        loss = _ce_forward(ns, _copy(args))[0]
+    except Exception:
+        return False
+    want = REF.cross_entropy_forward(*_copy(args))[0]
+    return abs(loss - want) <= TOL64 * max(abs(want), 1e-12)
 
 
 def _ce_fd_check(ns):
@@ -170,9 +189,13 @@ def _ce_fd_check(ns):
             raise Fail(f"dlogits has shape {tuple(d.shape)}, the logits have {tuple(num.shape)}")
         err = gradcheck.rel_error(d, num)
         if not err < FD_TOL:
-            raise Fail(f"cross_entropy_backward disagrees with finite differences of your cross_entropy_forward "
-                       f"(label_smoothing={args[2]}, {'soft' if args[1].ndim == 2 else 'integer'} labels): "
-                       f"relative error {err:.2e} (limit {FD_TOL:.0e}).")
+            text = (f"cross_entropy_backward disagrees with finite differences of your cross_entropy_forward "
+                    f"(label_smoothing={args[2]}, {'soft' if args[1].ndim == 2 else 'integer'} labels): "
+                    f"relative error {err:.2e} (limit {FD_TOL:.0e}).")
+            at = F if not _forward_right(ns, args) else B
+            step = forward_first(F) if at == F else ("compare dlogits with finite differences of your forward "
+                                                       "entry by entry on a 2 x 3 example.")
+            raise Fail(f"{text}\nNext step: {step}\n{pointer(at)}")
 
 
 def _ce_float32_check(ns):
@@ -181,13 +204,15 @@ def _ce_float32_check(ns):
     loss, cache = _ce_forward(ns, args)
     want, ref_cache = REF.cross_entropy_forward(args[0].astype(np.float64), args[1], 0.1)
     if not abs(loss - want) <= TOL32 * abs(want):
-        raise Fail(f"cross_entropy_forward in float32: loss {loss:.6g}, expected {want:.6g} (see the float64 checks).")
+        raise Fail(f"cross_entropy_forward in float32: loss {loss:.6g}, expected {want:.6g} (see the float64 checks)."
+                   f"\n{pointer(F)}")
     d = _ce_backward(ns, cache, None, "cross_entropy_forward in float32")
     if d.dtype != np.float32:
-        _fail_with(f"cross_entropy_backward returned dlogits as {d.dtype} for float32 logits.", "float64_promotion")
+        _fail_with(f"cross_entropy_backward returned dlogits as {d.dtype} for float32 logits.", "float64_promotion",
+                   at=B)
     problem = _mismatch("dlogits", d, REF.cross_entropy_backward(ref_cache), TOL32)
     if problem:
-        raise Fail(f"cross_entropy_backward in float32: {problem} (see the float64 checks).")
+        raise Fail(f"cross_entropy_backward in float32: {problem} (see the float64 checks).\n{pointer(B)}")
 
 
 def _ce_large_check(ns):
@@ -202,16 +227,16 @@ def _ce_large_check(ns):
         want, ref_cache = REF.cross_entropy_forward(*_copy(args))
         where = f"cross_entropy_forward with logits up to {np.abs(args[0]).max():.0f} (label_smoothing={args[2]}): "
         if not math.isfinite(loss):
-            _fail_with(where + f"the loss is {loss}.", "no_max_subtraction" if n == 0 else "log_of_softmax")
+            _fail_with(where + f"the loss is {loss}.", "no_max_subtraction" if n == 0 else "log_of_softmax", at=F)
         if not abs(loss - want) <= TOL64 * abs(want):
-            raise Fail(where + f"loss {loss:.6g}, expected {want:.6g}.")
+            raise Fail(where + f"loss {loss:.6g}, expected {want:.6g}.\n{pointer(F)}")
         d = _ce_backward(ns, cache, None, f"cross_entropy_forward with logits up to {np.abs(args[0]).max():.0f}")
         problem = _mismatch("dlogits", d, REF.cross_entropy_backward(ref_cache))
         if problem:
             if not np.all(np.isfinite(np.asarray(d, dtype=np.float64))):
                 _fail_with(f"cross_entropy_backward with large logits: {problem}.",
-                           "no_max_subtraction" if n == 0 else "log_of_softmax")
-            raise Fail(f"cross_entropy_backward with large logits: {problem}.")
+                           "no_max_subtraction" if n == 0 else "log_of_softmax", at=B)
+            raise Fail(f"cross_entropy_backward with large logits: {problem}.\n{pointer(B)}")
 
 
 def checks():

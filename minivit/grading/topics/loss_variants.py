@@ -82,7 +82,7 @@ def dlogits_terms(args, dloss):
     eps = args[2] if len(args) > 2 else 0.0
     B, K = logits.shape
     base = ce_target(logits, labels, 0.0)
-    terms = [("softmax(s) / B", _softmax(logits, 1) / B), ("-(1 - eps) * labels / B", -(1 - eps) * base / B)]
+    terms = [("through the probabilities", _softmax(logits, 1) / B), ("through the labels", -(1 - eps) * base / B)]
     if eps:
-        terms.append(("-eps / K / B (the uniform smoothing)", np.full((B, K), -eps / K / B)))
+        terms.append(("through the uniform smoothing", np.full((B, K), -eps / K / B)))
     return terms, [dloss] * len(terms)

@@ -8,36 +8,34 @@ import math
 import numpy as np
 
 from minivit.layers.activation import _erf
-from minivit.grading.common import (MISTAKES, TOL64, Check, Fail, REF, _bias_mistakes, _call_forward, _copy,
-    _grads_tuple, _mismatch, _rng)
+from minivit.grading.common import (MISTAKES, TOL64, Check, Fail, REF, _bias_mistakes, _call_backward, _call_forward, _copy,
+    _grads_tuple, _mismatch, _rng, pointer)
 from minivit.grading.topics.diagnosis import describe_terms
 from minivit.grading.topics.explained import ExplainedPair
 
 MISTAKES.update({
-    "gelu_form_swapped": "Exact vs tanh GELU: you computed the other form than `approximate` asks for. "
-                         "approximate='tanh': 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))); "
-                         "approximate='none': x * Phi(x) = 0.5 x (1 + erf(x / sqrt(2))).",
+    "gelu_form_swapped": "Exact vs tanh GELU: you computed the other form than `approximate` asks for ('tanh': the "
+                         "tanh approximation; 'none': the exact form with the normal CDF, see the docstring).",
     "gelu_sigmoid": "That is the sigmoid approximation x * sigmoid(1.702 x). minivit's GELU is the tanh form "
-                    "(approximate='tanh') or the exact x * Phi(x) (approximate='none').",
-    "gelu_square": "The tanh GELU's inner term is c (x + 0.044715 x^3), with x cubed.",
-    "gelu_missing_half": "The factor 0.5 is missing: gelu(x) ~ 0.5 x (1 + tanh(...)).",
-    "gelu_product_rule": "The product rule is incomplete: GELU is x times a function of x, so "
-                         "d/dx [x * f(x)] = f(x) + x f'(x) (tanh form: f = 0.5 (1 + t); exact form: f = Phi, f' = phi).",
+                    "(approximate='tanh') or the exact form (approximate='none'), see the docstring.",
+    "gelu_square": "The tanh GELU's inner term uses x cubed (see the docstring's formula), not x squared.",
+    "gelu_missing_half": "The factor 0.5 is missing (see the docstring's formula).",
+    "gelu_product_rule": "The product rule is incomplete: GELU is x times a function of x, so its derivative has two "
+                         "terms - one where x is differentiated, one where the function is.",
     "relu": "That is ReLU, not GELU.",
-    "missing_activation": "The GELU between the two linear layers is missing: MLP(x) = GELU(x W1 + b1) W2 + b2.",
-    "activation_position": "GELU goes between the two linear layers: MLP(x) = GELU(x W1 + b1) W2 + b2.",
-    "missing_activation_backward": "The gradient must go back through GELU: dh = gelu_backward(da) before the first "
-                                   "linear layer's backward.",
-    "gelu_inner_derivative": "The derivative of tanh's argument is off: d/dx [c (x + 0.044715 x^3)] = "
-                             "c (1 + 3 * 0.044715 x^2). Keep the c, the 3 and the x^2 (it is not a constant).",
-    "gelu_sech_of_x": "tanh's derivative is taken at x: it is 1 - tanh(u)^2 at tanh's own argument "
-                      "u = c (x + 0.044715 x^3), i.e. 1 - t^2 with the same t as in the forward.",
-    "gelu_exact_pdf": "The normal density is off: phi(x) = exp(-x^2 / 2) / sqrt(2 pi) (the 1/sqrt(2 pi) and the "
-                      "/ 2 both matter), and d/dx [x Phi(x)] = Phi(x) + x phi(x).",
-    "mlp_approximate_not_passed": "mlp_forward does not pass `approximate` on: with approximate='none' the MLP "
-                                  "must use the exact GELU, gelu_forward(h, approximate).",
-    "mlp_gelu_grad_at_output": "GELU's derivative is evaluated at its output: the backward needs it at GELU's "
-                               "input h = x W1 + b1 (keep h, or gelu_forward's cache, for the backward).",
+    "missing_activation": "The GELU between the two linear layers is missing (see the docstring's equation).",
+    "activation_position": "GELU goes between the two linear layers (see the docstring's equation).",
+    "missing_activation_backward": "The gradient must go back through GELU, between the two linear layers' backwards.",
+    "gelu_inner_derivative": "The derivative of tanh's argument is off: differentiate the whole inner term, keeping "
+                             "its constant factor and the power rule's factor on the cube (the result depends on x; it"
+                             " is not a constant).",
+    "gelu_sech_of_x": "tanh's derivative is taken at x: it belongs at tanh's own argument, the inner term the forward "
+                      "computed (the same tanh value as in the forward).",
+    "gelu_exact_pdf": "The normal density is off: check its normalizing constant and the / 2 in its exponent.",
+    "mlp_approximate_not_passed": "mlp_forward does not pass `approximate` on to GELU: with approximate='none' the MLP"
+                                  " must use the exact GELU.",
+    "mlp_gelu_grad_at_output": "GELU's derivative is evaluated at its output: the backward needs it at GELU's input "
+                               "(keep that input, or gelu_forward's cache, for the backward).",
 })
 
 
@@ -153,14 +151,16 @@ def _gelu_large_check(ns):
         overflow = ("(See the checks above.)" if finite else
                     "Use np.tanh (a formula with exp overflows) and check large positive and negative x.")
         if problem:
-            raise Fail(f"gelu_forward(x with |x| up to 100, approximate={approx!r}): {problem}. {overflow}")
+            raise Fail(f"gelu_forward(x with |x| up to 100, approximate={approx!r}): {problem}. {overflow}"
+                       f"\n{pointer('gelu_forward')}")
         dout = np.ones_like(x)
-        dx = _grads_tuple("gelu_backward", ns["gelu_backward"](dout.copy(), cache), ("dx",))[0]
+        dx = _grads_tuple("gelu_backward", _call_backward(ns, "gelu_backward", dout, cache), ("dx",))[0]
         problem = _mismatch("dx", dx, REF.gelu_backward(dout, ref_cache))
         if problem:
             overflow = ("Use np.tanh (a formula with exp overflows)." if not np.all(np.isfinite(dx.astype(np.float64)))
                         else "(See the checks above.)")
-            raise Fail(f"gelu_backward(|x| up to 100, approximate={approx!r}): {problem}. {overflow}")
+            raise Fail(f"gelu_backward(|x| up to 100, approximate={approx!r}): {problem}. {overflow}"
+                       f"\n{pointer('gelu_backward')}")
 
 
 def _mlp_variant(kind):
@@ -214,11 +214,11 @@ def _explain_mlp(args, dout, ref_cache, mine, ref):
     second = [n for n in ("dw2", "db2") if _mismatch(n, mine[n], ref[n]) is not None]
     first = [n for n in ("dx", "dw1", "db1") if _mismatch(n, mine[n], ref[n]) is not None]
     if second:
-        return (f"The chain breaks at the second linear layer ({', '.join(second)} wrong): "
-                "da, dw2, db2 = linear_backward(dout, fc2 cache) comes first.")
+        return (f"Going back from the output, the first wrong link is the second linear layer "
+                f"({', '.join(second)} wrong): its backward comes first.")
     if first:
-        return (f"The second layer's gradients (dw2, db2) are right; {', '.join(first)} are not: check "
-                "gelu_backward(da, gelu cache), then linear_backward(dh, fc1 cache).")
+        return (f"The second layer's gradients (dw2, db2) are right; {', '.join(first)} are not: check the links "
+                "after it, back through GELU, then through the first linear layer.")
     return ""
 
 

@@ -9,25 +9,25 @@ import numpy as np
 
 from minivit import gradcheck
 from minivit.grading.common import (MISTAKES, Check, FD_TOL, KEY_ZERO_TOL, Fail, REF, _as_array, _bias_mistakes,
-    _check_inputs_unchanged, _copy, _describe_args, _fail_with, _fd, _mismatch, _rng, _softmax)
+    _check_inputs_unchanged, _copy, _describe_args, _fail_with, _fd, _mismatch, _rng, _softmax, pointer)
 from minivit.grading.detect import next_step_forward, sure_mistakes, where_feedback
 from minivit.grading.topics.explained import ExplainedPair
 
 MISTAKES.update({
-    "heads_reshape_only": "Reshaping (B, T, D) straight to (B, h, T, d) mixes features of different tokens in one "
-                          "head. Reshape to (B, T, h, d), then transpose to (B, h, T, d) (and the reverse to merge).",
-    "heads_interleaved": "Head j must take the contiguous block of features [j*d, (j+1)*d), not every h-th "
-                         "feature: reshape to (B, T, h, d), not (B, T, d, h).",
-    "qkv_layout": "The qkv columns are [q | k | v], each D wide and each split into heads: reshape the (B, T, 3D) "
-                  "projection to (B, T, 3, h, d), not (B, T, h, 3, d).",
+    "heads_reshape_only": "Reshaping (B, T, D) straight to (B, h, T, d) mixes features of different tokens in one head"
+                          " (a reshape only relabels the memory order). Split each token's features into heads first, "
+                          "then move the head axis in front of the tokens (and the reverse to merge).",
+    "heads_interleaved": "Head j must take the contiguous block of features [j*d, (j+1)*d), not every h-th feature.",
+    "qkv_layout": "The qkv columns are [q | k | v], each D wide and each split into heads the way split_heads does; "
+                  "yours reads them in another layout.",
     "no_heads": "The heads are not split: you ran one attention over all D features. Split q, k, v into "
                 "num_heads heads of width d = D / num_heads, attend in each, merge the heads.",
-    "missing_out_proj": "The output projection is missing: MSA(z) = merge_heads(heads) W_out + b_out.",
-    "dqkv_layout": "dq, dk, dv go back into the (B, T, 3D) columns in the forward's layout: [q | k | v], each "
-                   "(h, d). Stack them as (3, B, h, T, d), transpose to (B, T, 3, h, d), reshape to (B, T, 3D).",
-    "dqkv_no_transpose": "dq, dk, dv (each (B, h, T, d)) were reshaped to (B, T, ...) without the transpose back: "
-                         "a reshape only relabels memory, so tokens and heads get mixed. Stack to (3, B, h, T, d), "
-                         "transpose(1, 3, 0, 2, 4), then reshape to (B, T, 3D).",
+    "missing_out_proj": "The output projection is missing: the merged heads go through w_out and b_out (see the "
+                        "docstring's equation).",
+    "dqkv_layout": "dq, dk, dv go back into the (B, T, 3D) columns in the forward's layout, [q | k | v], each split "
+                   "into heads the way the forward split them: undo the forward's steps in reverse order.",
+    "dqkv_no_transpose": "dq, dk, dv (each (B, h, T, d)) were reshaped to (B, T, ...) without moving the head axis "
+                         "back first: a reshape only relabels the memory order, so tokens and heads get mixed.",
 })
 
 
@@ -81,6 +81,16 @@ def _plain_check(fname, kind, mistakes, reference):
     return run
 
 
+def _plain_right(ns, fname):
+    """The learner's split_heads / merge_heads match the reference on their check's inputs."""
+    ref = {"split_heads": REF.split_heads, "merge_heads": REF.merge_heads}[fname]
+    try:
+        return all(_mismatch("out", ns[fname](*_copy(a)), ref(*_copy(a))) is None
+                   for a in _heads_cases("split" if fname == "split_heads" else "merge"))
+    except Exception:
+        return False
+
+
 def _heads_fd_check(ns):
     r = _rng("heads-fd").standard_normal
     bad = []
@@ -92,9 +102,13 @@ def _heads_fd_check(ns):
         err = gradcheck.check_pair(fwd, bwd, [x], [0], ["dx"], seed=3)["dx"]
         if not err < FD_TOL:
             bad.append(f"{bname} is not the gradient of {fname}: relative error {err:.2e} against finite differences")
+            if not _plain_right(ns, fname):
+                raise Fail(f"{bad[-1]}. Your {fname} differs from the reference (its own check fails): fix {fname} "
+                           f"first - the backward must undo what the forward does.\n" + pointer(fname))
     if bad:
-        raise Fail("; ".join(bad) + ". split_heads and merge_heads only move numbers around, so the gradient of "
-                   "each is the other one (split_heads_backward = merge_heads, merge_heads_backward = split_heads).")
+        raise Fail("; ".join(bad) + ". split_heads and merge_heads only move numbers around, so each backward only "
+                   "moves the gradient's numbers back to where its forward took them from.\n"
+                   + pointer(bad[0].split()[0]))
 
 
 # -- multi-head self-attention ------------------------------------------------------------------
@@ -168,8 +182,8 @@ def _explain_mhsa(args, dout, ref_cache, mine, ref):
     and v columns of dw_qkv (what reached dq, dk, dv), then dx alone (the qkv projection)."""
     bad = [n for n in ("dw_out", "db_out") if _mismatch(n, mine[n], ref[n]) is not None]
     if bad:
-        return (f"The chain breaks at its first link, the output projection ({', '.join(bad)}): "
-                "dmerged, dw_out, db_out = linear_backward(dout, out cache).")
+        return (f"Going back from the output, the first wrong link is the output projection "
+                f"({', '.join(bad)} wrong).")
     D = args[0].shape[-1]
     try:
         parts = [n for i, n in enumerate("qkv") if _mismatch(n, mine["dw_qkv"][:, i * D:(i + 1) * D],
@@ -178,9 +192,10 @@ def _explain_mhsa(args, dout, ref_cache, mine, ref):
         return ""
     if parts:
         return (f"dw_out and db_out are right; in dw_qkv the columns of {', '.join('d' + p for p in parts)} are "
-                "wrong: check merge_heads_backward, attention_backward and how dq, dk, dv go back to (B, T, 3D).")
+                "wrong: check the links between them - the heads merged back, the attention's backward, and how "
+                "dq, dk, dv go back to (B, T, 3D).")
     if _mismatch("dx", mine["dx"], ref["dx"]) is not None:
-        return "dw_qkv is right but dx is not: the last link, dx = dqkv @ w_qkv.T."
+        return "dw_qkv is right but dx is not: the last link, back through the qkv projection to x."
     return ""
 
 

@@ -13,38 +13,36 @@ from minivit.grading.topics.diagnosis import fit_terms
 
 MISTAKES.update({
     "not_in_place": "Not updated in place: `w = w - ...` (or `m = b1 * m + ...`) only rebinds a local name, and the "
-                    "caller's array stays unchanged. Write into the arrays: w -= ..., m *= b1; m += ..., "
-                    "or w[...] = ....",
-    "coupled_weight_decay": "Coupled weight decay (L2 regularization): you added weight_decay * w to the gradient, "
-                            "so Adam rescales it by 1/sqrt(v_hat). AdamW decays the weights directly: "
-                            "w -= lr * (m_hat / (sqrt(v_hat) + eps) + weight_decay * w) - that is what decoupled means.",
-    "missing_bias_correction": "The bias correction is missing (on m, on v, or both): m_hat = m / (1 - b1^t), "
-                               "v_hat = v / (1 - b2^t). Without it the first steps have the wrong size (m and v "
-                               "start at zero).",
-    "decay_after_update": "The weight decay is applied after the Adam step, to the updated w. Decay the old w: "
-                          "w -= lr * (m_hat / (sqrt(v_hat) + eps) + weight_decay * w).",
-    "decay_without_lr": "The decay term is scaled by lr too: w -= lr * weight_decay * w.",
-    "eps_inside_sqrt": "eps goes outside the square root: m_hat / (sqrt(v_hat) + eps).",
-    "eps_hardcoded": "The eps argument is not used (a constant in its place): divide by sqrt(v_hat) + eps with the "
-                     "eps you were given; the caller may choose another one (1e-6 in some recipes).",
-    "missing_sqrt": "The square root is missing: m_hat / (sqrt(v_hat) + eps). v is a mean of squared gradients; its "
-                    "square root has the gradient's scale, so the step is about lr in size.",
-    "step_off_by_one": "The step count t is off by one: t starts at 1 (the first step divides by 1 - b1^1).",
-    "weight_decay_ignored": "weight_decay is ignored: w -= lr * (m_hat / (sqrt(v_hat) + eps) + weight_decay * w).",
-    "warmup_off_by_one": "Warmup off by one: `step` is 0-based and the first step should not have lr = 0; "
-                         "lr = base_lr * (step + 1) / warmup_steps, reaching base_lr at step warmup_steps - 1.",
-    "cosine_progress": "The cosine progress must count from the end of the warmup: "
-                       "progress = (step - warmup_steps) / (total_steps - warmup_steps).",
-    "cosine_end_off_by_one": "The cosine is one step off at its end: progress = (step - warmup_steps) / "
-                             "max(1, total_steps - warmup_steps) is exactly 1 (lr = min_lr) at step = total_steps; "
-                             "a denominator one larger or smaller misses min_lr there.",
-    "min_lr_not_subtracted": "The cosine's amplitude is base_lr - min_lr: lr = min_lr + 0.5 (base_lr - min_lr) "
-                             "(1 + cos(pi * progress)). Yours starts at base_lr + min_lr.",
-    "min_lr_ignored": "min_lr is ignored: lr = min_lr + 0.5 (base_lr - min_lr) (1 + cos(pi * progress)).",
-    "cosine_missing_half": "The factor 0.5 is missing: lr = min_lr + 0.5 (base_lr - min_lr) (1 + cos(pi * progress)).",
-    "linear_decay": "That decays linearly; the schedule is a cosine: lr = min_lr + 0.5 (base_lr - min_lr) "
-                    "(1 + cos(pi * progress)).",
-    "no_clamp": "Past total_steps the rate must stay at min_lr: clamp progress at 1 (cos keeps going up otherwise).",
+                    "caller's array stays unchanged. Write into the arrays themselves (in-place operators, or w[...] ="
+                    " ...).",
+    "coupled_weight_decay": "Coupled weight decay (L2 regularization): you added weight_decay * w to the gradient, so "
+                            "Adam rescales it by 1/sqrt(v_hat). AdamW decays the weights directly, outside the "
+                            "adaptive step - that is what decoupled means.",
+    "missing_bias_correction": "The bias correction is missing (on m, on v, or both): m and v start at zero, so "
+                               "without it the first steps have the wrong size.",
+    "decay_after_update": "The weight decay is applied after the Adam step, to the updated w: both the step and the "
+                          "decay use the w from before this step.",
+    "decay_without_lr": "The decay term is not scaled by the learning rate: the step's lr scales the decoupled decay "
+                        "too.",
+    "eps_inside_sqrt": "eps goes outside the square root: it is added to sqrt(v_hat), not to v_hat.",
+    "eps_hardcoded": "The eps argument is not used (a constant in its place): the caller may choose another one (1e-6 "
+                     "in some recipes).",
+    "missing_sqrt": "The square root of v_hat is missing: v is a mean of squared gradients; its square root has the "
+                    "gradient's scale, so the step is about lr in size.",
+    "step_off_by_one": "The step count t is off by one: t counts from 1 (the first update is step 1).",
+    "weight_decay_ignored": "weight_decay is ignored: AdamW also shrinks w by its decoupled weight decay every step.",
+    "warmup_off_by_one": "Warmup off by one: `step` is 0-based and the first step should not have lr = 0; the rate "
+                         "reaches base_lr at step warmup_steps - 1.",
+    "cosine_progress": "The cosine's progress must count from the end of the warmup, over the steps after it.",
+    "cosine_end_off_by_one": "The cosine is one step off at its end: progress must be exactly 1 (lr = min_lr) at step "
+                             "= total_steps; your denominator is one step larger or smaller.",
+    "min_lr_not_subtracted": "The cosine's amplitude is base_lr - min_lr: yours starts at base_lr + min_lr.",
+    "min_lr_ignored": "min_lr is ignored: the cosine goes from base_lr down to min_lr.",
+    "cosine_missing_half": "The factor 0.5 of the cosine is missing: the rate moves between base_lr and min_lr, not "
+                           "over twice that range.",
+    "linear_decay": "That decays linearly; the schedule is a cosine (see the docstring).",
+    "no_clamp": "Past total_steps the rate must stay at min_lr: the progress stops at 1 (the cosine goes back up "
+                "otherwise).",
 })
 
 
@@ -110,7 +108,7 @@ def _w_by_parts(w_new, w_old, ref, t, hyper):
     if len(c) > 1 and abs(c[1] - 1) > 1e-4:
         notes.append("the Adam step is missing" if abs(c[1]) < 1e-4 else f"the Adam step is scaled by {c[1]:.4g}")
     if abs(c[0] - (1 - lr * wd)) > 1e-4:
-        notes.append(f"w shrinks by the factor {c[0]:.6g} (expected 1 - lr * weight_decay = {1 - lr * wd:.6g})")
+        notes.append(f"w shrinks by the factor {c[0]:.6g} (expected {1 - lr * wd:.6g} with this lr and weight_decay)")
     if not notes:
         return ""
     return f"Your new w is exactly a combination of the old w and the Adam step, but {'; '.join(notes)}."
@@ -125,7 +123,10 @@ def _adamw_run(ns, steps, shape=(5, 4), dtype=np.float64, label="adamw"):
     history = [(w0.copy(), np.zeros(shape), np.zeros(shape))]
     for i, (g, t, hyper) in enumerate(steps):
         before = (w.copy(), m.copy(), v.copy())
-        ns["adamw_update"](w, g.astype(dtype), m, v, t, *hyper)
+        mine_g = g.astype(dtype)
+        ns["adamw_update"](w, mine_g, m, v, t, *hyper)
+        if not np.array_equal(mine_g, g.astype(dtype)):
+            _fail_with("adamw_update changed its input `g` in place (only w, m and v may change).", "input_modified")
         REF.adamw_update(rw, g, rm, rv, t, *hyper)
         yield i, (w, m, v), (rw, rm, rv), before, history
         history.append((rw.copy(), rm.copy(), rv.copy()))

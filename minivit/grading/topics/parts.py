@@ -31,9 +31,6 @@ def describe_fit(grad, coefs, expected, resid, tol=1e-6):
     fit does not explain the result). coefs/expected: {term: coefficient}."""
     if resid > tol:
         return ""
-    big = max((abs(c) for c in coefs.values()), default=0.0)
-    fit = " + ".join(f"{c:.3g}*[{n}]" for n, c in coefs.items() if abs(c) > 1e-9 * big) or "0"
-    want = " + ".join(f"{c:g}*[{n}]" for n, c in expected.items() if c)
     off = []
     for n, c in coefs.items():
         e = expected.get(n, 0.0)
@@ -49,7 +46,7 @@ def describe_fit(grad, coefs, expected, resid, tol=1e-6):
             off.append(f"the term [{n}] is scaled by {c / e:.4g} (expected 1x)")
     if not off:
         return ""
-    return f" Your {grad} = {fit} exactly; the reference is {want}: {'; '.join(off)}."
+    return f" Your {grad} is exactly a combination of the right gradient's terms, but {'; '.join(off)}."
 
 
 @dataclass
@@ -106,9 +103,16 @@ class PartsPair(Pair):
         try:
             super().check_backward(ns)
         except Fail as e:
-            if e.mistake or not self._hint:
+            if e.mistake or not self._hint or FORWARD_BLAMED in str(e):
                 raise
-            text = str(e)
-            at = text.find("\nNext step:")
-            at = len(text) if at < 0 else at
-            raise Fail(text[:at] + self._hint + text[at:]) from None
+            raise Fail(insert_diagnosis(str(e), self._hint)) from None
+
+
+FORWARD_BLAMED = "(its own check fails)"       # pair.forward_first: the backward's check blames the forward
+
+
+def insert_diagnosis(text, diagnosis):
+    """A failed check's text with a diagnosis by parts before its "Next step" / hint pointer lines."""
+    ends = [i for i in (text.find("\nNext step:"), text.find("\nstuck?")) if i >= 0]
+    at = min(ends) if ends else len(text)
+    return text[:at] + diagnosis + text[at:]

@@ -4,45 +4,41 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from minivit.grading.common import REF, MISTAKES, _bias_mistakes, _call_forward, _fail_with, _grads_tuple, _rng
+from minivit.grading.common import REF, MISTAKES, _bias_mistakes, _call_backward, _call_forward, _fail_with, _grads_tuple, _rng
 from minivit.grading.detect import sure_mistakes
 from minivit.grading.topics.parts import PartsPair, describe_fit, fit_terms
 
 MISTAKES.update({
-    "patch_channel_first": "Each patch is flattened channel-first, in (C, P, P) order (the PyTorch (B, C, H, W) habit). "
-                           "minivit's images are channels-last and a patch is flattened in (row, col, channel) order: "
-                           "reshape to (B, H/P, P, W/P, P, C), transpose to (B, H/P, W/P, P, P, C), then reshape.",
+    "patch_channel_first": "Each patch is flattened channel-first, in (C, P, P) order (the PyTorch (B, C, H, W) "
+                           "habit). minivit's images are channels-last, and a patch's vector lists its pixels row by "
+                           "row with each pixel's channels together: (row, col, channel) order.",
     "patch_grid_column_major": "The patches are ordered column by column over the grid. Order them row-major, like "
-                               "reading text: patch n sits at grid row n // (W/P), grid column n % (W/P) - the two grid "
-                               "axes go in the order (H/P, W/P).",
+                               "reading text: patch n sits at grid row n // (W/P), grid column n % (W/P).",
     "patch_pixels_column_major": "Inside each patch the pixels are flattened column by column, (col, row, channel). "
                                  "Flatten them row by row: (row, col, channel).",
     "patch_no_transpose": "Patches flattened in the wrong order: a single reshape of (B, H, W, C) to (B, N, P*P*C) "
-                          "does not cut the image into patches (it mixes pixels of different patches). Split H and W "
-                          "into (H/P, P) and (W/P, P), bring the two grid axes together with a transpose "
-                          "-> (B, H/P, W/P, P, P, C), then reshape.",
-    "missing_bias": "The bias is missing from the output: y = x W + b.",
-    "dw_transposed": "dw has the shape of W transposed: dw = x^T dy, shape (D_in, D_out) like W.",
-    "patch_backward_wrong_order": "patchify_backward puts the gradient's numbers back into the wrong pixels (dx "
-                                  "holds exactly the numbers of dout, rearranged wrongly). Undo the forward's steps "
-                                  "in reverse order: dout.reshape(B, H/P, W/P, P, P, C) (the shape just before the "
-                                  "forward's last reshape), .transpose(0, 1, 3, 2, 4, 5), .reshape(B, H, W, C). If "
+                          "does not cut the image into patches - a reshape only relabels the memory order, so it mixes"
+                          " pixels of different patches. The grid axes and the within-patch axes have to be separated "
+                          "and regrouped first.",
+    "missing_bias": "The bias is missing from the output (see the equation in the docstring).",
+    "dw_transposed": "dw has the shape of w transposed: a parameter's gradient has the parameter's own shape, (D_in, "
+                     "D_out).",
+    "patch_backward_wrong_order": "patchify_backward puts the gradient's numbers back into the wrong pixels (dx holds "
+                                  "exactly the numbers of dout, rearranged wrongly). Each number must go back to the "
+                                  "pixel the forward took it from: undo the forward's steps in reverse order. If "
                                   "patchify_forward is flagged too, fix it first: the backward undoes its order.",
-    "patch_wrong_order": "The patches hold exactly the pixels of x, but in the wrong order. Check each step: "
-                         "split H and W as (H/P, P) and (W/P, P) - grid index first -, transpose to "
-                         "(B, H/P, W/P, P, P, C), then reshape to (B, N, P*P*C).",
-    "bias_grad_wrong_axis": "db is summed over the wrong axis: over D_out (one number per position) instead of "
-                            "over the positions. db = dy.reshape(-1, D_out).sum(axis=0), shape (D_out,).",
-    "bias_grad_summed_all": "db is a single number: it was summed over every axis, D_out included. db has the "
-                            "bias's shape (D_out,): sum over the leading axes only, "
-                            "db = dy.reshape(-1, D_out).sum(axis=0).",
-    "dx_w_not_transposed": "dx uses w where it needs w transposed: dx = dy @ w.T (dy is (..., D_out), w is "
-                           "(D_in, D_out)). With a square w it runs but gives the wrong numbers; otherwise the "
-                           "shapes do not line up.",
-    "linear_w_transposed": "The forward multiplies by w transposed: y = x @ w + b with w of shape (D_in, D_out), "
-                           "not x @ w.T.",
-    "dx_not_reshaped": "dx has the flattened shape (B*N, D_in): reshape it back to x's shape, "
-                       "(dy2 @ w.T).reshape(x.shape).",
+    "patch_wrong_order": "The patches hold exactly the pixels of x, but in the wrong order. Compare the order of your "
+                         "axes, step by step, with the docstring's: patch n is grid row n // (W/P), column n % (W/P), "
+                         "and inside a patch the pixels go row by row, channels last.",
+    "bias_grad_wrong_axis": "db is summed over the wrong axis: over D_out (one number per position) instead of over "
+                            "the positions. db has the bias's shape (D_out,).",
+    "bias_grad_summed_all": "db is a single number: it was summed over every axis, D_out included. db has the bias's "
+                            "shape (D_out,): one sum per output feature.",
+    "dx_w_not_transposed": "dx uses w where it needs w transposed (dy is (..., D_out), w is (D_in, D_out), dx must be "
+                           "(..., D_in)). With a square w it runs but gives the wrong numbers; otherwise the shapes do"
+                           " not line up.",
+    "linear_w_transposed": "The forward multiplies by w transposed: w has shape (D_in, D_out) (see the docstring).",
+    "dx_not_reshaped": "dx has the flattened shape (B*N, D_in): it must have x's shape.",
 })
 
 
@@ -129,7 +125,7 @@ def _linear_grads(fname, res, names):
     if isinstance(res, (tuple, list)) and len(res) == 3 and np.ndim(res[2]) == 0 and \
             isinstance(res[2], (float, int, np.number, np.ndarray)):
         _fail_with(f"{fname} returned db as a single number ({type(res[2]).__name__}), not an array of shape "
-                   "(D_out,).", "bias_grad_summed_all")
+                   "(D_out,).", "bias_grad_summed_all", at=fname)
     return _grads_tuple(fname, res, names)
 
 
@@ -137,8 +133,8 @@ def _explain_linear(args, dout, rc, ref, mine):
     """Each wrong gradient fitted onto its one reference term: scaled, or of the wrong sign."""
     x, w = rc
     x2, dy2 = x.reshape(-1, x.shape[-1]), dout.reshape(-1, dout.shape[-1])
-    terms = {"dx": ("dy w^T", (dy2 @ w.T).reshape(x.shape)), "dw": ("x^T dy", x2.T @ dy2),
-             "db": ("sum(dy)", dy2.sum(axis=0))}
+    terms = {"dx": ("the right dx", (dy2 @ w.T).reshape(x.shape)), "dw": ("the right dw", x2.T @ dy2),
+             "db": ("the right db", dy2.sum(axis=0))}
     text = []
     for name, (label, term) in terms.items():
         if np.shape(mine[name]) == term.shape and np.any(term):
@@ -166,12 +162,13 @@ class _LinearPair(PartsPair):
             got, ref, variant = {"out": out}, {"out": want}, {"out": x @ w.T + b}
         else:
             dy = _rng("linear-square-dy").standard_normal(want.shape)
-            got = dict(zip(self.grads, self.learner_grads(ns[self.bwd](dy.copy(), cache))))
+            got = dict(zip(self.grads, self.learner_grads(_call_backward(ns, self.bwd, dy, cache))))
             ref = dict(zip(self.grads, REF.linear_backward(dy, ref_cache)))
             variant = {**ref, "dx": dy @ w}
         if sure_mistakes(got, ref, [(key, variant)]) == [key]:
             _fail_with(f"{getattr(err, 'learner_description', err)} With a square w (4, 4) it runs, and "
-                       f"gives {'y = x @ w.T + b' if fwd_only else 'dx = dy @ w'}.", key)
+                       f"gives {'x times w transposed' if fwd_only else 'dx as dy times w, not transposed'}.", key,
+                       at=self.fwd if fwd_only else self.bwd)
         raise err
 
     def check_forward(self, ns):

@@ -10,17 +10,15 @@ MISTAKES.update({
     "cls_appended": "The class token goes first (position 0 of every sequence), not last.",
     "cls_overwrites": "The class token must be prepended as an extra token (the output has N+1 tokens), not "
                       "written over the first patch.",
-    "cls_dx_keeps_token": "dx must drop position 0, the class token's slot: dx = dout[:, 1:] (the input x had N "
-                          "tokens, not N+1).",
-    "cls_dx_wrong_slice": "dx takes the wrong N positions: the patches sit at positions 1..N, so dx = dout[:, 1:].",
+    "cls_dx_keeps_token": "dx must drop position 0, the class token's slot: the input x had N tokens, not N+1.",
+    "cls_dx_wrong_slice": "dx takes the wrong N positions: the patches sit at positions 1..N of the output.",
     "param_grad_shape": "The parameter's gradient must have the parameter's own shape (keepdims=True keeps the "
                         "leading axis of size 1).",
-    "cls_grad_all_tokens": "dcls sums the gradient of every position: the class token sits only at position 0 of "
-                           "each sequence, so dcls = dout[:, :1].sum(axis=0, keepdims=True); positions 1..N belong "
-                           "to the patches (dx).",
-    "pos_grad_summed_over_tokens": "dpos is summed over the tokens too: each position t has its own embedding "
-                                   "pos[0, t], shared only across the batch, so dpos = dout.sum(axis=0, "
-                                   "keepdims=True), shape (1, T, D).",
+    "cls_grad_all_tokens": "dcls collects the gradient of every position: the class token sits only at position 0 of "
+                           "each sequence; positions 1..N belong to the patches (dx).",
+    "pos_grad_summed_over_tokens": "dpos is summed over the tokens too: each position t has its own embedding pos[0, "
+                                   "t], shared only across the batch, so dpos keeps one row per position, shape (1, T,"
+                                   " D).",
 })
 
 
@@ -47,8 +45,8 @@ def _explain_tokens(param, term):
         want = term(dout)
         if np.shape(mine[param]) != want.shape or not np.any(want):
             return ""
-        coefs, resid = fit_terms(mine[param], {"sum over the batch": want})
-        return describe_fit(param, coefs, {"sum over the batch": 1.0}, resid)
+        coefs, resid = fit_terms(mine[param], {f"the right {param}": want})
+        return describe_fit(param, coefs, {f"the right {param}": 1.0}, resid)
     return explain
 
 
