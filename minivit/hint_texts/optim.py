@@ -28,14 +28,16 @@ base_lr down to min_lr, then min_lr.""",
         steps="""\
 step is 0-based. Warmup, step < warmup_steps: base_lr * (step + 1) / warmup_steps (the first step
 is not 0). After it: progress = (step - warmup_steps) / (total_steps - warmup_steps), in [0, 1]:
-clamp it at 1 past the end, and keep the denominator at least 1 (warmup_steps == total_steps).
+clamp it at 1 past the end; with no decay steps (warmup_steps == total_steps) it is 1 at once.
 lr = min_lr + 0.5 (base_lr - min_lr) (1 + cos(pi * progress)): base_lr at 0, min_lr at 1.""",
         formula="""\
 lr = base_lr (step + 1) / warmup_steps during warmup, else
-min_lr + 0.5 (base_lr - min_lr) (1 + cos(pi * min(1, (step - warmup_steps) / max(1, total_steps - warmup_steps)))).""",
+min_lr + 0.5 (base_lr - min_lr) (1 + cos(pi * progress)), progress = min(1, (step - warmup_steps) / (total_steps - warmup_steps))
+(progress = 1 when total_steps <= warmup_steps).""",
         given="step, total_steps, base_lr, warmup_steps, min_lr",
         code="""\
-progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+decay_steps = total_steps - warmup_steps
+progress = min(1.0, (step - warmup_steps) / decay_steps) if decay_steps > 0 else 1.0
 cosine = min_lr + 0.5 * (base_lr - min_lr) * (1 + math.cos(math.pi * progress))
 lr = base_lr * (step + 1) / warmup_steps if step < warmup_steps else cosine""",
         returns=("lr",)),

@@ -25,6 +25,7 @@ def adamw_update(w, g, m, v, t, lr, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0
 def warmup_cosine(step, total_steps, base_lr, warmup_steps=0, min_lr=0.0):
     if step < warmup_steps:
         return base_lr * (step + 1) / warmup_steps
-    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    decay_steps = total_steps - warmup_steps
+    progress = (step - warmup_steps) / decay_steps if decay_steps > 0 else 1.0
     progress = min(1.0, progress)
     return min_lr + 0.5 * (base_lr - min_lr) * (1 + math.cos(math.pi * progress))

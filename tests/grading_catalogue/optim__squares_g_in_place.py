@@ -28,6 +28,6 @@ def adamw_update(w, g, m, v, t, lr, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0
 def warmup_cosine(step, total_steps, base_lr, warmup_steps=0, min_lr=0.0):
     if warmup_steps > 0 and step < warmup_steps:
         return base_lr * (step + 1) / warmup_steps
-    decay_steps = max(1, total_steps - warmup_steps)
-    progress = np.clip((step - warmup_steps) / decay_steps, 0.0, 1.0)
+    decay_steps = total_steps - warmup_steps
+    progress = np.clip((step - warmup_steps) / decay_steps, 0.0, 1.0) if decay_steps > 0 else 1.0
     return min_lr + (base_lr - min_lr) * (np.cos(np.pi * progress) + 1) / 2

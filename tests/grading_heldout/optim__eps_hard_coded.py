@@ -28,6 +28,7 @@ def warmup_cosine(step, total_steps, base_lr, warmup_steps=0, min_lr=0.0):
     """Learning rate at step (0-based): linear warmup, then cosine decay to min_lr."""
     if step < warmup_steps:
         return base_lr * (step + 1) / warmup_steps
-    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    decay_steps = total_steps - warmup_steps
+    progress = (step - warmup_steps) / decay_steps if decay_steps > 0 else 1.0
     progress = min(1.0, progress)
     return min_lr + 0.5 * (base_lr - min_lr) * (1 + math.cos(math.pi * progress))

@@ -213,7 +213,7 @@ def _warmup_variant(kind):
             return base * (step + 1) / warm
         denominator = {"progress_total": total, "progress_total2": total, "end_minus": total - warm - 1,
                        "end_plus": total - warm + 1}.get(kind, total - warm)
-        progress = (step - (0 if kind == "progress_total" else warm)) / max(1, denominator)
+        progress = (step - (0 if kind == "progress_total" else warm)) / denominator if denominator > 0 else 1.0
         if kind != "no_clamp":
             progress = min(1.0, progress)
         lo = 0.0 if kind == "no_min" else min_lr
@@ -252,8 +252,9 @@ def _schedule_value(ns, c):
         got = ns["warmup_cosine"](*c)
     except ZeroDivisionError as e:
         raise Fail(f"warmup_cosine{c} (step, total_steps, base_lr, warmup_steps, min_lr) divides by zero "
-                   f"({e}). With warmup_steps=0 there is no warmup phase (step < 0 never holds); when "
-                   "warmup_steps == total_steps use max(1, total_steps - warmup_steps).")
+                   f"({e}). With warmup_steps=0 there is no warmup phase (step < 0 never holds); with "
+                   "warmup_steps == total_steps there are no decay steps: the schedule's end is reached when the warmup "
+                   "ends (the docstring says what the rate is then).")
     try:
         return float(got)
     except Exception:
