@@ -149,9 +149,7 @@ def serve(conn, topic, folder, output_path, jail=None):
             send(("import_error", f"the grader could not isolate your code ({type(e).__name__}: {e}); "
                                   "nothing was graded"))
             return
-    trap.active[0] = True
-    module, error = import_topic(topic, folder)
-    trap.active[0] = False
+    module, error = import_topic(topic, folder, guard=trap.armed)
     trap.take()
     if error:
         send(("import_error", error))
@@ -182,15 +180,12 @@ def serve(conn, topic, folder, output_path, jail=None):
         args = [caches.get(a.ident) if isinstance(a, wire.Handle) else a for a in args]
         before = [(p, a.copy()) for p, a in _array_slots(args, kwargs)]
         try:
-            trap.active[0] = True
-            with warnings.catch_warnings(), np.errstate(all="ignore"):
+            with warnings.catch_warnings(), np.errstate(all="ignore"), trap.armed():
                 warnings.simplefilter("ignore")
                 res = own[fname](*args, **kwargs)
         except BaseException as e:            # KeyboardInterrupt included: the parent decides
-            trap.active[0] = False
             send(("raise", _exception_info(e, folder), trap.take()))
             continue
-        trap.active[0] = False
         if fname.endswith("_forward") and type(res) in (tuple, list) and len(res) == 2:
             ident = len(caches) + 1
             caches[ident] = res[1]

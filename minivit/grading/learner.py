@@ -108,7 +108,7 @@ class LearnerProcess:
             self.kill()
             raise ChildDied(f"your code wrote to the grader's pipe in {doing} ({e}): the rest of the topic "
                             "was not graded; do not write to file descriptors you did not open") from None
-        where = "at import" if self.number == 0 else f"in {doing}"
+        where = "at import" if 0 in (self.number, number) else f"in {doing}"    # request 0: the import
         if pid != self.process.pid:
             self.kill()
             raise ChildDied(f"your code forked a process {where} (a second process answered the grader): "
@@ -171,7 +171,7 @@ class LearnerProcess:
 
 def _reached_message(fname, reached):
     what = reached[0]
-    if what.startswith("source file "):
+    if what.startswith("file "):
         return f"{fname} reads minivit's {what}, which holds the answer; write it yourself"
     via = "" if what == fname else " (through your code)"
     return f"{fname} calls minivit's own {what}{via}; write it yourself"

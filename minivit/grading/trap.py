@@ -8,8 +8,9 @@ Runs in the child process (``child.py``) *before* the learner's file is imported
   ``F.layernorm_forward``, an alias captured at import time, ``getattr`` on a module, another
   module of the package that calls it. The trap records the hit (``reached``) and raises.
 * an audit hook refuses to open the source or bytecode files of the modules that define those
-  functions, so a fresh copy cannot be loaded (``importlib.reload``, ``spec_from_file_location``,
-  ``inspect.getsource``).
+  functions (and of the fast paths, the hint texts and the grader), wherever on the machine a copy
+  of them is, so a fresh copy cannot be loaded (``importlib.reload``, ``spec_from_file_location``,
+  ``inspect.getsource``, ``exec(open(...).read())``).
 
 The functions of *other* topics stay as they are: a composite exercise keeps calling
 ``F.attention_forward``. The expected values never come from the child: the checks compute them in
@@ -18,6 +19,7 @@ reference X" re-runs (``swap``), which put them into the learner's module only o
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import sys
 import types
@@ -37,6 +39,16 @@ class ReferenceReached(RuntimeError):
 def _hit(name):
     reached.append(name)
     raise ReferenceReached(f"minivit's own {name} is not available while {name} is graded")
+
+
+@contextlib.contextmanager
+def armed():
+    """The audit hook refuses while this runs (the learner's code), not while the grader works."""
+    active[0] = True
+    try:
+        yield
+    finally:
+        active[0] = False
 
 
 def take():
@@ -71,21 +83,27 @@ def _minivit_modules():
 
 
 def _defining_files(functions):
-    """The source files of minivit (outside the grader) that define one of ``functions``."""
+    """The files of minivit that hold the answer: the modules (outside the grader) that define one of
+    ``functions``, the fast paths, the hint texts (level 3 is code) and the grader's own modules
+    (its detectors compute variants of the reference) -> their paths relative to the folder above
+    the package, e.g. ``minivit/layers/norm.py``, and their bytecode files."""
     import minivit
 
     root = Path(minivit.__file__).resolve().parent
     out = set()
     for path in root.rglob("*.py"):
-        if "grading" in path.relative_to(root).parts:
-            continue
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError:
-            continue
-        if any(f"def {f}(" in text for f in functions):
-            out.add(str(path))
-            out.add(importlib.util.cache_from_source(str(path)))
+        rel = path.relative_to(root)
+        if rel.parts[0] in ("grading", "hint_texts") or str(rel) in ("hints.py", "fast.py", "fused_ops.py"):
+            hit = True
+        else:
+            try:
+                text = path.read_text(encoding="utf-8")
+            except OSError:
+                continue
+            hit = any(f"def {f}(" in text for f in functions)
+        if hit:
+            for p in (path, Path(importlib.util.cache_from_source(str(path)))):
+                out.add(("minivit",) + p.relative_to(root).parts)
     return out
 
 
@@ -107,34 +125,30 @@ def arm(functions):
                 name = fn.__name__ if fn.__name__ in functions else attr if attr in functions else fn.__name__
                 fn.__code__ = _trap_code(name)
                 fn.__defaults__ = fn.__kwdefaults__ = None
-    blocked = _defining_files(functions) | _other_files()
-    sys.addaudithook(_refuse_opening(blocked, sorted(functions)))
+    sys.addaudithook(_refuse_opening(_defining_files(functions)))
     return originals
 
 
-def _other_files():
-    import minivit
+def _refuse_opening(blocked):
+    """An audit hook refusing to open or compile the files ``blocked`` (relative paths), wherever
+    they are: the installed package, or another copy of the repository on the same machine."""
+    by_name = {}
+    for rel in blocked:
+        by_name.setdefault(rel[-1], []).append(rel)
 
-    root = Path(minivit.__file__).resolve().parent
-    out = set()
-    for name in OTHER_IMPLEMENTATIONS:
-        path = root / (name.split(".")[-1] + ".py")
-        out |= {str(path), importlib.util.cache_from_source(str(path))}
-    return out
-
-
-def _refuse_opening(blocked, functions):
     def hook(event, args):
         if not active[0] or event not in ("open", "compile") or len(args) < 2:
             return
-        if isinstance(args[0] if event == "open" else args[1], str):
-            path = args[0] if event == "open" else args[1]
-            try:
-                resolved = str(Path(path).resolve())
-            except Exception:
-                return
-            if resolved in blocked:
-                reached.append(f"source file {Path(path).name}")
-                raise ReferenceReached(f"{Path(path).name} holds minivit's own {' / '.join(functions)}: "
-                                       "it cannot be read while they are graded")
+        path = args[0] if event == "open" else args[1]
+        if isinstance(path, bytes):
+            path = path.decode("utf-8", "replace")
+        if not isinstance(path, str) or Path(path).name not in by_name:
+            return
+        try:
+            parts = Path(path).resolve().parts
+        except Exception:
+            return
+        if any(parts[-len(rel):] == rel for rel in by_name[Path(path).name]):
+            reached.append(f"file {'/'.join(parts[-3:])}")
+            raise ReferenceReached(f"{Path(path).name} holds minivit's own code: it cannot be read while graded")
     return hook
