@@ -17,11 +17,12 @@ from pathlib import Path
 import pytest
 
 from minivit import __main__ as cli
-from minivit.grading import grade, sandbox
+from minivit.grading import grade
 from reference_solutions import write_reference
 
 ROOT = Path(__file__).resolve().parents[1]
-needs_root = pytest.mark.skipif(not sandbox.isolating(), reason="isolation needs root (CI and Gradescope run as root)")
+needs_root = pytest.mark.skipif(os.name != "posix" or os.geteuid() != 0,
+                                reason="isolation needs root (CI and Gradescope run as root)")
 
 STUB_LAYERNORM = """
 def layernorm_forward(x, gamma, beta, eps=1e-6):
@@ -130,6 +131,8 @@ def test_the_child_is_unprivileged_limited_and_alone(tmp_path):
 
 
 def test_without_root_the_grader_says_once_that_isolation_is_off(tmp_path, capsys, monkeypatch):
+    from minivit.grading import sandbox
+
     monkeypatch.setattr(sandbox, "isolating", lambda: False)
     write_reference(tmp_path, ["optim"])
     assert cli.main(["grade", "optim", "--path", str(tmp_path)]) == 0

@@ -86,15 +86,28 @@ def _code_names(code):
     return names
 
 
+def _names_reached(module, fn, seen=None):
+    """The global names ``fn``'s code uses, following the file's own helper functions (not the topic's)."""
+    seen = set() if seen is None else seen
+    names = set()
+    for n in _code_names(getattr(fn, "__code__", None) or compile("", "", "exec")):
+        helper = getattr(module, n, None)
+        names.add(n)
+        if n not in seen and isinstance(helper, types.FunctionType) and helper.__module__ == module.__name__:
+            seen.add(n)
+            names |= _names_reached(module, helper, seen)
+    return names
+
+
 def _references(module, functions, ref):
-    """{fname: the other topic functions its code names} (the ones a reference swap may help; not
-    those that already are minivit's, imported from minivit.layers)."""
-    own = {f for f in functions if getattr(module, f) is not getattr(ref, f, None)}
+    """{fname: the other topic functions its code names, directly or through the file's own helpers}
+    (the ones a reference swap may help)."""
+    own = set(functions)
     out = {}
     for f in functions:
-        code = getattr(getattr(module, f, None), "__code__", None)
-        if code is not None:
-            out[f] = sorted((_code_names(code) & own) - {f})
+        fn = getattr(module, f, None)
+        if getattr(fn, "__code__", None) is not None:
+            out[f] = sorted((_names_reached(module, fn, set(own)) & own) - {f})
     return out
 
 

@@ -9,7 +9,9 @@ the import and every call; when it passes, the child is killed and the topic rep
 
 When a check fails, it runs again with each other function of the topic that the checked code
 calls swapped for minivit's (``"passes with the reference gelu_forward: fix that first"``), so
-one bug costs points once.
+one bug costs points once. A consistency check counts only when the forward it rests on passes
+its value checks (``gate.py``). Run as root, the grading run has a ``sandbox.Jail``: each child
+runs as its user, and every process of that user is killed after each topic.
 """
 from __future__ import annotations
 
