@@ -6,7 +6,8 @@ Writes the reference code as source text into a temporary exercises folder
 (``tests/reference_solutions.write_reference``), grades each topic ``--runs`` times in this process
 (one child process per topic and run, as ``python -m minivit grade`` does) and prints the median
 seconds per topic, their sum, the points (they must be full marks) and the machine's CPU model.
-Compare two commits on the same machine, one after the other, with nothing else running.
+Compare two commits on the same machine with nothing else running; on a shared machine alternate
+them (``--runs 1`` each, several times) and compare the medians of the sums, since the load drifts.
 """
 from __future__ import annotations
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import builtins
 import multiprocessing
 import sys
-import time
 import types
 
 import numpy as np
