@@ -89,6 +89,10 @@ def test_a_detached_grandchild_is_killed_before_the_results_are_written(tmp_path
                     except OSError:
                         pass
             os._exit(0)
+        for _ in range(1000):                    # the import goes on once the grandchild runs
+            if os.path.exists({str(pidfile)!r}):
+                break
+            time.sleep(0.01)
     """) + STUB_LAYERNORM)
     results = tmp_path / "results" / "results.json"
     proc = _cli(tmp_path, results)
