@@ -15,7 +15,7 @@ from minivit.cli_types import (OUT_FOLDERS, Defaults, Parser, data_source, durat
                                nonnegative_int, positive_float, positive_int, resize_stages, step_count, steps_plan)
 from minivit.errors import exit_code, format_error
 from minivit.commands import (cmd_bench, cmd_eval, cmd_finetune, cmd_fused, cmd_grade, cmd_gradcheck,  # noqa: F401
-                              cmd_hint, cmd_info, cmd_inspect, cmd_pack, cmd_train)
+                              cmd_hint, cmd_info, cmd_inspect, cmd_pack, cmd_train, gradescope_file)
 
 
 def build_parser():
@@ -64,8 +64,9 @@ def build_parser():
     s.add_argument("--only", nargs="+", default=None, metavar="FUNCTION",
                    help="grade only the checks of these functions (e.g. grade mlp --only gelu_forward)")
     s.add_argument("--timeout", type=float, default=30.0, metavar="S",
-                   help="wall-clock limit per topic in seconds, the import of the file included (default 30)")
-    s.add_argument("--gradescope", default=None, metavar="FILE",
+                   help="wall-clock limit per topic in seconds, the import of the file included (default 30, "
+                        "at most 86400)")
+    s.add_argument("--gradescope", default=None, metavar="FILE", type=gradescope_file,
                    help="also write Gradescope's autograder results (results.json) to FILE")
     s.set_defaults(func=cmd_grade)
 

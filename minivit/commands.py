@@ -48,6 +48,32 @@ def cmd_pack(args):
     return 0
 
 
+def gradescope_file(s):
+    """``grade --gradescope FILE``: the results file's path; neither a folder nor below a file."""
+    import argparse
+    from pathlib import Path
+
+    p = Path(s)
+    if p.is_dir():
+        raise argparse.ArgumentTypeError(f"{s} is a folder; give the results file's path (e.g. {p / 'results.json'})")
+    for parent in p.parents:
+        if parent.exists() and not parent.is_dir():
+            raise argparse.ArgumentTypeError(f"cannot write {s}: {parent} is a file, not a folder")
+    return s
+
+
+def _write_gradescope(path, results):
+    """Write Gradescope's results to ``path``; an error names --gradescope."""
+    from minivit.errors import message
+    from minivit.grading import write_json
+
+    try:
+        write_json(path, results)
+    except OSError as e:
+        e.cli_message = f"--gradescope: could not write {path}: {message(e)}"
+        raise
+
+
 def cmd_grade(args):
     from minivit.grading import TOPICS, format_report, grade
 
@@ -56,18 +82,21 @@ def cmd_grade(args):
             print(f"{t.name:<10} {t.file:<24} {t.title}")
         return 0
     from minivit.errors import message
-    from minivit.grading import gradescope_results, write_json
+    from minivit.grading import gradescope_results
+    from minivit.grading.sandbox import NOTICE, isolating
 
+    if not isolating():
+        print(NOTICE, file=sys.stderr, flush=True)
     started = time.monotonic()
     try:
         report = grade(args.topics or None, path=args.path, functions=args.only, timeout=args.timeout, progress=True)
     except Exception as e:                    # Gradescope gets its results file even when the grading fails
         if args.gradescope:
-            write_json(args.gradescope, gradescope_results(error=message(e), seconds=time.monotonic() - started))
+            _write_gradescope(args.gradescope, gradescope_results(error=message(e), seconds=time.monotonic() - started))
         raise
-    if args.gradescope:
-        write_json(args.gradescope, gradescope_results(report, seconds=time.monotonic() - started))
-    print(json.dumps(report) if args.json else format_report(report, verbose=args.verbose))
+    print(json.dumps(report) if args.json else format_report(report, verbose=args.verbose), flush=True)
+    if args.gradescope:                       # after every process of the learner's code is gone
+        _write_gradescope(args.gradescope, gradescope_results(report, seconds=time.monotonic() - started))
     return 0                                  # whatever the score: grading is feedback, not a test
 
 

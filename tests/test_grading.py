@@ -10,7 +10,7 @@
   that fails, and the Trainer runs an epoch on (reference-filled) exercise functions
   (tests/test_train_exercises.py: a partial set of passing topics).
 
-The "solutions" are written into tmp folders as files that import minivit's own functions:
+The "solutions" are written into tmp folders as files that hold minivit's reference code as text:
 no solutions folder is committed.
 """
 import json
@@ -24,21 +24,22 @@ import pytest
 from minivit import __main__ as cli
 from minivit import grading, stubs
 from minivit.grading import TOPICS, TOPIC_BY_NAME, TOPIC_NAMES, grade
+from reference_solutions import render_solution
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAD = "import math\n\nimport numpy as np\n\n"
 
 
 def write_reference(folder, topic=None, code=""):
-    """An exercises folder whose files import minivit's reference functions; ``code`` is appended to
-    ``topic``'s file (to plant a mistake: a wrong definition replaces the imported one)."""
+    """An exercises folder of solved files (minivit's reference code typed in, as source text:
+    ``reference_solutions``); ``code`` is appended to ``topic``'s file (to plant a mistake: a wrong
+    definition replaces the typed-in one)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for t in TOPICS:
-        mod = "minivit.optim" if t.name == "optim" else "minivit.layers"
-        src = HEAD + f"from {mod} import {', '.join(t.functions)}  # noqa: F401\n"
+        src = render_solution(t.name)
         if t.name == topic:
-            src += "\n" + textwrap.dedent(code)
+            src += "\n\n" + HEAD + textwrap.dedent(code)
         (folder / t.file).write_text(src)
     return folder
 
@@ -116,7 +117,7 @@ def test_stubs_score_zero(stub_dir):
 
 def test_reference_scores_full_marks(reference_dir):
     report = grade(path=reference_dir)
-    assert report["total"] == report["max"] == sum(grading.max_points().values())
+    assert report["total"] == report["max"] == sum(grading.max_points().values()), grading.format_report(report)
     for name, t in report["topics"].items():
         assert t["points"] == t["max"], grading.format_topic(name, t)
 
@@ -241,13 +242,13 @@ PLANTED = {
             return dout.reshape(cache)
     """),
     "gelu_form_swapped": ("mlp", """
-        from minivit.layers import gelu_forward as _gelu
+        _gelu = gelu_forward
 
         def gelu_forward(x, approximate="tanh"):
             return _gelu(x, "tanh")                      # ignores approximate='none'
     """),
     "gelu_form_swapped/exact-for-tanh": ("mlp", """
-        from minivit.layers import gelu_forward as _gelu
+        _gelu = gelu_forward
 
         def gelu_forward(x, approximate="tanh"):
             return _gelu(x, "none" if approximate == "tanh" else "tanh")
@@ -258,7 +259,7 @@ PLANTED = {
             return dout * 0.5 * (1 + t)
     """),
     "label_smoothing_missing": ("loss", """
-        from minivit.layers import cross_entropy_forward as _ce
+        _ce = cross_entropy_forward
 
         def cross_entropy_forward(logits, labels, label_smoothing=0.0):
             return _ce(logits, labels, 0.0)
@@ -306,7 +307,7 @@ PLANTED = {
             w = w - lr * (m / (1 - b1 ** t) / (np.sqrt(v / (1 - b2 ** t)) + eps) + weight_decay * w)
     """),
     "warmup_off_by_one": ("optim", """
-        from minivit.optim import warmup_cosine as _schedule
+        _schedule = warmup_cosine
 
         def warmup_cosine(step, total_steps, base_lr, warmup_steps=0, min_lr=0.0):
             if step < warmup_steps:
@@ -365,7 +366,7 @@ PLANTED = {
             return A.swapaxes(-1, -2) @ v, (q, k, v, A, s)
     """),
     "missing_scale_backward": ("attention", """
-        from minivit.layers import attention_backward as _ab
+        _ab = attention_backward
         def attention_backward(dout, cache):
             q, k, v, A, s = cache
             return _ab(dout, (q, k, v, A, 1.0))
@@ -408,7 +409,7 @@ PLANTED = {
             return merge_heads(heads), (c1, c2, None, num_heads)
     """),
     "bias_grad_not_summed/mhsa": ("multihead", """
-        from minivit.layers import mhsa_backward as _mb
+        _mb = mhsa_backward
         def mhsa_backward(dout, cache):
             dx, dwq, dbq, dwo, dbo = _mb(dout, cache)
             return dx, dwq, dbq, dwo, dout.sum(axis=0)
@@ -420,12 +421,12 @@ PLANTED = {
             return dy * gamma * rstd, (dy * xhat).sum(axis=lead), dy.sum(axis=lead)
     """),
     "gamma_beta_swapped": ("layernorm", """
-        from minivit.layers import layernorm_forward as _ln
+        _ln = layernorm_forward
         def layernorm_forward(x, gamma, beta, eps=1e-6):
             return _ln(x, beta, gamma, eps)
     """),
     "bias_grad_not_summed/dbeta": ("layernorm", """
-        from minivit.layers import layernorm_backward as _lb
+        _lb = layernorm_backward
         def layernorm_backward(dy, cache):
             dx, dg, db = _lb(dy, cache)
             return dx, dg, dy.sum(axis=0)
@@ -442,13 +443,13 @@ PLANTED = {
             return out, (c1, None, c3)
     """),
     "loss_not_averaged": ("loss", """
-        from minivit.layers import cross_entropy_forward as _ce
+        _ce = cross_entropy_forward
         def cross_entropy_forward(logits, labels, label_smoothing=0.0):
             loss, cache = _ce(logits, labels, label_smoothing)
             return loss * logits.shape[0], cache
     """),
     "dloss_ignored": ("loss", """
-        from minivit.layers import cross_entropy_backward as _cb
+        _cb = cross_entropy_backward
         def cross_entropy_backward(cache, dloss=1.0):
             return _cb(cache)
     """),
@@ -491,7 +492,7 @@ PLANTED = {
             return m, None
     """),
     "args_not_passed": ("block", """
-        from minivit.layers import encoder_block_forward as _bf
+        _bf = encoder_block_forward
         def encoder_block_forward(x, p, num_heads, eps=1e-6, approximate="tanh", dropout=0.0, drop_path=0.0,
                                   rng=None, train=False):
             return _bf(x, p, num_heads, 1e-6, "tanh", dropout, drop_path, rng, train)
@@ -502,13 +503,13 @@ PLANTED = {
             return np.concatenate([x, np.broadcast_to(cls, (B, 1, D))], axis=1), None
     """),
     "grads_wrong_order": ("patch", """
-        from minivit.layers import linear_backward as _lb
+        _lb = linear_backward
         def linear_backward(dy, cache):
             dx, dw, db = _lb(dy, cache)
             return dx, db, dw
     """),
     "dw_transposed": ("patch", """
-        from minivit.layers import linear_backward as _lb
+        _lb = linear_backward
         def linear_backward(dy, cache):
             dx, dw, db = _lb(dy, cache)
             return dx, dw.T, db

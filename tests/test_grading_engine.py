@@ -24,23 +24,19 @@ from minivit import __main__ as cli
 from minivit import grading, layers
 from minivit.grading import TOPICS, grade
 from minivit.grading.detect import is_sure, sure_mistake
+from reference_solutions import write_reference
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def exercises(folder, topic=None, code="", only=False):
-    """An exercises folder whose files import minivit's functions, ``code`` appended to ``topic``'s
-    file; with ``only`` just that topic's file."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    for t in TOPICS:
-        if only and t.name != topic:
-            continue
-        mod = "minivit.optim" if t.name == "optim" else "minivit.layers"
-        src = f"import numpy as np\n\nfrom {mod} import {', '.join(t.functions)}  # noqa: F401\n"
-        if t.name == topic:
-            src += "\n" + textwrap.dedent(code)
-        (folder / t.file).write_text(src)
+    """An exercises folder of solved files (the reference code typed in: ``write_reference``),
+    ``code`` appended to ``topic``'s file; with ``only`` just that topic's file."""
+    folder = write_reference(folder, [topic] if only else None)
+    if topic is not None:
+        t = grading.TOPIC_BY_NAME[topic]
+        (folder / t.file).write_text((folder / t.file).read_text() + "\n\nimport numpy as np\n"
+                                     + textwrap.dedent(code))
     return folder
 
 
@@ -122,7 +118,7 @@ PRINTING = """
     print("hello from the import")
     os.write(2, b"fd two at import\\n")
 
-    from minivit.layers import softmax_forward as _sf
+    _sf = softmax_forward                  # the file's own (typed-in) softmax
 
     def softmax_forward(x, axis=-1):
         print("in softmax_forward")
@@ -208,7 +204,7 @@ def test_only_plain_data_comes_back_from_the_child(tmp_path):
 
 def test_a_result_that_is_not_plain_data_is_named_with_its_input(tmp_path):
     d = exercises(tmp_path, "patch", """
-        from minivit.layers import linear_backward as _lb
+        _lb = linear_backward
 
         def linear_backward(dy, cache):
             dx, dw, db = _lb(dy, cache)
@@ -223,7 +219,7 @@ def test_a_result_that_is_not_plain_data_is_named_with_its_input(tmp_path):
 def test_any_cache_stays_in_the_child(tmp_path):
     """The cache may hold anything (here a closure): it never leaves the child."""
     d = exercises(tmp_path, "layernorm", """
-        from minivit.layers import layernorm_forward as _lf, layernorm_backward as _lb
+        _lf, _lb = layernorm_forward, layernorm_backward
 
         def layernorm_forward(x, gamma, beta, eps=1e-6):
             out, cache = _lf(x, gamma, beta, eps)
@@ -239,7 +235,7 @@ def test_any_cache_stays_in_the_child(tmp_path):
 # ============================================================================ fairness
 def test_a_list_for_the_pair_keeps_full_marks(tmp_path):
     d = exercises(tmp_path, "layernorm", """
-        from minivit.layers import layernorm_forward as _lf
+        _lf = layernorm_forward
 
         def layernorm_forward(x, gamma, beta, eps=1e-6):
             return list(_lf(x, gamma, beta, eps))
@@ -250,7 +246,7 @@ def test_a_list_for_the_pair_keeps_full_marks(tmp_path):
 
 def test_state_kept_outside_the_cache_is_named(tmp_path):
     d = exercises(tmp_path, "layernorm", """
-        from minivit.layers import layernorm_forward as _lf, layernorm_backward as _lb
+        _lf, _lb = layernorm_forward, layernorm_backward
         _LAST = {}
 
         def layernorm_forward(x, gamma, beta, eps=1e-6):

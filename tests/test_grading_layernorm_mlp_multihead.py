@@ -49,13 +49,16 @@ def _grade_edited(tmp_path, topic, case, edits):
 def test_mhsa_fd_check_accepts_a_consistent_pair_whose_key_bias_matters(tmp_path):
     """q/k/v read as (B, T, h, 3, d) in the forward and written back the same way in the backward:
     the key bias is no longer the key's, its gradient is not zero, and the backward is still the
-    exact gradient of this forward. Only the forward check may fail (the old check said "the forward
-    and the backward do not describe the same function")."""
+    exact gradient of this forward. The finite-difference check passes (the old check said "the forward
+    and the backward do not describe the same function"), but counts only once the forward is right
+    (issue 22: no points without the maths), and says so."""
     t = _grade_edited(tmp_path, "multihead", "multihead__qkv_heads_first.py",
                       [(".transpose(1, 3, 0, 2, 4).reshape(B, T, 3 * D)", ".transpose(1, 3, 2, 0, 4).reshape(B, T, 3 * D)")])
     assert _check(t, "mhsa_forward: matches")["mistake"] == "qkv_layout"
     fd = _check(t, "mhsa_backward: agrees with finite differences")
-    assert fd["status"] == "ok", fd["feedback"]
+    assert fd["feedback"].startswith("not scored yet: this check compares mhsa_backward with your own "
+                                     "mhsa_forward"), fd["feedback"]
+    assert "do not describe the same function" not in fd["feedback"] and fd["points"] == 0
 
 
 def test_a_gelu_bug_is_charged_to_gelu_only(tmp_path):

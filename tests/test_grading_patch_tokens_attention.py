@@ -5,8 +5,8 @@ import numpy as np
 
 from minivit.grading import grade
 from minivit.grading.topics.parts import describe_fit, fit_terms
+from reference_solutions import render_solution
 
-HEAD = "import math\n\nimport numpy as np\n\nfrom minivit.layers import {names}  # noqa: F401\n\n"
 
 
 def _terms():
@@ -35,7 +35,9 @@ def test_fit_says_nothing_when_it_does_not_explain_the_result():
 
 
 def _grade(tmp_path, topic, file, names, code):
-    (tmp_path / file).write_text(HEAD.format(names=names) + code)
+    """Grade ``topic``'s file: minivit's reference code typed in (``render_solution``; ``names``: the
+    functions kept from it), then ``code``, which replaces the others."""
+    (tmp_path / file).write_text(render_solution(topic) + "\n\n" + code)
     return grade([topic], path=tmp_path)["topics"][topic]
 
 

@@ -175,9 +175,10 @@ def test_level_is_checked_in_python():
 
 def test_a_failed_check_ends_with_the_hint_command(tmp_path):
     from minivit.grading import grade
+    from reference_solutions import write_reference
 
-    (tmp_path / "ex05_layernorm.py").write_text(
-        "from minivit.layers import layernorm_forward\n\n"
+    f = write_reference(tmp_path, ["layernorm"]) / "ex05_layernorm.py"     # the typed-in reference forward
+    f.write_text(f.read_text() + "\n\n"
         "def layernorm_backward(dy, cache):\n"
         "    xhat, rstd, gamma = cache\n"
         "    return dy * gamma * rstd, (dy * xhat).sum(axis=(0, 1)), dy.sum(axis=(0, 1))\n")

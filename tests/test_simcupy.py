@@ -256,14 +256,15 @@ def test_fast_impl_gradcheck_and_bench_run_on_the_simulation(tmp_path):
 
 
 def test_impl_exercises_trains_on_the_simulation(tmp_path):
-    """--impl exercises: a learner's topic (here the loss, minivit's functions re-exported) on the device."""
+    """--impl exercises: a learner's topic (here the loss, minivit's reference code typed in) on the device."""
     from minivit import stubs
-    from minivit.grading import TOPIC_BY_NAME, exercises_impl
+    from minivit.grading import exercises_impl
+    from reference_solutions import write_reference
 
     stubs.write_stubs(tmp_path / "ex")
-    loss = TOPIC_BY_NAME["loss"]
-    (tmp_path / "ex" / loss.file).write_text(f"from minivit.layers import {', '.join(loss.functions)}  # noqa\n")
+    write_reference(tmp_path / "ex", ["loss"])
     impl = exercises_impl(tmp_path / "ex", progress=False)
+    assert impl.yours == ["loss"]
     t = Trainer(tiny_cfg(epochs=1), tmp_path / "run", device="sim", dataset_obj=synthetic(), progress=False,
                 impl=impl)
     assert t.fit() and t.history[0]["train_loss"] > 0

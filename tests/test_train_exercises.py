@@ -5,7 +5,7 @@ minivit's code, whole topics at a time. Which topics run whose code is printed, 
 config.json (and its checkpoints), and ``--resume`` refuses a run whose set changed.
 
 The exercises folder here: patch, tokens, layernorm and optim are the learner's (wrappers around
-minivit's functions that count their calls), attention and the rest are untouched stubs, and the
+minivit's reference code, typed in, that count their calls), attention and the rest are untouched stubs, and the
 MLP runs but is wrong (the exact GELU where the tanh form is asked for: the old gate, which only
 ran each function once, accepted it).
 """
@@ -23,27 +23,32 @@ from minivit.data import synthetic_cifar
 from minivit.datapack import pack
 from minivit.grading import TOPIC_BY_NAME, exercises_impl
 from minivit.train import RECIPES, TrainConfig, Trainer
+from reference_solutions import render_solution
 
 YOURS = ["patch", "tokens", "layernorm", "optim"]
 
 
-def _counting_file(topic, module):
-    """A topic file whose functions are minivit's, behind wrappers that count their calls."""
+def _counting_file(topic):
+    """A topic file holding minivit's reference code typed in (``render_solution``), its functions
+    renamed ``_ref_<name>`` and called behind wrappers that count their calls."""
     fns = TOPIC_BY_NAME[topic].functions
-    src = f"import {module} as _ref\n\nCALLS = {{}}\n\n"
+    src = render_solution(topic)
+    for f in fns:
+        src = src.replace(f"def {f}(", f"def _ref_{f}(")
+    src += "\n\nCALLS = {}\n\n"
     for f in fns:
         src += textwrap.dedent(f"""
             def {f}(*args, **kwargs):
                 CALLS["{f}"] = CALLS.get("{f}", 0) + 1
-                return _ref.{f}(*args, **kwargs)
+                return _ref_{f}(*args, **kwargs)
             """)
     return src
 
 
-WRONG_MLP = _counting_file("mlp", "minivit.layers") + textwrap.dedent("""
+WRONG_MLP = _counting_file("mlp") + textwrap.dedent("""
     def gelu_forward(x, approximate="tanh"):
         CALLS["gelu_forward"] = CALLS.get("gelu_forward", 0) + 1
-        return _ref.gelu_forward(x, "none")             # always the exact form: runs, but wrong
+        return _ref_gelu_forward(x, "none")             # always the exact form: runs, but wrong
     """)
 
 
@@ -51,8 +56,7 @@ def write_partial(folder):
     folder = Path(folder)
     stubs.write_stubs(folder)
     for t in YOURS:
-        (folder / TOPIC_BY_NAME[t].file).write_text(
-            _counting_file(t, "minivit.optim" if t == "optim" else "minivit.layers"))
+        (folder / TOPIC_BY_NAME[t].file).write_text(_counting_file(t))
     (folder / TOPIC_BY_NAME["mlp"].file).write_text(WRONG_MLP)
     return folder
 
@@ -86,7 +90,7 @@ def test_the_passing_topics_are_chosen_whole(impl):
     assert impl.points["mlp"][0] < impl.points["mlp"][1]        # wrong code that runs does not pass
     text = impl.describe()
     assert "your code for: patch, tokens, layernorm, optim" in text
-    assert "mlp 7/13" in text and "attention 0/14" in text
+    assert "mlp 6/13" in text and "attention 0/14" in text       # gelu wrong: its finite-difference check does not count
 
 
 def test_training_runs_the_passing_topics_and_records_them(impl, tmp_path, capsys):

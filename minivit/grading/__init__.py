@@ -15,15 +15,22 @@ syntax error in one topic does not stop the others), then runs a battery of chec
 Each check is worth a fixed number of points, all or nothing. When a check fails, the grader
 compares the learner's result with known wrong variants computed here ("mistake detectors": the
 attention without 1/sqrt(d), softmax over the wrong axis, unbiased variance...) and names the
-mistake that matches. While grading, ``minivit.ops.F`` holds minivit's reference functions, so
-a composite exercise (multi-head attention, the MLP, the block) that calls ``F.attention_forward``
-is graded on its own, whatever the state of the learner's attention exercise.
+mistake that matches. While grading, ``minivit.ops.F`` holds minivit's reference functions of the
+*other* topics, so a composite exercise (multi-head attention, the MLP, the block) that calls
+``F.attention_forward`` is graded on its own, whatever the state of the learner's attention exercise.
 
-Layout: ``engine.py`` (loading the learner's files, limits, scoring: ``grade``), ``report.py``
-(text report), ``common.py`` (tolerances, ``MISTAKES``, ``Fail``/``Check``, comparisons),
-``pair.py`` (a forward/backward pair's standard checks), ``implemented.py`` (training with the
-learner's functions) and ``topics/<name>.py``, one per topic: its checks, wrong variants and
-mistake messages.
+A grade is evidence of the work: while a topic is graded, minivit's own implementations of its
+functions are out of the learner's reach (``trap.py``: a function that reaches one scores 0); a
+consistency check (finite differences of the learner's own forward) counts only when that forward
+passes its value checks (``gate.py``), so a do-nothing submission scores 0; run as root, each
+topic's child runs as an unprivileged user with hard limits and nothing of it outlives the topic
+(``sandbox.py``); its messages are framed and checked (``wire.py``).
+
+Layout: ``engine.py`` (loading the learner's files, limits, scoring: ``grade``), ``learner.py`` and
+``child.py`` (the child process, both sides), ``report.py`` (text report), ``common.py``
+(tolerances, ``MISTAKES``, ``Fail``/``Check``, comparisons), ``pair.py`` (a forward/backward pair's
+standard checks), ``implemented.py`` (training with the learner's functions) and
+``topics/<name>.py``, one per topic: its checks, wrong variants and mistake messages.
 
 API: :func:`load_exercises`, :func:`grade`, :func:`format_report`, :func:`exercises_impl`.
 """

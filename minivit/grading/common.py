@@ -66,6 +66,7 @@ class Check:
     points: int
     run: object               # run(ns) -> None, raises Fail; ns[fname](*args) calls the learner's function
     function: str = ""        # the function it grades (`grade --only`); default: the last of `functions`
+    needs: tuple = ()         # a consistency check: counts only when these functions pass their value checks (gate.py)
 
     def __post_init__(self):
         self.function = self.function or self.functions[-1]

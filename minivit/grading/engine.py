@@ -9,7 +9,9 @@ the import and every call; when it passes, the child is killed and the topic rep
 
 When a check fails, it runs again with each other function of the topic that the checked code
 calls swapped for minivit's (``"passes with the reference gelu_forward: fix that first"``), so
-one bug costs points once.
+one bug costs points once. A consistency check counts only when the forward it rests on passes
+its value checks (``gate.py``). Run as root, the grading run has a ``sandbox.Jail``: each child
+runs as its user, and every process of that user is killed after each topic.
 """
 from __future__ import annotations
 
@@ -23,14 +25,18 @@ from pathlib import Path
 
 import numpy as np
 
+from minivit.grading import sandbox
+from minivit.grading.child import OUTPUT_LIMIT_BYTES
 from minivit.grading.common import MISTAKES, TOPIC_TIMEOUT_S, Fail
-from minivit.grading.learner import ChildDied, LearnerFunctions, LearnerProcess, TimedOut
+from minivit.grading.gate import apply_gates, needs
+from minivit.grading.learner import ChildDied, LearnerFunctions, LearnerProcess, ReferenceUsed, TimedOut
 from minivit.grading.loading import default_path, describe_exception
 from minivit.grading.report import with_hint
 from minivit.grading.topics import TOPIC_BY_NAME, TOPIC_NAMES, TOPICS, topic_checks
 
 SCHEMA_VERSION = 2
 OUTPUT_CHARS = 4000                # the learner's captured output kept per topic in the report
+MAX_TIMEOUT_S = 86400.0            # the longest time limit per topic (`grade --timeout`): a day
 
 
 def select(topics=None, functions=None):
@@ -76,6 +82,8 @@ def _run_check(check, ns, folder, file):
             check.run(ns)
     except Fail as e:
         return "fail", 0, str(e), e.mistake
+    except ReferenceUsed as e:
+        return "fail", 0, str(e), None
     except TimedOut as e:
         return "timeout", 0, f"{e} (an endless loop?)", None
     except ChildDied as e:
@@ -148,28 +156,40 @@ def _read_output(path):
         text = Path(path).read_text(encoding="utf-8", errors="replace")
     except OSError:
         return ""
+    if len(text.encode("utf-8", "replace")) >= OUTPUT_LIMIT_BYTES:
+        mb = OUTPUT_LIMIT_BYTES / 2 ** 20
+        note = (f"[your code wrote {mb:g} MB of output or more: the limit is {mb:g} MB (the rest was dropped); "
+                "remove the prints]\n")
+        return note + text[:OUTPUT_CHARS] + f"\n... ({len(text) - OUTPUT_CHARS} more characters)"
     if len(text) > OUTPUT_CHARS:
         text = text[:OUTPUT_CHARS] + f"\n... ({len(text) - OUTPUT_CHARS} more characters)"
     return text
 
 
-def grade_topic(topic, folder, functions=None, checks=None, timeout=TOPIC_TIMEOUT_S):
-    """Grade one topic in its own child process -> the topic's report entry (see ``grade``)."""
+def grade_topic(topic, folder, functions=None, checks=None, timeout=TOPIC_TIMEOUT_S, jail=None):
+    """Grade one topic in its own child process -> the topic's report entry (see ``grade``).
+    jail: a ``sandbox.Jail`` (the grader runs as root): the child reads ``jail.folder``'s copy of
+    the file, as the jail's user, and every process it started is killed before this returns."""
     start = time.monotonic()
+    listed = topic_check_list(topic.name)
     chosen = topic_check_list(topic.name, functions, checks)
+    extra = [c for c in listed if c not in chosen and not needs(c) and any(c.function in needs(x) for x in chosen)]
     fd, out_path = tempfile.mkstemp(prefix=f"minivit-grade-{topic.name}-", suffix=".txt")
     os.close(fd)
-    process = LearnerProcess(topic, folder, start + timeout, timeout, out_path)
+    process = LearnerProcess(topic, jail.folder if jail else folder, start + timeout, timeout, out_path, jail)
     rows, error, stop_reason = [], None, None
     try:
         try:
-            error = process.start()
+            if not (Path(folder) / topic.file).is_file():
+                error = f"{Path(folder) / topic.file} not found"
+            else:
+                error = process.start()
         except TimedOut as e:
             error = stop_reason = str(e)
         except ChildDied as e:
             error = str(e)
         ns = LearnerFunctions(process)
-        for c in chosen:
+        for c in chosen + extra:
             if error or stop_reason:
                 status = "timeout" if stop_reason else "error"
                 result, caused_by = (status, 0, stop_reason or error, None), None
@@ -179,14 +199,17 @@ def grade_topic(topic, folder, functions=None, checks=None, timeout=TOPIC_TIMEOU
                     stop_reason = f"not run: {result[2]}"
                 elif result[0] in ("fail", "error", "todo") and process.alive:
                     result, caused_by = _charge_once(c, process, ns, folder, topic.file, result)
-                error, stop_reason = _ready_for_next(process, error, stop_reason, c is chosen[-1])
+                error, stop_reason = _ready_for_next(process, error, stop_reason, c is (chosen + extra)[-1])
             status, points, feedback, mistake = result
             rows.append(dict(name=c.name, function=c.function, points=points, max=c.points, status=status,
                              feedback=with_hint(feedback, status, c.function), mistake=mistake, caused_by=caused_by))
     finally:
         process.stop()
+        if jail is not None:
+            jail.clean()
         output = _read_output(out_path)
         os.unlink(out_path)
+    rows = apply_gates(chosen + extra, rows)[:len(chosen)]
     return dict(title=topic.title, file=topic.file, points=sum(r["points"] for r in rows),
                 max=sum(r["max"] for r in rows), error=error, seconds=round(time.monotonic() - start, 3),
                 output=output, checks=rows)
@@ -208,20 +231,31 @@ def grade(topics=None, path=None, functions=None, checks=None, timeout=TOPIC_TIM
         e = FileNotFoundError(errno.ENOENT, "no exercises folder", str(path))
         e.cli_message = f"no exercises folder at {path} (pass --path DIR, or run from the repository root)"
         raise e
-    if not timeout > 0:
-        raise ValueError(f"the time limit must be a positive number of seconds, got {timeout}")
+    if not 0 < timeout <= MAX_TIMEOUT_S:
+        raise ValueError(f"the time limit must be a positive number of seconds, at most {MAX_TIMEOUT_S:g} "
+                         f"(a day), got {timeout:g}")
     report = {"schema_version": SCHEMA_VERSION, "path": str(path), "topics": {}, "total": 0, "max": 0}
-    for t in chosen:
-        entry = grade_topic(t, path, functions, checks, timeout)
-        report["topics"][t.name] = entry
-        report["total"] += entry["points"]
-        report["max"] += entry["max"]
-        if progress:
-            late = [r for r in entry["checks"] if r["status"] == "timeout"]
-            note = f"  - {late[0]['feedback']}" if late else ""
-            print(f"graded {t.name:<10} {entry['points']:>3}/{entry['max']:<3} in {entry['seconds']:.1f} s{note}",
-                  file=sys.stderr, flush=True)
+    jail = sandbox.Jail.open(path, [t.file for t in chosen]) if sandbox.isolating() else None
+    try:
+        for t in chosen:
+            _grade_one(report, t, path, functions, checks, timeout, jail, progress)
+    finally:
+        if jail is not None:
+            jail.close()
     return report
+
+
+def _grade_one(report, t, path, functions, checks, timeout, jail, progress):
+    """Grade topic ``t`` into ``report`` (its entry, the totals); a line on stderr with ``progress``."""
+    entry = grade_topic(t, path, functions, checks, timeout, jail)
+    report["topics"][t.name] = entry
+    report["total"] += entry["points"]
+    report["max"] += entry["max"]
+    if progress:
+        late = [r for r in entry["checks"] if r["status"] == "timeout"]
+        note = f"  - {late[0]['feedback']}" if late else ""
+        print(f"graded {t.name:<10} {entry['points']:>3}/{entry['max']:<3} in {entry['seconds']:.1f} s{note}",
+              file=sys.stderr, flush=True)
 
 
 def max_points(topics=None):

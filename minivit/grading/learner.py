@@ -12,7 +12,6 @@ from __future__ import annotations
 import builtins
 import multiprocessing
 import sys
-import time
 import types
 
 import numpy as np
@@ -30,6 +29,11 @@ class TimedOut(BaseException):
 
 class ChildDied(BaseException):
     """The child process ended without answering (os._exit, a crash, killed from outside)."""
+
+
+class ReferenceUsed(BaseException):
+    """The learner's function reached minivit's own implementation of a function of its topic
+    (``trap.py``). A BaseException: the checks' ``except Exception`` lets it through."""
 
 
 class LearnerException(Exception):
@@ -55,19 +59,21 @@ def _rebuild(info):
 class LearnerProcess:
     """One child process running one topic's file; every call waits at most until ``deadline``."""
 
-    def __init__(self, topic, folder, deadline, limit, output_path):
+    def __init__(self, topic, folder, deadline, limit, output_path, jail=None):
         self.topic, self.folder, self.deadline, self.limit = topic, folder, deadline, limit
-        self.output_path = str(output_path)
-        self.process = self.conn = None
-        self.functions, self.refs = (), {}
+        self.output_path, self.jail = str(output_path), jail
+        self.process = self.conn = self.reader = None
+        self.functions, self.refs, self.number = (), {}, 0
 
     def start(self):
         """Spawn the child and import the file -> None, or the import's error message."""
         ctx = multiprocessing.get_context("spawn")
         self.conn, theirs = ctx.Pipe()
         topic = (self.topic.name, self.topic.file, tuple(self.topic.functions))
+        self.reader, self.number = wire.FrameReader(self.conn.fileno()), 0
+        jail = self.jail.child_args(self.limit) if self.jail is not None else None
         self.process = ctx.Process(target=child.serve, daemon=True,
-                                   args=(theirs, topic, str(self.folder), self.output_path))
+                                   args=(theirs, topic, str(self.folder), self.output_path, jail))
         main = sys.modules.get("__main__")
         sys.modules["__main__"] = types.ModuleType("__main__")     # the child must not re-run the caller's
         try:                                                        # script (spawn does, without this)
@@ -87,23 +93,37 @@ class LearnerProcess:
         return self.process is not None and self.process.is_alive()
 
     def _receive(self, doing):
-        remaining = self.deadline - time.monotonic()
-        if remaining <= 0 or not self.conn.poll(remaining):
-            self.kill()
-            raise TimedOut(self.limit, doing)
         try:
-            return wire.loads(self.conn.recv_bytes())
+            pid, number, msg = self.reader.read(self.deadline)
+        except TimeoutError:
+            self.kill()
+            raise TimedOut(self.limit, doing) from None
         except (EOFError, OSError):
             self.process.join(1)
             code = self.process.exitcode
             self.kill()
             raise ChildDied(f"your code ended the grading process (exit code {code}) in {doing}") from None
+        except wire.ProtocolError as e:
+            self.kill()
+            raise ChildDied(f"your code wrote to the grader's pipe in {doing} ({e}): the rest of the topic "
+                            "was not graded; do not write to file descriptors you did not open") from None
+        where = "at import" if 0 in (self.number, number) else f"in {doing}"    # request 0: the import
+        if pid != self.process.pid:
+            self.kill()
+            raise ChildDied(f"your code forked a process {where} (a second process answered the grader): "
+                            "the rest of the topic was not graded; remove the os.fork()") from None
+        if number != self.number:
+            self.kill()
+            raise ChildDied(f"an answer out of step came from your process {where}: the rest of the topic was "
+                            "not graded (does your code fork or write to the grader's pipe?)") from None
+        return msg
 
     def request(self, *req, doing):
         if not self.alive:
             raise ChildDied(f"the grading process is not running (it ended earlier); {doing} was not run")
+        self.number += 1
         try:
-            self.conn.send(req)
+            self.conn.send((self.number, *req))
         except (OSError, ValueError):
             self.kill()
             raise ChildDied(f"your code ended the grading process before {doing}") from None
@@ -111,9 +131,15 @@ class LearnerProcess:
 
     def call(self, fname, args, kwargs):
         msg = self.request("call", fname, list(args), dict(kwargs), doing=fname)
+        if type(msg) is not tuple or msg[0] not in ("raise", "ok") or len(msg) != (3 if msg[0] == "raise" else 4):
+            self.kill()
+            raise ChildDied(f"an answer of the wrong form came from your process in {fname}")
+        reached = msg[-1]
+        if reached:
+            raise ReferenceUsed(_reached_message(fname, reached))
         if msg[0] == "raise":
             raise _rebuild(msg[1])
-        _, result, changed = msg
+        _, result, changed, _ = msg
         for path, value in changed:                 # in-place changes show in the caller's arrays too
             _write_back(args, kwargs, path, value)
         return result
@@ -128,7 +154,7 @@ class LearnerProcess:
     def stop(self):
         if self.alive:
             try:
-                self.conn.send(("stop",))
+                self.conn.send((0, "stop"))
             except (OSError, ValueError):
                 pass
             self.process.join(2)
@@ -140,6 +166,14 @@ class LearnerProcess:
             self.process.join(5)
         if self.conn is not None:
             self.conn.close()
+
+
+def _reached_message(fname, reached):
+    what = reached[0]
+    if what.startswith("file "):
+        return f"{fname} reads minivit's {what}, which holds the answer; write it yourself"
+    via = "" if what == fname else " (through your code)"
+    return f"{fname} calls minivit's own {what}{via}; write it yourself"
 
 
 def _write_back(args, kwargs, path, value):

@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import sys
@@ -52,9 +53,10 @@ def describe_exception(e, folder):
     return f"{type(e).__name__}{': ' + msg if msg else ''}{_where(traceback.extract_tb(e.__traceback__), folder)}"
 
 
-def import_topic(t, path):
+def import_topic(t, path, guard=None):
     """Import topic ``t``'s file (``t.name``, ``t.file``) from folder ``path`` -> (module, None), or
-    (None, error message). Loads no grading code: the child process calls it."""
+    (None, error message). Loads no grading code: the child process calls it. guard: a context
+    manager factory around the file's own code only (the child's ``trap.armed``)."""
     file = Path(path) / t.file
     if not file.is_file():
         return None, f"{file} not found"
@@ -63,7 +65,7 @@ def import_topic(t, path):
     saved = sys.dont_write_bytecode
     sys.dont_write_bytecode = True        # no __pycache__ next to the learner's files, never a stale one
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), (guard or contextlib.nullcontext)():
             warnings.simplefilter("ignore")
             spec.loader.exec_module(module)
     except KeyboardInterrupt:

@@ -89,7 +89,7 @@ class Pair:
                   (self.fwd, self.bwd), 2, self.check_backward),
             Check(f"{self.fwd} / {self.bwd}: float32 in, float32 out", (self.fwd, self.bwd), 1, self.check_float32),
             Check(f"{self.bwd}: agrees with finite differences of your {self.fwd}", (self.fwd, self.bwd), 1,
-                  self.check_fd),
+                  self.check_fd, needs=(self.fwd,)),
         ]
 
     def _call(self, args):

@@ -1,7 +1,9 @@
 """The grading report as text (``format_report``) and as Gradescope's results (``gradescope_results``);
 ``grade`` returns it as a dict (``grade --json``, documented in exercises/README.md)."""
+import contextlib
 import json
 import os
+import tempfile
 from pathlib import Path
 
 
@@ -89,9 +91,18 @@ def gradescope_results(report=None, error=None, seconds=0.0):
 
 
 def write_json(path, obj):
-    """Write ``obj`` as JSON to ``path`` (its folder created), through a temporary file and a rename."""
+    """Write ``obj`` as JSON to ``path`` (its folder created), through a fresh temporary file (never
+    one that already exists: no symlink planted beforehand is followed) and a rename; on failure
+    nothing is left behind."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(obj, indent=1))
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
