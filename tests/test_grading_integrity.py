@@ -144,6 +144,7 @@ def test_a_consistency_check_counts_once_its_forward_is_right(tmp_path):
     assert fd["points"] == 0 and fd["status"] == "fail"
     assert fd["feedback"].startswith("not scored yet: this check compares layernorm_backward with your own "
                                      "layernorm_forward")
+    assert fd["feedback"].endswith("hint layernorm_forward`")          # the pointer names the forward at fault
     assert [c["function"] for c in t["checks"]] == ["layernorm_backward"] * len(t["checks"])   # --only kept
 
 

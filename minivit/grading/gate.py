@@ -41,6 +41,6 @@ def apply_gates(checks, rows):
         closed = [f for f in needs(c) if not passed.get(f, True)]
         if closed and r["status"] == "ok":
             r = dict(r, points=0, status="fail", mistake=None, caused_by=None,
-                     feedback=with_hint(gate_feedback(c, closed), "fail", c.function))
+                     feedback=with_hint(gate_feedback(c, closed), "fail", closed[0]))
         out.append(r)
     return out

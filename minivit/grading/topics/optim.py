@@ -213,7 +213,7 @@ def _warmup_variant(kind):
             return base * (step + 1) / warm
         denominator = {"progress_total": total, "progress_total2": total, "end_minus": total - warm - 1,
                        "end_plus": total - warm + 1}.get(kind, total - warm)
-        progress = (step - (0 if kind == "progress_total" else warm)) / denominator if denominator > 0 else 1.0
+        progress = (step - (0 if kind == "progress_total" else warm)) / max(1, denominator)   # as the mistakes write it
         if kind != "no_clamp":
             progress = min(1.0, progress)
         lo = 0.0 if kind == "no_min" else min_lr
