@@ -51,51 +51,73 @@ def col_sums(a2):
     return filled(a2.shape[0], 1.0, a2.dtype) @ a2
 
 
+BLOCK_BYTES = 1 << 19     # 512 KiB per full-width slice: the few slices of one block stay in cache
+
+
+def row_blocks(rows, width, itemsize):
+    """Slices of range(rows) of about BLOCK_BYTES per (block, width) slice, at least 8 rows each.
+    An elementwise chain run block by block reads its input from memory once and does its other
+    passes in cache, instead of streaming every full-size intermediate through memory."""
+    step = max(8, BLOCK_BYTES // max(1, width * itemsize))
+    return [slice(i, min(i + step, rows)) for i in range(0, rows, step)]
+
+
 # ------------------------------------------------------------------------------ LayerNorm
 def layernorm_forward(x, gamma, beta, eps=1e-6):
     """Same as ``layers.layernorm_forward``, on a 2D (rows, D) view. The mean and the variance
     are matrix-vector products (x @ 1/D, (x - mu)^2 @ 1/D; the variance still from x - mu, so
     as exact as the reference's), the square is taken in y's buffer before y is written, and
-    x - mu is normalized in place: two full-size arrays (xhat and y) instead of four."""
+    x - mu is normalized in place: two full-size arrays (xhat and y) instead of four. Row block
+    by row block (:func:`row_blocks`), so every pass after the first read runs in cache."""
     D = x.shape[-1]
     if not _float_same(x, gamma, beta) or gamma.shape != (D,) or beta.shape != (D,):
         return layers.layernorm_forward(x, gamma, beta, eps)            # (raises on bad shapes)
     x2 = x.reshape(-1, D)
-    xhat = np.subtract(x2, row_sums(x2, 1.0 / D)[:, None])              # x - mu, ours
-    y = np.square(xhat)                                                 # scratch: (x - mu)^2
-    rstd = row_sums(y, 1.0 / D)                                         # var
-    rstd += eps
-    np.sqrt(rstd, out=rstd)
-    np.reciprocal(rstd, out=rstd)
-    rstd = rstd[:, None]                                                # (rows, 1)
-    xhat *= rstd
-    np.multiply(xhat, gamma, out=y)
-    y += beta
+    xhat, y = np.empty(x2.shape, x.dtype), np.empty(x2.shape, x.dtype)
+    rstd = np.empty((x2.shape[0], 1), x.dtype)
+    inv_d = filled(D, 1.0 / D, x.dtype)
+    for sl in row_blocks(x2.shape[0], D, x.dtype.itemsize):             # each block in cache
+        xs, xh, ys, r = x2[sl], xhat[sl], y[sl], rstd[sl]
+        np.subtract(xs, (xs @ inv_d)[:, None], out=xh)                  # x - mu
+        np.square(xh, out=ys)                                           # scratch: (x - mu)^2
+        np.matmul(ys, inv_d, out=r[:, 0])                               # var
+        r += eps
+        np.sqrt(r, out=r)
+        np.reciprocal(r, out=r)
+        xh *= r
+        np.multiply(xh, gamma, out=ys)
+        ys += beta
     return y.reshape(x.shape), (xhat.reshape(x.shape), rstd.reshape(x.shape[:-1] + (1,)), gamma)
 
 
 def layernorm_backward(dy, cache):
     """Same as ``layers.layernorm_backward``. Every sum is a matrix-vector product: over the
     features, mean(g) = dy @ gamma / D and mean(g * xhat) = (dy * xhat) @ gamma / D (and
-    dy * xhat is needed for dgamma anyway); over the rows, dgamma and dbeta. Two full-size
-    arrays are allocated instead of six."""
+    dy * xhat is needed for dgamma anyway); over the rows, dgamma and dbeta (summed block by
+    block). Row block by row block, in cache: one full-size array (dx) instead of six."""
     xhat, rstd, gamma = cache
     if not _float_same(dy, xhat, rstd, gamma):
         return layers.layernorm_backward(dy, cache)
     D = xhat.shape[-1]
-    dy2 = dy.reshape(-1, D)
-    xh = xhat.reshape(-1, D)
-    tmp = dy2 * xh                                    # (rows, D) scratch
-    dgamma = col_sums(tmp)
-    dbeta = col_sums(dy2)
+    dy2, xh2, rstd2 = dy.reshape(-1, D), xhat.reshape(-1, D), rstd.reshape(-1, 1)
+    dx = np.empty(dy2.shape, dy.dtype)
+    dgamma, dbeta = np.zeros(D, dy.dtype), np.zeros(D, dy.dtype)
     gamma_d = gamma / D
-    mean_g = dy2 @ gamma_d                            # mean over D of g = dy * gamma
-    mean_gx = tmp @ gamma_d                           # mean over D of g * xhat
-    np.multiply(xh, mean_gx[:, None], out=tmp)
-    tmp += mean_g[:, None]                            # mean(g) + xhat * mean(g * xhat)
-    dx = dy2 * gamma                                  # g
-    dx -= tmp
-    dx *= rstd.reshape(-1, 1)
+    blocks = row_blocks(dy2.shape[0], D, dy.dtype.itemsize)
+    scratch = np.empty((blocks[0].stop - blocks[0].start, D), dy.dtype) if blocks else None
+    for sl in blocks:                                 # each block in cache
+        d, xh, dxs = dy2[sl], xh2[sl], dx[sl]
+        tmp = scratch[:len(d)]
+        np.multiply(d, xh, out=tmp)                   # g * xhat / gamma
+        dgamma += col_sums(tmp)
+        dbeta += col_sums(d)
+        mean_g = d @ gamma_d                          # mean over D of g = dy * gamma
+        mean_gx = tmp @ gamma_d                       # mean over D of g * xhat
+        np.multiply(xh, mean_gx[:, None], out=tmp)
+        tmp += mean_g[:, None]                        # mean(g) + xhat * mean(g * xhat)
+        np.multiply(d, gamma, out=dxs)                # g
+        dxs -= tmp
+        dxs *= rstd2[sl]
     return dx.reshape(dy.shape), dgamma, dbeta
 
 
@@ -116,18 +138,23 @@ def linear_backward(dy, cache):
 # ----------------------------------------------------------------------------------- GELU
 def gelu_forward(x, approximate="tanh"):
     """Same as ``layers.gelu_forward``; the tanh form's argument is built as x (c + k c x^2)
-    (one pass fewer). The exact (erf) form runs the reference."""
-    if approximate != "tanh" or not _numpy(x):
+    (one pass fewer), row block by row block so that the intermediate passes stay in cache.
+    The exact (erf) form runs the reference."""
+    if approximate != "tanh" or not _float_same(x) or x.ndim == 0:
         return layers.gelu_forward(x, approximate)
-    inner = x * x
-    inner *= _K * _C
-    inner += _C
-    inner *= x                                        # c (x + k x^3)
-    t = np.tanh(inner, out=inner)
-    y = t + 1.0
-    y *= x
-    y *= 0.5
-    return y, (x, t, approximate)
+    x2 = x.reshape(-1, x.shape[-1])
+    y, t = np.empty(x2.shape, x.dtype), np.empty(x2.shape, x.dtype)
+    for sl in row_blocks(x2.shape[0], x2.shape[1], x.dtype.itemsize):    # each block in cache
+        xs, ts, ys = x2[sl], t[sl], y[sl]
+        np.multiply(xs, xs, out=ts)
+        ts *= _K * _C
+        ts += _C
+        ts *= xs                                      # c (x + k x^3)
+        np.tanh(ts, out=ts)
+        np.add(ts, 1.0, out=ys)
+        ys *= xs
+        ys *= 0.5
+    return y.reshape(x.shape), (x, t.reshape(x.shape), approximate)
 
 
 def gelu_backward(dout, cache):
@@ -135,21 +162,29 @@ def gelu_backward(dout, cache):
 
         d/dx = 0.5 (1 + t) + (1 - t^2) u = (1 + t) (0.5 + (1 - t) u)
 
-    (one pass fewer, and 1 - t^2 is never formed)."""
+    (one pass fewer, and 1 - t^2 is never formed); row block by row block, in cache."""
     x, t, approximate = cache
-    if approximate != "tanh" or not _numpy(dout, x, t):
+    if approximate != "tanh" or not _float_same(dout, x, t) or x.ndim == 0 or dout.shape != x.shape:
         return layers.gelu_backward(dout, cache)
-    u = x * x
-    u *= 1.5 * _K * _C
-    u += 0.5 * _C
-    u *= x                                            # u = 0.5 c x (1 + 3k x^2)
-    w = np.subtract(1.0, t)
-    u *= w
-    u += 0.5
-    np.add(t, 1.0, out=w)
-    u *= w
-    u *= dout
-    return u
+    n = x.shape[-1]
+    x2, t2, d2 = x.reshape(-1, n), t.reshape(-1, n), dout.reshape(-1, n)
+    dx = np.empty(x2.shape, x.dtype)
+    blocks = row_blocks(x2.shape[0], n, x.dtype.itemsize)
+    scratch = np.empty((blocks[0].stop - blocks[0].start, n), x.dtype) if blocks else None
+    for sl in blocks:                                 # each block in cache
+        xs, u = x2[sl], dx[sl]
+        w = scratch[:len(xs)]
+        np.multiply(xs, xs, out=u)
+        u *= 1.5 * _K * _C
+        u += 0.5 * _C
+        u *= xs                                       # u = 0.5 c x (1 + 3k x^2)
+        np.subtract(1.0, t2[sl], out=w)
+        u *= w
+        u += 0.5
+        np.add(t2[sl], 1.0, out=w)
+        u *= w
+        u *= d2[sl]
+    return dx.reshape(x.shape)
 
 
 # ---------------------------------------------------------------------------------- AdamW

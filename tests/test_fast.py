@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from minivit import __main__ as cli
-from minivit import fast, fast_attention, layers, ops, optim
+from minivit import fast, fast_attention, fast_layers, layers, ops, optim
 from minivit.backend import make_rng
 from minivit.gradcheck import COMPONENT_TOL, component_checks
 from minivit.model import ViT, ViTConfig
@@ -127,6 +127,26 @@ def test_layernorm(shape, offset, dtype):
 def test_layernorm_bad_shapes_raise():
     with pytest.raises(ValueError, match="gamma and beta"):
         fast.layernorm_forward(np.zeros((2, 4)), np.ones(3), np.zeros(3))
+
+
+@pytest.mark.parametrize("block_bytes", [64, 1 << 19])     # 64: blocks of 8 rows, the last one shorter
+def test_row_blocked_paths_match_across_blocks(block_bytes, monkeypatch, dtype):
+    """LayerNorm and GELU run row block by row block: several blocks and a remainder give the
+    reference's values (also the 2100-row case, many blocks at the default size in float64)."""
+    monkeypatch.setattr(fast_layers, "BLOCK_BYTES", block_bytes)
+    rng = np.random.default_rng(7)
+    for shape in [(3, 7, 12), (2, 13, 5), (3, 700, 64)]:
+        D = shape[-1]
+        x = rand(rng, shape, dtype, 2.0) + dtype(3.0)
+        compare_pair("layernorm", [x, 1 + rand(rng, D, dtype, 0.3), rand(rng, D, dtype, 0.3)])
+        compare_pair("gelu", [rand(rng, shape, dtype, 3.0)], fwd_kwargs=dict(approximate="tanh"))
+
+
+def test_row_blocks_cover_every_row_once():
+    for rows, width, itemsize in [(0, 8, 4), (1, 8, 4), (8320, 256, 4), (21, 12, 8), (5, 10 ** 6, 8)]:
+        blocks = fast_layers.row_blocks(rows, width, itemsize)
+        assert [i for sl in blocks for i in range(sl.start, sl.stop)] == list(range(rows))
+        assert all(sl.stop - sl.start >= min(8, rows) for sl in blocks[:-1])
 
 
 def test_layernorm_mixed_dtypes_run_the_reference():
