@@ -9,6 +9,8 @@ fewer passes over memory and fewer temporary arrays:
 * row-wise dot products with ``einsum`` (no (…, T, T) temporary), and row and column sums
   with a BLAS matrix-vector product (``a @ ones``: LayerNorm, the softmax's normalization, the
   linear layer's bias gradient), several times quicker than ``a.sum(axis=...)`` over short rows;
+* run elementwise chains (LayerNorm, GELU) row block by row block, so that only the first read
+  and the last write of each block go to memory and the passes in between stay in cache;
 * write matmul results straight into the layout the next step needs
   (``np.matmul(..., out=view)``) instead of ``stack`` + ``transpose`` + copy.
 
