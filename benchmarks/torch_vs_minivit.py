@@ -9,7 +9,20 @@ minivit / PyTorch images/s.
 
 Example:
 
-    python benchmarks/torch_vs_minivit.py --preset cifar --batch-size 128 --steps 10 --warmup 3
+    python benchmarks/torch_vs_minivit.py --preset cifar,cpu --batch-size 128 --steps 10 --warmup 3
+
+``--preset`` takes a comma-separated list (default ``cifar,cpu``): model presets (``cifar``,
+``tiny``...) or training recipes (``cpu``: the model that ``python -m minivit train`` trains on a
+CPU). A recipe's model runs *without* its patch dropout (``token_drop``), which the PyTorch twin
+does not have; both sides then compute the same full-sequence step. Every preset gets its own
+table; all of them share one report of the machine: its CPU model, NumPy's BLAS (library,
+version, kernels) and NumPy's matrix-product rate (a 1024 x 1024 GEMM in the dtype, with the
+benchmark's BLAS threads, measured before and after the timing), and each framework's model
+GFLOP/s as a share of that rate.
+
+Before/after comparisons of minivit itself: ``--minivit-root DIR`` imports minivit from another
+checkout (e.g. ``git worktree add /tmp/base PARENT``), so two versions run under the same harness;
+alternate runs of the two (each one's ratio to PyTorch is measured within its own run).
 
 Threads: by default both libraries use every core (``os.cpu_count()``); ``--threads N`` sets
 both to N. minivit uses them the way its trainer does on a CPU (``train --threads``): each batch
@@ -47,7 +60,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", default="cifar", help="ViTConfig preset (default: cifar)")
+    p.add_argument("--preset", default="cifar,cpu",
+                   help="comma-separated model presets or training recipes (a recipe's model without its "
+                        "patch dropout; default: cifar,cpu)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--steps", type=int, default=10, help="timed rounds (one step of each framework per round)")
     p.add_argument("--warmup", type=int, default=3, help="untimed rounds first")
@@ -74,7 +89,10 @@ def parse_args(argv=None):
                    help="GPU only: allow TF32 tensor cores for float32 matrix products in both frameworks")
     p.add_argument("--peak-tflops", type=float, default=None,
                    help="the device's peak TFLOP/s for the dtype used, to report model FLOP utilisation (MFU)")
-    p.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    p.add_argument("--minivit-root", default=None,
+                   help="import minivit from this checkout instead of this one (to compare two versions)")
+    p.add_argument("--json", action="store_true",
+                   help="print the results as one JSON object (several presets: {'runs': [one per preset]})")
     return p.parse_args(argv)
 
 
@@ -100,6 +118,32 @@ def numpy_blas_threads(requested: int):
     return requested, "OPENBLAS_NUM_THREADS/OMP_NUM_THREADS/MKL_NUM_THREADS set before importing numpy"
 
 
+def load_machine_info():
+    """Import benchmarks/machine_info.py by path (benchmarks/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("minivit_machine_info", ROOT / "benchmarks" / "machine_info.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def preset_config(name, ViTConfig):
+    """(ViTConfig, note): a model preset, or a training recipe's model without patch dropout."""
+    from minivit.model import PRESETS
+    from minivit.recipes import RECIPES
+
+    if name in RECIPES:
+        cfg = ViTConfig.from_dict(RECIPES[name].model)
+        note = f"the {name!r} recipe's model"
+        if getattr(cfg, "token_drop", 0.0):
+            note += f" without its patch dropout (token_drop {cfg.token_drop} -> 0: the PyTorch twin has none)"
+            cfg = ViTConfig.from_dict({**cfg.to_dict(), "token_drop": 0.0})
+        return cfg, note
+    if name in PRESETS:
+        return ViTConfig.preset(name), f"model preset {name!r}"
+    raise SystemExit(f"unknown preset {name!r}: a model preset ({', '.join(sorted(PRESETS))}) "
+                     f"or a training recipe ({', '.join(sorted(RECIPES))})")
+
+
 def load_torch_reference():
     """Import tests/torch_reference.py by path (tests/ is not an installed package)."""
     spec = importlib.util.spec_from_file_location("minivit_torch_reference", ROOT / "tests" / "torch_reference.py")
@@ -122,7 +166,8 @@ def main(argv=None):
     set_blas_threads_env(threads)
 
     # Everything numeric is imported only now, after the thread settings.
-    sys.path.insert(0, str(ROOT))
+    minivit_root = Path(args.minivit_root).resolve() if args.minivit_root else ROOT
+    sys.path.insert(0, str(minivit_root))
     import numpy as np
     import torch
     import torch.nn.functional as F
@@ -140,8 +185,12 @@ def main(argv=None):
         AdamW = None
 
     tr = load_torch_reference()
+    mi = load_machine_info()
     np_threads, np_threads_how = numpy_blas_threads(threads)
     torch.set_num_threads(threads)
+    machine = {"cpu_model": mi.cpu_model(), "blas": mi.blas_info(), "minivit_root": str(minivit_root)}
+    if args.device == "cpu":
+        machine["gemm_gflop_per_s_before"] = mi.gemm_gflops(args.dtype)
     if args.device == "gpu":
         try:
             xp = get_xp("gpu")                   # raises with a clear message without CuPy or a GPU
@@ -160,190 +209,212 @@ def main(argv=None):
         if tdev.type == "cuda":
             torch.cuda.synchronize()
 
-    # ------------------------------------------------------------------- the two models
-    config = ViTConfig.preset(args.preset)
-    np_dtype = np.dtype(args.dtype)
-    torch_dtype = {"float32": torch.float32, "float64": torch.float64}[args.dtype]
-    model = ViT(config, seed=args.seed).to(dtype=np_dtype)
-    tmodel = tr.TorchViT(model.state_dict(), config, dtype=torch_dtype, device=tdev, use_sdpa=args.torch_sdpa)
-    model.to(xp=xp)
-    model.train()            # the presets have no dropout, so train and eval compute the same thing
-    tmodel.train()
+    def run_one(preset):
+        # ------------------------------------------------------------------- the two models
+        config, preset_note = preset_config(preset, ViTConfig)
+        np_dtype = np.dtype(args.dtype)
+        torch_dtype = {"float32": torch.float32, "float64": torch.float64}[args.dtype]
+        model = ViT(config, seed=args.seed).to(dtype=np_dtype)
+        tmodel = tr.TorchViT(model.state_dict(), config, dtype=torch_dtype, device=tdev, use_sdpa=args.torch_sdpa)
+        model.to(xp=xp)
+        model.train()            # the presets have no dropout, so train and eval compute the same thing
+        tmodel.train()
 
-    rng = np.random.default_rng(args.seed)
-    x = rng.standard_normal((args.batch_size, config.image_size, config.image_size, config.in_channels)).astype(np_dtype)
-    y = rng.integers(0, config.num_classes, args.batch_size)
-    tx, ty = torch.from_numpy(x.copy()).to(tdev), torch.from_numpy(y.copy()).to(tdev)
-    x, y = xp.asarray(x), xp.asarray(y)
-    ls = args.label_smoothing
+        rng = np.random.default_rng(args.seed)
+        x = rng.standard_normal((args.batch_size, config.image_size, config.image_size, config.in_channels)).astype(np_dtype)
+        y = rng.integers(0, config.num_classes, args.batch_size)
+        tx, ty = torch.from_numpy(x.copy()).to(tdev), torch.from_numpy(y.copy()).to(tdev)
+        x, y = xp.asarray(x), xp.asarray(y)
+        ls = args.label_smoothing
 
-    if AdamW is not None:
-        opt = AdamW(model.named_parameters(), lr=args.lr, weight_decay=args.weight_decay)
-        decay = {n for n, p in model.named_parameters() if p.decay}
-        named = list(tmodel.named_parameters())
-        topt = torch.optim.AdamW(
-            [{"params": [p for n, p in named if n in decay], "weight_decay": args.weight_decay},
-             {"params": [p for n, p in named if n not in decay], "weight_decay": 0.0}],
-            lr=args.lr, betas=(opt.b1, opt.b2), eps=opt.eps)
-        what = "training step: forward + cross-entropy + backward + AdamW"
-    else:
-        opt = topt = None
-        what = "forward + cross-entropy + backward ONLY (minivit.optim.AdamW not importable: no optimizer update)"
+        if AdamW is not None:
+            opt = AdamW(model.named_parameters(), lr=args.lr, weight_decay=args.weight_decay)
+            decay = {n for n, p in model.named_parameters() if p.decay}
+            named = list(tmodel.named_parameters())
+            topt = torch.optim.AdamW(
+                [{"params": [p for n, p in named if n in decay], "weight_decay": args.weight_decay},
+                 {"params": [p for n, p in named if n not in decay], "weight_decay": 0.0}],
+                lr=args.lr, betas=(opt.b1, opt.b2), eps=opt.eps)
+            what = "training step: forward + cross-entropy + backward + AdamW"
+        else:
+            opt = topt = None
+            what = "forward + cross-entropy + backward ONLY (minivit.optim.AdamW not importable: no optimizer update)"
 
-    parallel = None
-    if args.minivit_threads > 1:
-        from minivit.parallel import DataParallel
+        parallel = None
+        if args.minivit_threads > 1:
+            from minivit.parallel import DataParallel
 
-        parallel = DataParallel(model, args.minivit_threads)
+            parallel = DataParallel(model, args.minivit_threads)
 
-    def minivit_fwd_bwd(i):
-        if parallel is not None:
-            rngs = [make_rng(args.seed, i, k) for k in range(args.minivit_threads)]
-            return parallel.forward_backward(x, y, ls, rngs)[0]
-        logits = model.forward(x, make_rng(args.seed, i, xp=xp))
-        loss, cache = cross_entropy_forward(logits, y, label_smoothing=ls)
-        model.backward(cross_entropy_backward(cache))
-        return loss
+        def minivit_fwd_bwd(i):
+            if parallel is not None:
+                rngs = [make_rng(args.seed, i, k) for k in range(args.minivit_threads)]
+                return parallel.forward_backward(x, y, ls, rngs)[0]
+            logits = model.forward(x, make_rng(args.seed, i, xp=xp))
+            loss, cache = cross_entropy_forward(logits, y, label_smoothing=ls)
+            model.backward(cross_entropy_backward(cache))
+            return loss
 
-    def torch_fwd_bwd():
-        tmodel.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(tmodel(tx), ty, label_smoothing=ls)
-        loss.backward()
-        return loss.item()
+        def torch_fwd_bwd():
+            tmodel.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(tmodel(tx), ty, label_smoothing=ls)
+            loss.backward()
+            return loss.item()
 
-    def minivit_step(i):
-        minivit_fwd_bwd(i)
-        if opt is not None:
-            opt.step()
+        def minivit_step(i):
+            minivit_fwd_bwd(i)
+            if opt is not None:
+                opt.step()
 
-    def with_impl(impl, fn):
-        def run(i):
-            with ops.use(impl):
-                return fn(i)
-        return run
+        def with_impl(impl, fn):
+            def run(i):
+                with ops.use(impl):
+                    return fn(i)
+            return run
 
-    def torch_step(i):
-        torch_fwd_bwd()
-        if topt is not None:
-            topt.step()
+        def torch_step(i):
+            torch_fwd_bwd()
+            if topt is not None:
+                topt.step()
 
-    # -------------------------------------------- sanity check: same loss and gradients
-    # (also each framework's first use, timed apart: on a GPU it includes CuPy's kernel compiles)
-    first_use_s = {}
-    sync()
-    t0 = time.perf_counter()
-    loss_np = minivit_fwd_bwd(0)
-    sync()
-    first_use_s["minivit forward+backward"] = time.perf_counter() - t0
-    loss_t = torch_fwd_bwd()
-    sync()
-    first_use_s["PyTorch forward+backward"] = time.perf_counter() - t0 - first_use_s["minivit forward+backward"]
-    tgrads = {n: p.grad.detach().cpu().numpy() for n, p in tmodel.named_parameters()}
-    grad_err = max(float(np.abs(to_numpy(p.grad) - tgrads[n]).max()) / max(float(np.abs(tgrads[n]).max()), 1e-30)
-                   for n, p in model.named_parameters())
+        # -------------------------------------------- sanity check: same loss and gradients
+        # (also each framework's first use, timed apart: on a GPU it includes CuPy's kernel compiles)
+        first_use_s = {}
+        sync()
+        t0 = time.perf_counter()
+        loss_np = minivit_fwd_bwd(0)
+        sync()
+        first_use_s["minivit forward+backward"] = time.perf_counter() - t0
+        loss_t = torch_fwd_bwd()
+        sync()
+        first_use_s["PyTorch forward+backward"] = time.perf_counter() - t0 - first_use_s["minivit forward+backward"]
+        tgrads = {n: p.grad.detach().cpu().numpy() for n, p in tmodel.named_parameters()}
+        grad_err = max(float(np.abs(to_numpy(p.grad) - tgrads[n]).max()) / max(float(np.abs(tgrads[n]).max()), 1e-30)
+                       for n, p in model.named_parameters())
 
-    # ----------------------------------------------------------------------- timing
-    fns = {}
-    if args.impl in ("reference", "both"):
-        fns["minivit"] = minivit_step
-    fast_impl = {}
-    if args.impl in ("fast", "both"):
-        # CPU: the NumPy fast paths; GPU: the fused kernels that MINIVIT_FUSED lets run (minivit/fused.py)
-        fast_impl = fast.FUNCTIONS if args.device == "cpu" else fast.functions()
-        fns["minivit fast"] = with_impl(fast_impl, minivit_step)
-    if not fns:
-        fns["minivit"] = minivit_step
-    fns["PyTorch"] = torch_step
-    times = {name: [] for name in fns}
-    first_step_s = {}
-    load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
-    for r in range(args.warmup + args.steps):
-        order = list(fns) if r % 2 == 0 else list(fns)[::-1]
-        for name in order:
-            sync()
-            t0 = time.perf_counter()
-            fns[name](r + 1)
-            sync()
-            dt = time.perf_counter() - t0
-            first_step_s.setdefault(name, dt)          # its first full step: includes first-use compiles
-            if r >= args.warmup:
-                times[name].append(dt)
-    load_after = os.getloadavg() if hasattr(os, "getloadavg") else None
+        # ----------------------------------------------------------------------- timing
+        fns = {}
+        if args.impl in ("reference", "both"):
+            fns["minivit"] = minivit_step
+        fast_impl = {}
+        if args.impl in ("fast", "both"):
+            # CPU: the NumPy fast paths; GPU: the fused kernels that MINIVIT_FUSED lets run (minivit/fused.py)
+            fast_impl = fast.FUNCTIONS if args.device == "cpu" else fast.functions()
+            fns["minivit fast"] = with_impl(fast_impl, minivit_step)
+        if not fns:
+            fns["minivit"] = minivit_step
+        fns["PyTorch"] = torch_step
+        times = {name: [] for name in fns}
+        first_step_s = {}
+        load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
+        for r in range(args.warmup + args.steps):
+            order = list(fns) if r % 2 == 0 else list(fns)[::-1]
+            for name in order:
+                sync()
+                t0 = time.perf_counter()
+                fns[name](r + 1)
+                sync()
+                dt = time.perf_counter() - t0
+                first_step_s.setdefault(name, dt)          # its first full step: includes first-use compiles
+                if r >= args.warmup:
+                    times[name].append(dt)
+        load_after = os.getloadavg() if hasattr(os, "getloadavg") else None
 
-    B = args.batch_size
-    res = {name: {"median_step_s": statistics.median(ts), "min_step_s": min(ts), "max_step_s": max(ts),
-                  "images_per_s": B / statistics.median(ts), "first_step_s": first_step_s[name]}
-           for name, ts in times.items()}
-    ratios = {name: res[name]["images_per_s"] / res["PyTorch"]["images_per_s"] for name in fns if name != "PyTorch"}
-    ratio = max(ratios.values())
-    train_flops = training_flops_per_image(config) * B
-    for r in res.values():
-        r["tflop_per_s"] = train_flops / r["median_step_s"] / 1e12
-        if args.peak_tflops:
-            r["mfu"] = r["tflop_per_s"] / args.peak_tflops
-    fused_info = {}
-    if args.device == "gpu" and "minivit fast" in fns:
-        from minivit import fused_kernels
+        B = args.batch_size
+        res = {name: {"median_step_s": statistics.median(ts), "min_step_s": min(ts), "max_step_s": max(ts),
+                      "images_per_s": B / statistics.median(ts), "first_step_s": first_step_s[name]}
+               for name, ts in times.items()}
+        ratios = {name: res[name]["images_per_s"] / res["PyTorch"]["images_per_s"] for name in fns if name != "PyTorch"}
+        ratio = max(ratios.values())
+        train_flops = training_flops_per_image(config) * B
+        for r in res.values():
+            r["tflop_per_s"] = train_flops / r["median_step_s"] / 1e12
+            if machine.get("gemm_gflop_per_s_before"):
+                r["share_of_gemm_rate"] = 1e3 * r["tflop_per_s"] / machine["gemm_gflop_per_s_before"]
+            if args.peak_tflops:
+                r["mfu"] = r["tflop_per_s"] / args.peak_tflops
+        fused_info = {}
+        if args.device == "gpu" and "minivit fast" in fns:
+            from minivit import fused_kernels
 
-        fused_info = {"fused_functions": sorted(n for n, f in fast_impl.items() if f.__module__ == "minivit.fused_ops"),
-                      "fused_compile_s": fused_kernels.COMPILE_SECONDS.get("module")}
-    gpu = {}
-    if tdev.type == "cuda":
-        gpu = {"gpu": torch.cuda.get_device_name(), "tf32": args.tf32,
-               "peak_memory_mb": {"minivit (CuPy pool)": xp.get_default_memory_pool().total_bytes() / 2**20,
-                                  "PyTorch": torch.cuda.max_memory_allocated() / 2**20}}
-    report = {
-        "what": what, "preset": args.preset, "config": config.to_dict(), "params": model.num_parameters(),
-        "batch_size": B, "dtype": args.dtype, "steps": args.steps, "warmup": args.warmup,
-        "numpy_blas_threads": np_threads, "numpy_blas_threads_source": np_threads_how,
-        "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "torch_sdpa": args.torch_sdpa,
-        "minivit_threads": args.minivit_threads, "device": args.device, **gpu,
-        "versions": {"python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
-                     "minivit": minivit.__version__},
-        "machine": platform.platform(), "processor": platform.processor() or platform.machine(),
-        "loadavg_before": load_before, "loadavg_after": load_after,
-        "check_first_loss": {"minivit": loss_np, "PyTorch": loss_t},
-        "first_use_s": first_use_s, **fused_info,
-        "check_first_step_grad_max_rel_diff": grad_err,
-        "results": res, "ratios_over_torch_images_per_s": ratios, "ratio_minivit_over_torch_images_per_s": ratio,
-    }
-    if args.json:
-        print(json.dumps(report, indent=2))
+            fused_info = {"fused_functions": sorted(n for n, f in fast_impl.items() if f.__module__ == "minivit.fused_ops"),
+                          "fused_compile_s": fused_kernels.COMPILE_SECONDS.get("module")}
+        gpu = {}
+        if tdev.type == "cuda":
+            gpu = {"gpu": torch.cuda.get_device_name(), "tf32": args.tf32,
+                   "peak_memory_mb": {"minivit (CuPy pool)": xp.get_default_memory_pool().total_bytes() / 2**20,
+                                      "PyTorch": torch.cuda.max_memory_allocated() / 2**20}}
+        report = {
+            "what": what, "preset": preset, "preset_note": preset_note, **machine, "config": config.to_dict(), "params": model.num_parameters(),
+            "batch_size": B, "dtype": args.dtype, "steps": args.steps, "warmup": args.warmup,
+            "numpy_blas_threads": np_threads, "numpy_blas_threads_source": np_threads_how,
+            "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "torch_sdpa": args.torch_sdpa,
+            "minivit_threads": args.minivit_threads, "device": args.device, **gpu,
+            "versions": {"python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
+                         "minivit": minivit.__version__, "minivit_file": minivit.__file__},
+            "machine": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "loadavg_before": load_before, "loadavg_after": load_after,
+            "check_first_loss": {"minivit": loss_np, "PyTorch": loss_t},
+            "first_use_s": first_use_s, **fused_info,
+            "check_first_step_grad_max_rel_diff": grad_err,
+            "results": res, "ratios_over_torch_images_per_s": ratios, "ratio_minivit_over_torch_images_per_s": ratio,
+        }
+        if args.json:
+            return report
+
+        print(f"minivit vs PyTorch — {what}")
+        print(f"preset {preset}: {preset_note} ({model.num_parameters():,} parameters), batch {B}, {args.dtype}, "
+              f"{args.warmup} warmup + {args.steps} timed rounds, frameworks alternating each round")
+        print(f"threads: numpy BLAS {np_threads} [{np_threads_how}], torch {torch.get_num_threads()}; "
+              f"os.cpu_count() = {os.cpu_count()}; minivit: "
+              + (f"batch split over {args.minivit_threads} threads (DataParallel, BLAS 1 thread each)"
+                 if args.minivit_threads > 1 else "one model, multi-threaded BLAS"))
+        if gpu:
+            print(f"GPU: {gpu['gpu']}, TF32 {'on' if args.tf32 else 'off'} in both; peak memory: "
+                  + ", ".join(f"{k} {v:.0f} MiB" for k, v in gpu["peak_memory_mb"].items()))
+        print(f"versions: numpy {np.__version__}, torch {torch.__version__}, python {platform.python_version()}; "
+              f"torch attention: {'fused SDPA' if args.torch_sdpa else 'explicit softmax(qk^T/sqrt(d))v'}")
+        if load_before is not None:
+            print(f"load average (1 min) before / after: {load_before[0]:.2f} / {load_after[0]:.2f}")
+        print(f"check: first-step loss minivit {loss_np:.6f} vs torch {loss_t:.6f}; "
+              f"max relative gradient difference {grad_err:.1e}")
+        print("first use (not in the timings): " + ", ".join(f"{k} {v:.2f} s" for k, v in first_use_s.items())
+              + "; first steps: " + ", ".join(f"{n} {r['first_step_s']:.2f} s" for n, r in res.items()))
+        if fused_info:
+            print(f"fused kernels in 'minivit fast': {', '.join(fused_info['fused_functions']) or 'none'}"
+                  + (f" (compiled in {fused_info['fused_compile_s']:.2f} s)" if fused_info["fused_compile_s"] else ""))
+        print()
+        gemm = "share_of_gemm_rate" in res["PyTorch"]
+        print(f"{'framework':<13} {'median step':>12} {'min':>10} {'max':>10} {'images/s':>10} {'TFLOP/s':>8}"
+              + (f" {'MFU':>6}" if args.peak_tflops else "") + (f" {'of GEMM':>8}" if gemm else ""))
+        for name, r in res.items():
+            print(f"{name:<13} {r['median_step_s'] * 1e3:>9.1f} ms {r['min_step_s'] * 1e3:>7.1f} ms "
+                  f"{r['max_step_s'] * 1e3:>7.1f} ms {r['images_per_s']:>10.1f} {r['tflop_per_s']:>8.3f}"
+                  + (f" {100 * r['mfu']:>5.1f}%" if args.peak_tflops else "")
+                  + (f" {100 * r['share_of_gemm_rate']:>7.1f}%" if gemm else ""))
+        print()
+        for name, r in ratios.items():
+            print(f"{name} / PyTorch images/s: {r:.2f}")
+        print()
         return report
 
-    print(f"minivit vs PyTorch — {what}")
-    print(f"preset {args.preset} ({model.num_parameters():,} parameters), batch {B}, {args.dtype}, "
-          f"{args.warmup} warmup + {args.steps} timed rounds, frameworks alternating each round")
-    print(f"threads: numpy BLAS {np_threads} [{np_threads_how}], torch {torch.get_num_threads()}; "
-          f"os.cpu_count() = {os.cpu_count()}; minivit: "
-          + (f"batch split over {args.minivit_threads} threads (DataParallel, BLAS 1 thread each)"
-             if args.minivit_threads > 1 else "one model, multi-threaded BLAS"))
-    if gpu:
-        print(f"GPU: {gpu['gpu']}, TF32 {'on' if args.tf32 else 'off'} in both; peak memory: "
-              + ", ".join(f"{k} {v:.0f} MiB" for k, v in gpu["peak_memory_mb"].items()))
-    print(f"versions: numpy {np.__version__}, torch {torch.__version__}, python {platform.python_version()}; "
-          f"torch attention: {'fused SDPA' if args.torch_sdpa else 'explicit softmax(qk^T/sqrt(d))v'}")
-    if load_before is not None:
-        print(f"load average (1 min) before / after: {load_before[0]:.2f} / {load_after[0]:.2f}")
-    print(f"check: first-step loss minivit {loss_np:.6f} vs torch {loss_t:.6f}; "
-          f"max relative gradient difference {grad_err:.1e}")
-    print("first use (not in the timings): " + ", ".join(f"{k} {v:.2f} s" for k, v in first_use_s.items())
-          + "; first steps: " + ", ".join(f"{n} {r['first_step_s']:.2f} s" for n, r in res.items()))
-    if fused_info:
-        print(f"fused kernels in 'minivit fast': {', '.join(fused_info['fused_functions']) or 'none'}"
-              + (f" (compiled in {fused_info['fused_compile_s']:.2f} s)" if fused_info["fused_compile_s"] else ""))
-    print()
-    print(f"{'framework':<13} {'median step':>12} {'min':>10} {'max':>10} {'images/s':>10} {'TFLOP/s':>8}"
-          + (f" {'MFU':>6}" if args.peak_tflops else ""))
-    for name, r in res.items():
-        print(f"{name:<13} {r['median_step_s'] * 1e3:>9.1f} ms {r['min_step_s'] * 1e3:>7.1f} ms "
-              f"{r['max_step_s'] * 1e3:>7.1f} ms {r['images_per_s']:>10.1f} {r['tflop_per_s']:>8.3f}"
-              + (f" {100 * r['mfu']:>5.1f}%" if args.peak_tflops else ""))
-    print()
-    for name, r in ratios.items():
-        print(f"{name} / PyTorch images/s: {r:.2f}")
-    return report
 
+    reports = [run_one(name.strip()) for name in args.preset.split(",") if name.strip()]
+    if args.device == "cpu":
+        machine["gemm_gflop_per_s_after"] = mi.gemm_gflops(args.dtype)
+        for r in reports:
+            r["gemm_gflop_per_s_after"] = machine["gemm_gflop_per_s_after"]
+    if args.json:
+        print(json.dumps(reports[0] if len(reports) == 1 else {"runs": reports}, indent=2))
+    else:
+        print()
+        print(f"machine: {machine['cpu_model']}, {os.cpu_count()} cores; NumPy BLAS {mi.blas_label(machine['blas'])}"
+              + (f"; NumPy {args.dtype} GEMM (1024^3, {np_threads} BLAS threads) "
+                 f"{machine['gemm_gflop_per_s_before']:.0f} GFLOP/s before the timings, "
+                 f"{machine['gemm_gflop_per_s_after']:.0f} after" if args.device == "cpu" else ""))
+        if args.minivit_root:
+            print(f"minivit imported from {minivit_root}")
+    return reports[0] if len(reports) == 1 else reports
 
 if __name__ == "__main__":
     main()

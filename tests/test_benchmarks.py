@@ -30,6 +30,40 @@ def test_side_by_side_json(minivit_threads):
     assert set(report["first_use_s"]) == {"minivit forward+backward", "PyTorch forward+backward"}   # timed apart
 
 
+def test_several_presets_a_recipe_and_the_machine():
+    """One run, two presets (a model preset and a recipe's model without its patch dropout); the report
+    names the CPU, NumPy's BLAS and its GEMM rate, and each framework's share of that rate."""
+    r = run("--preset", "tiny,smoke", "--steps", "1", "--warmup", "0", "--json", "--impl", "fast")
+    assert r.returncode == 0, r.stderr
+    runs = json.loads(r.stdout)["runs"]
+    assert [x["preset"] for x in runs] == ["tiny", "smoke"]
+    assert "recipe" in runs[1]["preset_note"]
+    for x in runs:
+        assert x["cpu_model"] and x["blas"]["name"]
+        assert x["gemm_gflop_per_s_before"] > 0 and x["gemm_gflop_per_s_after"] > 0
+        assert set(x["results"]) == {"minivit fast", "PyTorch"}
+        assert all(v["share_of_gemm_rate"] > 0 for v in x["results"].values())
+        assert x["check_first_step_grad_max_rel_diff"] < 1e-4
+
+
+def test_minivit_root_imports_another_checkout(tmp_path):
+    """--minivit-root: minivit comes from the given checkout (here a copy of this one)."""
+    import shutil
+
+    shutil.copytree(SCRIPT.parents[1] / "minivit", tmp_path / "minivit",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.so"))
+    r = run("--steps", "1", "--warmup", "0", "--json", "--impl", "reference", "--minivit-root", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert report["minivit_root"] == str(tmp_path.resolve())
+    assert report["versions"]["minivit_file"].startswith(str(tmp_path.resolve()))
+
+
+def test_unknown_preset_says_so():
+    r = run("--preset", "nope", "--steps", "1")
+    assert r.returncode != 0 and "unknown preset 'nope'" in r.stderr
+
+
 def test_peak_tflops_gives_mfu():
     r = run("--steps", "1", "--warmup", "0", "--json", "--impl", "reference", "--peak-tflops", "1.0")
     assert r.returncode == 0, r.stderr

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from minivit import __main__ as cli
-from minivit import fast, layers, ops, optim
+from minivit import fast, fast_attention, fast_layers, layers, ops, optim
 from minivit.backend import make_rng
 from minivit.gradcheck import COMPONENT_TOL, component_checks
 from minivit.model import ViT, ViTConfig
@@ -129,6 +129,63 @@ def test_layernorm_bad_shapes_raise():
         fast.layernorm_forward(np.zeros((2, 4)), np.ones(3), np.zeros(3))
 
 
+@pytest.mark.parametrize("block_bytes", [64, 1 << 19])     # 64: blocks of 8 rows, the last one shorter
+def test_row_blocked_paths_match_across_blocks(block_bytes, monkeypatch, dtype):
+    """LayerNorm and GELU run row block by row block: several blocks and a remainder give the
+    reference's values (also the 2100-row case, many blocks at the default size in float64)."""
+    monkeypatch.setattr(fast_layers, "BLOCK_BYTES", block_bytes)
+    rng = np.random.default_rng(7)
+    for shape in [(3, 7, 12), (2, 13, 5), (3, 700, 64)]:
+        D = shape[-1]
+        x = rand(rng, shape, dtype, 2.0) + dtype(3.0)
+        compare_pair("layernorm", [x, 1 + rand(rng, D, dtype, 0.3), rand(rng, D, dtype, 0.3)])
+        compare_pair("gelu", [rand(rng, shape, dtype, 3.0)], fwd_kwargs=dict(approximate="tanh"))
+
+
+def test_row_blocks_cover_every_row_once():
+    for rows, width, itemsize in [(0, 8, 4), (1, 8, 4), (8320, 256, 4), (21, 12, 8), (5, 10 ** 6, 8)]:
+        blocks = fast_layers.row_blocks(rows, width, itemsize)
+        assert [i for sl in blocks for i in range(sl.start, sl.stop)] == list(range(rows))
+        assert all(sl.stop - sl.start >= min(8, rows) for sl in blocks[:-1])
+
+
+def test_layernorm_mixed_dtypes_run_the_reference():
+    """gamma in another dtype than x: the fast path steps aside (the reference promotes)."""
+    rng = np.random.default_rng(1)
+    x, gamma, beta = rand(rng, (3, 8), np.float32), 1 + rand(rng, 8, np.float64), rand(rng, 8, np.float64)
+    got, cache = fast.layernorm_forward(x, gamma, beta)
+    want, _ = layers.layernorm_forward(x, gamma, beta)
+    assert got.dtype == want.dtype == np.float64
+    np.testing.assert_array_equal(got, want)
+    dy = rand(rng, (3, 8), np.float64)
+    for g, w in zip(fast.layernorm_backward(dy, cache), layers.layernorm_backward(dy, cache)):
+        np.testing.assert_array_equal(g, w)
+
+
+@pytest.mark.parametrize("x_shape, d_out", [((2, 5, 8), 12), ((7, 16), 3), ((3, 1, 65, 24), 1)])
+def test_linear_backward(x_shape, d_out, dtype):
+    """Only the backward has a fast path (db as ones @ dy); it takes the reference forward's cache."""
+    rng = np.random.default_rng(len(x_shape))
+    x, w, b = rand(rng, x_shape, dtype), rand(rng, (x_shape[-1], d_out), dtype), rand(rng, d_out, dtype)
+    y, cache = layers.linear_forward(x, w, b)
+    dy = rand(rng, y.shape, dtype, 3.0)
+    kept = copies([dy, x, w])
+    got, want = fast.linear_backward(dy, cache), layers.linear_backward(dy, cache)
+    assert_unchanged(kept, [dy, x, w], "fast.linear_backward")
+    for i, (g, wnt) in enumerate(zip(got, want)):
+        assert g.shape == wnt.shape
+        assert_close(g, wnt, dtype, f"linear gradient {i}")
+
+
+def test_linear_backward_mixed_dtypes_run_the_reference():
+    rng = np.random.default_rng(2)
+    cache = (rand(rng, (4, 3), np.float32), rand(rng, (3, 2), np.float64))
+    dy = rand(rng, (4, 2), np.float32)
+    for g, w in zip(fast.linear_backward(dy, cache), layers.linear_backward(dy, cache)):
+        assert g.dtype == w.dtype
+        np.testing.assert_array_equal(g, w)
+
+
 @pytest.mark.parametrize("shape", [(2, 5, 8), (3, 7, 33), (11,)])
 @pytest.mark.parametrize("approximate", ["tanh", "none"])
 def test_gelu(shape, approximate, dtype):
@@ -188,7 +245,7 @@ def test_fast_paths_pass_gradcheck():
 
 def test_comparison_catches_a_wrong_fast_path(monkeypatch):
     """The comparisons above can fail: a fast attention that forgets the scale is caught."""
-    monkeypatch.setattr(fast, "_attention_backward",
+    monkeypatch.setattr(fast_attention, "_attention_backward",
                         lambda dout, cache, *a: layers.attention_backward(dout, (*cache[:4], 1.0)))
     rng = np.random.default_rng(0)
     with pytest.raises(AssertionError, match="attention gradient"):
@@ -259,7 +316,7 @@ def test_whole_vit_step_matches_reference(dtype):
     want_logits, want_dx, want_grads, want_params = _vit_step({}, dtype)
     # the fast paths really ran (the attention ones inside mhsa are inlined)
     assert {"mhsa_forward", "mhsa_backward", "layernorm_forward", "layernorm_backward", "gelu_forward",
-            "gelu_backward", "adamw_update"} <= set(calls)
+            "gelu_backward", "linear_backward", "adamw_update"} <= set(calls)
     tol = 10 * TOL[dtype]                          # a dozen layers of rounding
     assert err(logits, want_logits) < tol
     assert err(dx, want_dx) < tol
