@@ -69,11 +69,28 @@ def _trap_code(name):
     return namespace[name].__code__
 
 
-def _copy(fn):
-    new = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
+def _copy(fn, globals_=None):
+    new = types.FunctionType(fn.__code__, fn.__globals__ if globals_ is None else globals_, fn.__name__,
+                             fn.__defaults__, fn.__closure__)
     new.__kwdefaults__ = fn.__kwdefaults__
     new.__doc__, new.__qualname__ = fn.__doc__, fn.__qualname__
     return new
+
+
+def _working_copies(ref, names):
+    """{name: a copy of minivit's function} whose calls to the topic's other functions (by their
+    module-level name, or through ``F``) reach the other copies, not the traps: the reference
+    merge_heads_backward calls split_heads, attention_forward calls F.softmax_forward."""
+    spaces = {}                                   # module name -> the copies' own globals
+    copies = {}
+    for name in names:
+        fn = getattr(ref, name)
+        copies[name] = _copy(fn, spaces.setdefault(fn.__module__, dict(fn.__globals__)))
+    for space in spaces.values():
+        space.update({n: c for n, c in copies.items() if n in space})
+        if "F" in space:
+            space["F"] = types.SimpleNamespace(**{**vars(space["F"]), **copies})
+    return copies
 
 
 def _minivit_modules():
@@ -114,7 +131,7 @@ def arm(functions):
 
     functions = set(functions)
     ref = ops.reference()
-    originals = {f: _copy(getattr(ref, f)) for f in functions if hasattr(ref, f)}
+    originals = _working_copies(ref, [f for f in functions if hasattr(ref, f)])
     for module in _minivit_modules():
         other = module.__name__ in OTHER_IMPLEMENTATIONS
         for attr, value in list(vars(module).items()):
