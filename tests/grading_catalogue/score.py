@@ -22,6 +22,7 @@ VALID cases must get full marks (reported as "valid kept full marks").
 """
 from __future__ import annotations
 
+import copy
 import inspect
 import re
 import shutil
@@ -49,8 +50,19 @@ def cases(folder=HERE):
     return [read_case(p) for p in sorted(Path(folder).glob("*__*.py"))]
 
 
+_REPORTS = {}      # (case file, its text, restrict) -> report: one grading per case in a test session
+
+
 def grade_case(case, restrict=True):
-    """The grader's report for one case, graded alone (only its FUNCTION's checks when supported)."""
+    """The grader's report for one case, graded alone (only its FUNCTION's checks when supported).
+    Graded once per process: the catalogue, feedback and held-out tests read the same report."""
+    key = (str(case["path"]), Path(case["path"]).read_text(), restrict)
+    if key not in _REPORTS:
+        _REPORTS[key] = _grade_case(case, restrict)
+    return copy.deepcopy(_REPORTS[key])
+
+
+def _grade_case(case, restrict):
     from minivit.grading import TOPIC_BY_NAME, grade
     topic = TOPIC_BY_NAME[case["TOPIC"]]
     with tempfile.TemporaryDirectory() as d:
