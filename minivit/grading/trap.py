@@ -69,9 +69,9 @@ def _trap_code(name):
     return namespace[name].__code__
 
 
-def _copy(fn, globals_=None):
-    new = types.FunctionType(fn.__code__, fn.__globals__ if globals_ is None else globals_, fn.__name__,
-                             fn.__defaults__, fn.__closure__)
+def _copy(fn, globals_):
+    """``fn`` again, looking its global names up in ``globals_``."""
+    new = types.FunctionType(fn.__code__, globals_, fn.__name__, fn.__defaults__, fn.__closure__)
     new.__kwdefaults__ = fn.__kwdefaults__
     new.__doc__, new.__qualname__ = fn.__doc__, fn.__qualname__
     return new
@@ -110,7 +110,8 @@ def _defining_files(functions):
     out = set()
     for path in root.rglob("*.py"):
         rel = path.relative_to(root)
-        if rel.parts[0] in ("grading", "hint_texts") or str(rel) in ("hints.py", "fused_ops.py") or str(rel).startswith("fast"):
+        if (rel.parts[0] in ("grading", "hint_texts") or str(rel) in ("hints.py", "fused_ops.py")
+                or str(rel).startswith("fast")):                        # fast.py, fast_layers.py, ...
             hit = True
         else:
             try:
