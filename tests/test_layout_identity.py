@@ -21,7 +21,7 @@ import pytest
 from reference_solutions import write_reference
 
 ROOT = Path(__file__).resolve().parents[1]
-BEFORE = "2ce69795b4fd3ba28c5155d7e4e6d8ee6b1f1de4"     # main before the move into rooms (issue 25)
+BEFORE = "2ce6979d0bce9686286184eabf9cef063f89f9e6"     # main before the move into rooms (issue 25)
 
 
 def _git(*args) -> subprocess.CompletedProcess:
