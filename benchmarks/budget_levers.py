@@ -96,8 +96,8 @@ def git_commit() -> str:
 
 
 def run(args) -> dict:
-    from minivit.budget import parse_duration, process_started
-    from minivit.train import Trainer, recipe
+    from minivit.train.budget import parse_duration, process_started
+    from minivit.train.trainer import Trainer, recipe
 
     started = process_started()
     commit = git_commit()               # the code this run loads (a commit made while it runs is not it)

@@ -6,7 +6,7 @@
 Each run starts ``python -m minivit train --preset P --time-budget B`` in a fresh process, times it
 from start to exit, and reads the plan back from the run's ``config.json`` and ``last.npz``. The
 report gives, per run: the budget, the wall time (and its ratio to the budget), the first plan's
-steps, the re-plans made at the evaluations (minivit/replan.py), the last horizon and the steps done. With the machine's CPU model and NumPy GEMM speed beside it, since a shared
+steps, the re-plans made at the evaluations (minivit/train/replan.py), the last horizon and the steps done. With the machine's CPU model and NumPy GEMM speed beside it, since a shared
 machine's load changes what a second buys.
 
 This was ``tests/test_budget.py::test_real_time_budget_on_the_cli`` (within 15% of a 20 s budget);
@@ -30,8 +30,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from minivit.budget import parse_duration  # noqa: E402
-from minivit.checkpoint import read_meta  # noqa: E402
+from minivit.train.budget import parse_duration  # noqa: E402
+from minivit.storage.checkpoint import read_meta  # noqa: E402
 
 
 def gemm_gflops(n=2048, repeats=5) -> float:

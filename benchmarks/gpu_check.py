@@ -17,7 +17,7 @@ time is reported and the next one runs:
   train      python -m minivit train --preset gpu --impl fast for about 2-3 minutes: a fixed
              number of epochs chosen from the benchmark's images/s (there is no --time-budget
              yet), on --data (a pack from `python -m minivit pack`, or a CIFAR folder, then 10,000
-             of its images), else $MINIVIT_DATA, else minivit.data.synthetic_cifar (packed into
+             of its images), else $MINIVIT_DATA, else minivit.data.cifar.synthetic_cifar (packed into
              DIR; no accuracy is reported for it)
   pytest     python -m pytest -m gpu                              (the CuPy test suite)
 
@@ -194,8 +194,8 @@ def data_source(ctx):
             return str(given), f"pack {Path(given).name}: {f['name']} ({f['dataset']})", len(f["y_train"])
     if given and Path(given).is_dir():
         return str(given), f"CIFAR folder {given} (10,000 of its training images)", 10000
-    from minivit.data import synthetic_cifar
-    from minivit.datapack import pack
+    from minivit.data.cifar import synthetic_cifar
+    from minivit.data.pack import pack
 
     path = Path(ctx["out"]) / "synthetic.npz"
     n = (2500, 500) if ctx["cpu"] else (10000, 2000)        # (the smoke recipe takes 2,048)

@@ -55,7 +55,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from minivit.train import Trainer, recipe
+    from minivit.train.trainer import Trainer, recipe
 
     rows = []
     for kind in args.kinds:

@@ -27,7 +27,7 @@ alternate runs of the two (each one's ratio to PyTorch is measured within its ow
 Threads: by default both libraries use every core (``os.cpu_count()``); ``--threads N`` sets
 both to N. minivit uses them the way its trainer does on a CPU (``train --threads``): each batch
 is split over that many threads, one model replica each, BLAS single-threaded in each
-(``minivit.parallel.DataParallel``); ``--minivit-threads 1`` times the plain one-model step with
+(``minivit.fast.parallel.DataParallel``); ``--minivit-threads 1`` times the plain one-model step with
 a multi-threaded BLAS instead. NumPy's BLAS thread count can only be fixed before NumPy is first imported, so this
 script sets ``OPENBLAS_NUM_THREADS`` / ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` before importing
 it (and uses threadpoolctl, when installed, to set and report it); torch gets
@@ -69,11 +69,11 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=None,
                    help="threads for NumPy's BLAS and for torch (default: all cores, os.cpu_count())")
     p.add_argument("--minivit-threads", type=int, default=None,
-                   help="minivit only: split each batch over this many threads (minivit.parallel.DataParallel, "
+                   help="minivit only: split each batch over this many threads (minivit.fast.parallel.DataParallel, "
                         "single-threaded BLAS per shard; default: the same as --threads); "
                         "1 = the plain one-model step on a multi-threaded BLAS")
     p.add_argument("--impl", default="both", choices=["reference", "fast", "both"],
-                   help="minivit's plain functions (minivit/layers), its fast paths (minivit/fast.py), or both "
+                   help="minivit's plain functions (minivit/layers), its fast paths (minivit/fast/__init__.py), or both "
                         "side by side (default)")
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     p.add_argument("--lr", type=float, default=1e-4)
@@ -129,7 +129,7 @@ def load_machine_info():
 def preset_config(name, ViTConfig):
     """(ViTConfig, note): a model preset, or a training recipe's model without patch dropout."""
     from minivit.model import PRESETS
-    from minivit.recipes import RECIPES
+    from minivit.train.recipes import RECIPES
 
     if name in RECIPES:
         cfg = ViTConfig.from_dict(RECIPES[name].model)
@@ -175,7 +175,7 @@ def main(argv=None):
     import minivit
     from minivit import fast, ops
     from minivit.backend import get_xp, make_rng, synchronize, to_numpy
-    from minivit.bench import training_flops_per_image
+    from minivit.fast.bench import training_flops_per_image
     from minivit.layers import cross_entropy_backward, cross_entropy_forward
     from minivit.model import ViT, ViTConfig
 
@@ -242,7 +242,7 @@ def main(argv=None):
 
         parallel = None
         if args.minivit_threads > 1:
-            from minivit.parallel import DataParallel
+            from minivit.fast.parallel import DataParallel
 
             parallel = DataParallel(model, args.minivit_threads)
 
@@ -298,7 +298,7 @@ def main(argv=None):
             fns["minivit"] = minivit_step
         fast_impl = {}
         if args.impl in ("fast", "both"):
-            # CPU: the NumPy fast paths; GPU: the fused kernels that MINIVIT_FUSED lets run (minivit/fused.py)
+            # CPU: the NumPy fast paths; GPU: the fused kernels that MINIVIT_FUSED lets run (minivit/fast/fused/__init__.py)
             fast_impl = fast.FUNCTIONS if args.device == "cpu" else fast.functions()
             fns["minivit fast"] = with_impl(fast_impl, minivit_step)
         if not fns:
@@ -335,9 +335,9 @@ def main(argv=None):
                 r["mfu"] = r["tflop_per_s"] / args.peak_tflops
         fused_info = {}
         if args.device == "gpu" and "minivit fast" in fns:
-            from minivit import fused_kernels
+            from minivit.fast.fused import kernels as fused_kernels
 
-            fused_info = {"fused_functions": sorted(n for n, f in fast_impl.items() if f.__module__ == "minivit.fused_ops"),
+            fused_info = {"fused_functions": sorted(n for n, f in fast_impl.items() if f.__module__ == "minivit.fast.fused.ops"),
                           "fused_compile_s": fused_kernels.COMPILE_SECONDS.get("module")}
         gpu = {}
         if tdev.type == "cuda":

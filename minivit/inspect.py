@@ -347,7 +347,7 @@ def inspect_checkpoint(checkpoint, out, data_dir=None, num_images: int = 8, devi
     images; the attention maps show the first ``num_images``.
     returns: dict of the written paths and the arrays behind them.
     """
-    from minivit.augment import normalize
+    from minivit.data.augment import normalize
     from minivit.backend import get_xp
     from minivit.interpolate import resize_bilinear
     from minivit.pretrained import load_model
@@ -370,7 +370,7 @@ def inspect_checkpoint(checkpoint, out, data_dir=None, num_images: int = 8, devi
                                                           title=f"Position embedding similarity ({c.pos_embed})")
 
     if dataset_obj is None:
-        from minivit.data import load_cifar
+        from minivit.data.cifar import load_cifar
 
         dataset_obj = load_cifar(dataset or info.get("dataset") or "cifar10", data_dir)
     n = max(num_images, distance_images)

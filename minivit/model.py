@@ -18,8 +18,8 @@ Options from the paper (all in ``ViTConfig``):
   ``ViT.replace_head`` swaps it for the fine-tuning head, a zero-initialized linear layer.
 * ``ViT.resize``: fine-tune at another resolution; learned position embeddings are
   interpolated in 2D (Section 3.2, :func:`minivit.interpolate.interpolate_pos_embed`).
-  It, ``replace_head`` and flexible_resolution's interpolation are in minivit/vit_finetune.py;
-  ViTConfig's checks in minivit/vit_config_check.py.
+  It, ``replace_head`` and flexible_resolution's interpolation are in minivit/model_resolution.py;
+  ViTConfig's checks in minivit/model_check.py.
 """
 from __future__ import annotations
 
@@ -35,8 +35,8 @@ from minivit.layers.token_drop import num_kept, token_keep_indices
 from minivit.interpolate import interpolate_pos_embed, resize_table_1d  # noqa: F401  (re-exported)
 from minivit.modules import EncoderBlock, LayerNorm, Linear, Module, Parameter
 from minivit.ops import F
-from minivit.vit_config_check import POOLS, POS_EMBEDS, check_vit_config  # noqa: F401  (re-exported)
-from minivit.vit_finetune import FineTuning
+from minivit.model_check import POOLS, POS_EMBEDS, check_vit_config  # noqa: F401  (re-exported)
+from minivit.model_resolution import FineTuning
 
 
 @dataclass
@@ -79,7 +79,7 @@ class ViTConfig:
     flexible_resolution: bool = False  # accept other image sizes: position table interpolated (layers/pos_resize.py)
 
     def __post_init__(self):
-        check_vit_config(self)      # types, ranges, consistency: minivit/vit_config_check.py
+        check_vit_config(self)      # types, ranges, consistency: minivit/model_check.py
 
     @property
     def num_patches(self) -> int:
@@ -130,7 +130,7 @@ class ViT(Module, FineTuning):
     """Vision Transformer.   forward: x (B, H, W, C) float -> logits (B, num_classes).
 
     ``replace_head``, ``resize`` and ``position_table`` (fine-tuning, Section 3.2) come from
-    :class:`minivit.vit_finetune.FineTuning`.
+    :class:`minivit.model_resolution.FineTuning`.
 
     Initialization follows the official code: Xavier-uniform dense kernels, zero biases,
     patch embedding LeCun-normal (std 1/sqrt(P*P*C); the official code truncates the normal,

@@ -12,7 +12,8 @@ every module runs, without touching the modules:
 import contextlib
 import types
 
-from minivit import dispatch, layers, optim
+from minivit import layers, optim
+from minivit.layers import dispatch
 
 # The optimizer updates and the schedule go through F too, so the AdamW exercise plugs in as well.
 OPTIM_NAMES = ("sgd_update", "adamw_update", "warmup_cosine")

@@ -19,7 +19,7 @@ def _plt():
 
 def plot_curves(rows: list[dict], path, title: str = ""):
     """rows: metrics.csv rows (epoch, train_loss, train_acc, test_loss, test_acc, lr, time_s; see
-    minivit/progress.py), from a run's history or ``progress.read_metrics``. The x axis is the
+    minivit/train/progress.py), from a run's history or ``progress.read_metrics``. The x axis is the
     fractional epoch (``epoch_frac``) where the rows have it, else the epoch (older metrics.csv)."""
     plt = _plt()
     ep = [r.get("epoch_frac", r["epoch"]) for r in rows]

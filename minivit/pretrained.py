@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minivit.checkpoint import CheckpointError, check_parameter_dtypes, missing_message, read_arrays
+from minivit.storage.checkpoint import CheckpointError, check_parameter_dtypes, missing_message, read_arrays
 from minivit.model import ViT, ViTConfig
 
 OFFICIAL_MEAN = (0.5, 0.5, 0.5)
@@ -230,14 +230,14 @@ def load_model(path, xp=np, dtype=None):
     info: dict(source='official' | 'minivit', mean, std (the input normalization the weights
     expect), dataset (what a minivit checkpoint was trained on, else None), meta).
     """
-    from minivit.checkpoint import model_from_checkpoint
+    from minivit.storage.checkpoint import model_from_checkpoint
 
     arrays = read_npz(path)
     if "meta_json" in arrays:
         model, meta = model_from_checkpoint(path, xp=xp)
         if dtype is not None:
             model.to(dtype=dtype)
-        from minivit.train import TrainConfig, augment_config
+        from minivit.train.trainer import TrainConfig, augment_config
 
         train_cfg = TrainConfig.from_dict(meta.get("train_config", {}))
         aug = augment_config(train_cfg)

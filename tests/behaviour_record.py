@@ -10,7 +10,7 @@ Runs, with ``CHECKOUT`` first on the import path (its own code, whatever is inst
   final evaluation on all 10,000 test images);
 * ``grade --json`` of the folder of typed-in reference solutions (96/96) and of the stubs the
   checkout generates: every field but times;
-* ``python -m minivit.stubs``: a SHA-256 of each file it writes;
+* ``python -m minivit.stubs``: the text of each file it writes;
 * ``gradcheck``: its whole output (each parameter's relative error, printed to 3 digits).
 
 A refactor that moves code changes none of it: ``tests/test_layout_identity.py`` records a
@@ -81,8 +81,7 @@ def record(tree: Path, exercises: Path) -> dict:
         os.chmod(tmp, 0o755)          # as root, the grader's child runs as another user
         stubs = Path(tmp) / "exercises"
         _run(tree, ["-m", "minivit.stubs", "--out", str(stubs)], tree)
-        rec["stubs"] = {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(stubs.iterdir())
-                        if f.is_file()}
+        rec["stubs"] = {f.name: f.read_text() for f in sorted(stubs.iterdir()) if f.is_file()}
         rec["grade_stubs"] = _drop_times(json.loads(_run(tree, ["-m", "minivit", "grade", "--json", "--path",
                                                               str(stubs)], tree)))
         rec["grade_stubs"].pop("path")

@@ -1,10 +1,10 @@
-"""NumPy stand-ins for the fused kernels' launchers (minivit.fused_kernels.launch_*), for CPU tests.
+"""NumPy stand-ins for the fused kernels' launchers (minivit.fast.fused.kernels.launch_*), for CPU tests.
 
 Each has its launcher's signature and contract, including what it changes in place (the
 GELU input becomes x W + b, the uniform draws become the dropout mask, AdamW updates w, m, v),
 and computes with the plain functions. They let the CPU suite test everything around the
-kernels: the verification harness (minivit.fused_verify) and the fused ops functions' caches
-and random draws (minivit.fused_ops). They say nothing about the CUDA code itself.
+kernels: the verification harness (minivit.fast.fused.verify) and the fused ops functions' caches
+and random draws (minivit.fast.fused.ops). They say nothing about the CUDA code itself.
 """
 from minivit import layers, optim
 

@@ -24,7 +24,7 @@ import textwrap
 import types
 from pathlib import Path
 
-from minivit import stubs
+from minivit.grading import stubs
 from minivit.grading import TOPIC_BY_NAME, TOPICS
 
 

@@ -1,9 +1,9 @@
-"""Tests for minivit.augment (NumPy backend; the code is written to run unchanged on CuPy)."""
+"""Tests for minivit.data.augment (NumPy backend; the code is written to run unchanged on CuPy)."""
 import numpy as np
 import pytest
 
-from minivit import augment as A
-from minivit.augment import (
+from minivit.data import augment as A
+from minivit.data.augment import (
     CIFAR10_MEAN,
     CIFAR10_STD,
     CIFAR100_MEAN,

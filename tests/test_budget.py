@@ -1,4 +1,4 @@
-"""--time-budget and --steps (minivit/budget.py, minivit/planned_run.py): parsing, calibration, the plan,
+"""--time-budget and --steps (minivit/train/budget.py, minivit/train/planned_run.py): parsing, calibration, the plan,
 a whole run on a simulated clock (its length, the schedule's end, bit-exact --resume and --steps replay).
 The real-clock run of the CLI is a benchmark (benchmarks/budget_realtime.py), not a test: a wall-clock
 bound on a shared machine fails whenever other work starts."""
@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 
 import minivit.plots
-import minivit.planned_run
-import minivit.train
-from minivit.__main__ import main
-from minivit.budget import Calibration, Plan, calibrate, parse_duration, plan_for_budget, process_age
-from minivit.checkpoint import read_meta
+import minivit.train.planned_run
+import minivit.train.trainer
+from minivit.cli.main import main
+from minivit.train.budget import Calibration, Plan, calibrate, parse_duration, plan_for_budget, process_age
+from minivit.storage.checkpoint import read_meta
 from minivit.optim import warmup_cosine
-from minivit.recipes import RECIPES, recipe
-from minivit.replan import horizon_at, parse_steps, steps_option
-from minivit.train import TrainConfig, Trainer
+from minivit.train.recipes import RECIPES, recipe
+from minivit.train.replan import horizon_at, parse_steps, steps_option
+from minivit.train.trainer import TrainConfig, Trainer
 from test_train import synthetic, tiny_cfg
 
 
@@ -64,7 +64,7 @@ def test_process_age_is_this_process():
     age = process_age()
     if age is None:
         pytest.skip("no /proc/self/stat here")
-    out = subprocess.run([sys.executable, "-c", "import time; time.sleep(0.5); from minivit.budget import "
+    out = subprocess.run([sys.executable, "-c", "import time; time.sleep(0.5); from minivit.train.budget import "
                           "process_age; print(process_age())"], capture_output=True, text=True, check=True)
     assert 0.45 <= float(out.stdout) < 30
 
@@ -144,7 +144,7 @@ def fake_timed_trainer(tmp_path, monkeypatch, cfg, clock, data, slow=1.0, device
     ``slow`` times longer, and ``after_plan`` times longer again once the plan is made (a machine that
     turns slower or faster after the calibration); its data loading took LOADING_S. Records the
     learning rate of every real step in ``.lrs``."""
-    real_eval = minivit.train.evaluate
+    real_eval = minivit.train.trainer.evaluate
     t = None
 
     def factor():
@@ -154,7 +154,7 @@ def fake_timed_trainer(tmp_path, monkeypatch, cfg, clock, data, slow=1.0, device
         clock.advance(factor() * EVAL_S_PER_IMAGE * len(x))
         return real_eval(model, x, *a, **k)
 
-    monkeypatch.setattr(minivit.train, "evaluate", evaluate)
+    monkeypatch.setattr(minivit.train.trainer, "evaluate", evaluate)
     monkeypatch.setattr(minivit.plots, "plot_curves", lambda *a, **k: None)
     t = Trainer(cfg, tmp_path, device=device, dataset_obj=data, progress=False, clock=clock,
                 started=clock() - LOADING_S)
@@ -213,7 +213,7 @@ def params_of(trainer):
 
 def planned_lrs(t):
     """The learning rate of each of the run's steps under its plan followed: step i's horizon is the
-    one in force at i (minivit/replan.py), the warmup the first plan's."""
+    one in force at i (minivit/train/replan.py), the warmup the first plan's."""
     return [warmup_cosine(i, horizon_at(t.plan.horizons, i), t.cfg.lr, t.warmup_steps, t.cfg.min_lr)
             for i in range(t.global_step)]
 
@@ -270,7 +270,7 @@ def test_resume_continues_the_plan_followed_without_calibrating(tmp_path, monkey
     def no_calibration(*a, **k):
         raise AssertionError("--resume calibrated again")
 
-    monkeypatch.setattr(minivit.planned_run, "calibrate", no_calibration)
+    monkeypatch.setattr(minivit.train.planned_run, "calibrate", no_calibration)
     clock = FakeClock(5000.0)
     r = fake_timed_trainer(tmp_path / "cut", monkeypatch, cfg, clock, data, slow=3.0).resume()
     assert r.plan.to_dict() == saved["plan"] and r.total_steps == horizon_at(r.plan.horizons, r.global_step)

@@ -9,7 +9,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import budget_levers as bl  # noqa: E402
 
-from minivit.recipes import recipe  # noqa: E402
+from minivit.train.recipes import recipe  # noqa: E402
 
 
 def test_budget_levers_settings_and_report(tmp_path):

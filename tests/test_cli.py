@@ -53,7 +53,7 @@ def test_bench_threads_json():
 
 
 def test_bench_rejects_zero_threads():
-    from minivit.bench import bench
+    from minivit.fast.bench import bench
 
     with pytest.raises(ValueError, match="threads"):
         bench(preset="tiny", batch_size=4, device="cpu", steps=1, warmup=0, stages=False, threads=0)

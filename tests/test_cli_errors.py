@@ -1,4 +1,4 @@
-"""Every command-line failure goes through one handler (``minivit/__main__.py``, ``minivit/errors.py``):
+"""Every command-line failure goes through one handler (``minivit/cli/main.py``, ``minivit/cli/errors.py``):
 one ``error:`` line on stderr naming the file or value and what was expected, exit code 2 for bad
 input and 1 for other failures, no traceback (``--debug`` shows it).
 
@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from minivit import __main__ as cli
-from minivit.checkpoint import save_checkpoint
+from minivit.storage.checkpoint import save_checkpoint
 from minivit.model import ViT, ViTConfig
 
 STANDIN = Path("/work/shared/data/cifar10-standin")
@@ -266,7 +266,7 @@ def test_random_bytes_message_does_not_suggest_pickles(tmp_path, good_ckpt, caps
 
 
 def test_string_parameters_are_refused_not_evaluated(tmp_path, good_ckpt):
-    from minivit.checkpoint import CheckpointError, load_checkpoint
+    from minivit.storage.checkpoint import CheckpointError, load_checkpoint
 
     with pytest.raises(CheckpointError, match="dtype <U"):
         load_checkpoint(_string_params(tmp_path, good_ckpt, None)[1])
@@ -274,7 +274,7 @@ def test_string_parameters_are_refused_not_evaluated(tmp_path, good_ckpt):
 
 def test_huge_header_is_refused_before_allocating(tmp_path, good_ckpt, monkeypatch):
     """numpy is never asked to read the 4 TiB member."""
-    from minivit.checkpoint import CheckpointError, load_checkpoint
+    from minivit.storage.checkpoint import CheckpointError, load_checkpoint
 
     path = _huge_header_eval(tmp_path, good_ckpt, monkeypatch)[1]
     monkeypatch.setattr(np.lib.format, "read_array", lambda *a, **k: pytest.fail("read_array was called"))
@@ -316,7 +316,7 @@ def test_every_subcommand_takes_debug():
 
 
 def test_offline_message_shows_the_option_on_the_cli(tmp_path, monkeypatch, capsys):
-    from minivit import data
+    from minivit.data import cifar as data
 
     def offline(*a, **k):
         raise data.DataNotFoundError("network unreachable")
@@ -338,7 +338,7 @@ def test_options_that_are_fine_parse():
 
 
 def test_exit_codes_by_kind():
-    from minivit import errors
+    from minivit.cli import errors
 
     assert errors.exit_code(ValueError("x")) == 2 and errors.exit_code(KeyError("k")) == 2
     assert errors.exit_code(FileNotFoundError(2, "No such file", "f")) == 2

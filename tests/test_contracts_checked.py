@@ -11,7 +11,8 @@ import re
 
 import pytest
 
-from minivit import ops, stubs
+from minivit import ops
+from minivit.grading import stubs
 from minivit.grading import TOPICS
 from minivit.grading.topics import topic_checks
 

@@ -1,4 +1,4 @@
-"""Tests for minivit.data.
+"""Tests for minivit.data.cifar.
 
 Every test builds its own tiny dataset (a few records per batch file) under
 ``tmp_path`` and shrinks the spec table (record counts, MD5s, URL) with
@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from minivit import data
-from minivit.data import (
+from minivit.data import cifar as data
+from minivit.data.cifar import (
     CIFAR,
     DataIntegrityError,
     DataNotFoundError,
@@ -581,7 +581,7 @@ def test_standin():
 
 
 def test_synthetic_cifar_shapes_dtypes_and_seed():
-    from minivit.data import synthetic_cifar
+    from minivit.data.cifar import synthetic_cifar
 
     d = synthetic_cifar(n_train=40, n_test=10, seed=1)
     assert d.name == "synthetic" and d.num_classes == 10
@@ -598,7 +598,7 @@ def test_synthetic_cifar_shapes_dtypes_and_seed():
 def test_synthetic_cifar_classes_differ_by_stripe_angle():
     """Each class's mean image is a stripe pattern at its own angle: the mean images of
     different classes must differ far more than two halves of the same class."""
-    from minivit.data import synthetic_cifar
+    from minivit.data.cifar import synthetic_cifar
 
     d = synthetic_cifar(n_train=2000, n_test=10, seed=0)
     x, y = d.x_train.astype(float).mean(axis=3), d.y_train

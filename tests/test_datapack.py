@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from minivit.data import CIFAR, load_cifar, synthetic_cifar
-from minivit.datapack import PackError, pack, read_pack
+from minivit.data.cifar import CIFAR, load_cifar, synthetic_cifar
+from minivit.data.pack import PackError, pack, read_pack
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,7 +60,7 @@ def test_refuses_bad_requests_and_bad_files(ds, tmp_path):
 
 
 def test_trainer_reads_a_pack(ds, tmp_path):
-    from minivit.train import Trainer, recipe
+    from minivit.train.trainer import Trainer, recipe
 
     pack(ds, tmp_path / "p.npz", n_train=128, n_test=64, dataset="cifar10")
     cfg = recipe("smoke", epochs=1, subset=64, batch_size=32)
@@ -76,13 +76,13 @@ def test_cli_python_m_minivit_data_pack(tmp_path, monkeypatch):
     monkeypatch.setattr(test_data, "N_TRAIN", 30)      # a tiny CIFAR-10 binary folder, in this process
     test_data.use_tiny_spec(monkeypatch, "cifar10")
     written = test_data.write_binary_folder(tmp_path, "cifar10")
-    from minivit.__main__ import main
+    from minivit.cli.main import main
 
     assert main(["pack", "--out", str(tmp_path / "c.npz"), "--train", "100", "--test", "3",
                  "--data-dir", str(tmp_path)]) == 0
     got = load_cifar("cifar10", tmp_path / "c.npz")
     assert got.classes == written.classes and len(got.x_train) == 100 and len(got.x_test) == 3
     # the module form runs the same command line (through minivit's one error handler)
-    r = subprocess.run([sys.executable, "-m", "minivit.data", "pack", "--out", str(tmp_path / "d.npz"),
+    r = subprocess.run([sys.executable, "-m", "minivit.data.cifar", "pack", "--out", str(tmp_path / "d.npz"),
                         "--train", "0"], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert r.returncode == 2 and r.stderr.startswith("error: ") and "--train" in r.stderr

@@ -1,10 +1,10 @@
-"""EMA of the weights (minivit/ema.py): the update rule, evaluation with the EMA weights swapped in
+"""EMA of the weights (minivit/train/ema.py): the update rule, evaluation with the EMA weights swapped in
 and out, and the state through a checkpoint (last.npz, allow_pickle=False) restored bit-exactly."""
 import numpy as np
 import pytest
 
-from minivit.checkpoint import extra_arrays, load_checkpoint, save_checkpoint
-from minivit.ema import EMA
+from minivit.storage.checkpoint import extra_arrays, load_checkpoint, save_checkpoint
+from minivit.train.ema import EMA
 from minivit.layers.loss import cross_entropy_backward, cross_entropy_forward
 from minivit.model import ViT, ViTConfig
 from minivit.optim import AdamW

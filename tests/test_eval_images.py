@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from minivit import __main__ as cli
-from minivit.checkpoint import model_from_checkpoint
-from minivit.evaluation import evaluate, load_images
-from minivit.train_data import augment_config
-from minivit.recipes import TrainConfig
+from minivit.storage.checkpoint import model_from_checkpoint
+from minivit.train.evaluation import evaluate, load_images
+from minivit.train.data import augment_config
+from minivit.train.recipes import TrainConfig
 
 from test_cli_errors import CIFAR_BIN, data_dir, good_ckpt  # noqa: F401 (fixture)
 

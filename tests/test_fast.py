@@ -1,10 +1,12 @@
-"""minivit/fast.py: every fast path against the reference it stands beside (float64 and float32),
+"""minivit/fast/__init__.py: every fast path against the reference it stands beside (float64 and float32),
 cache compatibility, inputs left alone, a whole ViT step, the on/off switch, and the CLI."""
 import numpy as np
 import pytest
 
 from minivit import __main__ as cli
-from minivit import fast, fast_attention, fast_layers, layers, ops, optim
+from minivit import fast, layers, ops, optim
+from minivit.fast import attention as fast_attention
+from minivit.fast import layers as fast_layers
 from minivit.backend import make_rng
 from minivit.gradcheck import COMPONENT_TOL, component_checks
 from minivit.model import ViT, ViTConfig
@@ -358,7 +360,7 @@ def test_cli_train_impl_fast(monkeypatch, capsys, env, expect_fast):
         monkeypatch.delenv(fast.ENV_VAR, raising=False)
     else:
         monkeypatch.setenv(fast.ENV_VAR, env)
-    import minivit.train
+    import minivit.train.trainer
 
     seen = {}
 
@@ -370,7 +372,7 @@ def test_cli_train_impl_fast(monkeypatch, capsys, env, expect_fast):
         def fit(self):
             return []
 
-    monkeypatch.setattr(minivit.train, "Trainer", FakeTrainer)
+    monkeypatch.setattr(minivit.train.trainer, "Trainer", FakeTrainer)
     args = cli.build_parser().parse_args(["train", "--preset", "smoke", "--impl", "fast", "--out", "unused"])
     assert args.impl == "fast"
     assert cli.cmd_train(args) == 0

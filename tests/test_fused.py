@@ -10,7 +10,11 @@ import pytest
 
 import fused_standins
 import nvrtc
-from minivit import fast, fused, fused_kernels, fused_ops, fused_verify, ops
+from minivit import fast, ops
+from minivit.fast import fused
+from minivit.fast.fused import kernels as fused_kernels
+from minivit.fast.fused import ops as fused_ops
+from minivit.fast.fused import verify as fused_verify
 from minivit.backend import gpu_available
 from minivit.model import ViT, ViTConfig
 
@@ -92,7 +96,7 @@ def test_bad_switch_and_bad_tables(monkeypatch, tmp_path):
 
 
 def test_cli_lists_kernels_and_reports_a_bad_switch(monkeypatch, capsys):
-    from minivit.__main__ import main
+    from minivit.cli.main import main
 
     monkeypatch.setenv(fused.ENV_VAR, "all")
     assert main(["fused"]) == 0

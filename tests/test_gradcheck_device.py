@@ -29,7 +29,7 @@ def test_gradcheck_device_cpu_and_cli_without_gpu(capsys):
     assert run_all(verbose=False, device="cpu")
     if gpu_available():
         return
-    from minivit.__main__ import main
+    from minivit.cli.main import main
 
     assert main(["gradcheck", "--device", "gpu"]) != 0
     assert "CuPy" in capsys.readouterr().err

@@ -22,7 +22,8 @@ import numpy as np
 import pytest
 
 from minivit import __main__ as cli
-from minivit import grading, stubs
+from minivit import grading
+from minivit.grading import stubs
 from minivit.grading import TOPICS, TOPIC_BY_NAME, TOPIC_NAMES, grade
 from reference_solutions import render_solution
 
@@ -664,7 +665,7 @@ class Tiny:
 
 
 def test_trainer_runs_on_exercise_functions(reference_dir, tmp_path):
-    from minivit.train import RECIPES, TrainConfig, Trainer
+    from minivit.train.trainer import RECIPES, TrainConfig, Trainer
 
     ns = grading.exercises_impl(reference_dir)
     calls = {}

@@ -457,7 +457,7 @@ def test_grading_files_are_short_and_never_import_the_cli():
         for node in ast.walk(ast.parse(text)):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
                 [node.module or ""] if isinstance(node, ast.ImportFrom) else []
-            assert not any(n == "minivit.__main__" for n in names), path
+            assert not any(n == "minivit.cli.main" for n in names), path
             if isinstance(node, ast.ImportFrom) and node.module == "minivit":
                 assert "__main__" not in [a.name for a in node.names], path
 

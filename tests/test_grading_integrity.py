@@ -63,12 +63,12 @@ ROUTES = {
     """,
     "a_fast_path_module": """
         def layernorm_forward(*a, **k):
-            from minivit import fast_layers
+            from minivit.fast import layers as fast_layers
             return fast_layers.layernorm_forward(*a, **k)
 
         def layernorm_backward(*a, **k):
             import importlib.util
-            import minivit.fast_layers as fl
+            import minivit.fast.layers as fl
             spec = importlib.util.spec_from_file_location("fresh_fast", fl.__file__)
             m = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(m)

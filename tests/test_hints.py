@@ -1,4 +1,4 @@
-"""The hints (``minivit.hints``, ``python -m minivit hint``): three levels for every exercise function,
+"""The hints (``minivit.grading.hints``, ``python -m minivit hint``): three levels for every exercise function,
 and every level-3 formula is runnable NumPy code that gives minivit's own result on random float64 inputs."""
 import re
 
@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from minivit import __main__ as cli
-from minivit import hints, layers, optim
+from minivit import layers, optim
+from minivit.grading import hints
 from minivit.grading import EXERCISE_FUNCTIONS
 from minivit.layers import BLOCK_PARAM_NAMES
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from minivit import inspect as I
-from minivit.checkpoint import save_checkpoint
+from minivit.storage.checkpoint import save_checkpoint
 from minivit.model import ViT, ViTConfig
 
 from test_train import STANDIN, synthetic

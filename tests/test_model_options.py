@@ -3,7 +3,7 @@ tanh layer), head replacement, and resolution change with 2D-interpolated positi
 import numpy as np
 import pytest
 
-from minivit.checkpoint import model_from_checkpoint, save_checkpoint
+from minivit.storage.checkpoint import model_from_checkpoint, save_checkpoint
 from minivit.gradcheck import COMPONENT_TOL, MODEL_TOL, check_pair, model_check
 from minivit.interpolate import interpolate_pos_embed, resize_bilinear, resize_table_1d
 from minivit.layers.head import tanh_backward, tanh_forward

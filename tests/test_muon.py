@@ -1,4 +1,4 @@
-"""Muon (minivit/muon.py): the Newton-Schulz iteration against the same polynomial applied to the
+"""Muon (minivit/optim/muon.py): the Newton-Schulz iteration against the same polynomial applied to the
 singular values through an SVD (float64), what the usual quintic coefficients converge to (not
 U V^T), the convergent cubic, the update rule, the AdamW part, and the state restored bit-exactly
 from a checkpoint."""
@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from minivit.checkpoint import load_checkpoint, save_checkpoint
+from minivit.storage.checkpoint import load_checkpoint, save_checkpoint
 from minivit.layers.loss import cross_entropy_backward, cross_entropy_forward
 from minivit.model import ViT, ViTConfig
-from minivit.muon import CUBIC, QUINTIC, Muon, newton_schulz
+from minivit.optim.muon import CUBIC, QUINTIC, Muon, newton_schulz
 from minivit.optim import AdamW
 
 SMALL = dict(image_size=16, patch_size=4, num_classes=5, dim=16, depth=2, num_heads=2, mlp_dim=32)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from minivit import __main__ as cli
-from minivit.checkpoint import save_checkpoint
+from minivit.storage.checkpoint import save_checkpoint
 from minivit.model import ViT, ViTConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,8 +45,8 @@ def test_eval_out_overrides_and_json_stdout_stays_clean(tmp_path, monkeypatch, c
 
 
 def test_bench_accepts_recipes_with_their_model_and_threads():
-    from minivit.bench import bench, resolve_preset
-    from minivit.train import RECIPES
+    from minivit.fast.bench import bench, resolve_preset
+    from minivit.train.trainer import RECIPES
 
     for name in RECIPES:
         config, threads = resolve_preset(name)
@@ -60,8 +60,8 @@ def test_bench_accepts_recipes_with_their_model_and_threads():
 
 
 def test_plain_bench_uses_the_trainers_threads():
-    from minivit.bench import bench
-    from minivit.train import RECIPES
+    from minivit.fast.bench import bench
+    from minivit.train.trainer import RECIPES
 
     default_recipe = cli.build_parser().parse_args(["train"]).preset
     r = bench(preset="tiny", batch_size=4, device="cpu", steps=1, warmup=0, stages=False)
@@ -70,7 +70,7 @@ def test_plain_bench_uses_the_trainers_threads():
 
 @pytest.mark.parametrize("value", [0, -1, True, 1.5])
 def test_bench_api_rejects_bad_counts(value):
-    from minivit.bench import bench
+    from minivit.fast.bench import bench
 
     with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
         bench(preset="tiny", batch_size=value, device="cpu", steps=1, warmup=0, stages=False)

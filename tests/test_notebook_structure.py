@@ -10,7 +10,7 @@ For each function a chapter teaches (minivit.grading.TOPICS, mapped to chapters 
   hidden, that only calls ``solution(...)``: the derivation and minivit's code are not in the notebook
   file at all (notebooks/solutions/<function>.md and minivit's source), and the cell's output is a
   closed ``<details>`` block, so no viewer (JupyterLab, the classic notebook, VS Code, GitHub) shows
-  them next to the exercise (minivit/yourturn_solutions.py);
+  them next to the exercise (minivit/yourturn/solutions.py);
 * no cell before the Your turn shows the function's source (``show(f)``, ``inspect.getsource(f)``, ``f??``).
 
 Reads the committed .ipynb files only (no kernel): fast.
@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 
 from minivit.grading import TOPIC_BY_NAME, TOPICS
-from minivit.yourturn_solutions import solution_markdown, solution_path
-from minivit.yourturn_steps import STEPS
+from minivit.yourturn.solutions import solution_markdown, solution_path
+from minivit.yourturn.steps import STEPS
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 CHAPTER_TOPICS = {"01": ["patch"], "02": ["tokens"], "03": ["attention"], "04": ["multihead"],
@@ -124,7 +124,7 @@ def test_scaffolds_before_each_backward(prefix):
     assert names and len(names) == len(set(names)), f"{path.name}: scaffold steps {names}"
     for c in cells:
         for n in tags(c, "scaffold:"):
-            assert n in STEPS, f"{path.name}: scaffold {n} has no reference in minivit.yourturn_steps"
+            assert n in STEPS, f"{path.name}: scaffold {n} has no reference in minivit.yourturn.steps"
             assert re.search(rf"^{n} = None\b", source(c), flags=re.M) and f'check("{n}", {n})' in source(c), source(c)
 
 

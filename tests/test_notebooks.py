@@ -188,7 +188,7 @@ def your_turn_results(nb):
 def test_notebook_runs_in_fast_setting(path, notebook_tools, tmp_path, monkeypatch):
     """Run 1. A chapter with exercises runs on freshly generated, untouched stubs (MINIVIT_EXERCISES):
     every your_turn says 0 points and "not yet", every scaffold check "not yet", and the chapter runs on."""
-    from minivit import stubs
+    from minivit.grading import stubs
 
     stubs.write_stubs(tmp_path)
     monkeypatch.setenv("MINIVIT_EXERCISES", str(tmp_path))
@@ -247,7 +247,7 @@ def without_solutions(nb):
 
 @pytest.fixture(scope="module")
 def real_data():
-    from minivit.data import DataNotFoundError, load_cifar
+    from minivit.data.cifar import DataNotFoundError, load_cifar
 
     try:
         load_cifar("cifar10", download=False)
@@ -260,7 +260,7 @@ def test_notebook_runs_in_real_setting_without_solutions(path, notebook_tools, r
     import nbformat
     from reference_solutions import write_reference
 
-    from minivit import stubs
+    from minivit.grading import stubs
 
     stubs.write_stubs(tmp_path / "exercises")        # solved: the chapter's topics (chapter 6: two, to keep CI short)
     write_reference(tmp_path / "exercises", SOLVED_TOPICS.get(path.name[:2], []))

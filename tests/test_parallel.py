@@ -1,11 +1,11 @@
-"""Data parallelism over CPU threads (minivit/parallel.py): same gradients, deterministic, resumable."""
+"""Data parallelism over CPU threads (minivit/fast/parallel.py): same gradients, deterministic, resumable."""
 import numpy as np
 import pytest
 
 from minivit.layers import cross_entropy_backward, cross_entropy_forward
 from minivit.model import ViT, ViTConfig
-from minivit.parallel import DataParallel
-from minivit.train import Trainer
+from minivit.fast.parallel import DataParallel
+from minivit.train.trainer import Trainer
 from test_train import params_of, synthetic, tiny_cfg
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from minivit.checkpoint import CheckpointError, save_checkpoint
-from minivit.finetune import FINETUNE_RECIPES, FineTuner, finetune, prepare_model, resize_batches
+from minivit.storage.checkpoint import CheckpointError, save_checkpoint
+from minivit.train.finetune import FINETUNE_RECIPES, FineTuner, finetune, prepare_model, resize_batches
 from minivit.model import ViT, ViTConfig
 from minivit.optim import SGD
 from minivit.pretrained import (

@@ -4,8 +4,8 @@ import csv
 import pytest
 
 import minivit.plots
-from minivit.progress import METRIC_FIELDS, read_metrics
-from minivit.train import Trainer
+from minivit.train.progress import METRIC_FIELDS, read_metrics
+from minivit.train.trainer import Trainer
 from test_train import REPO, synthetic, tiny_cfg
 
 

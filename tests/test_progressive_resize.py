@@ -1,4 +1,4 @@
-"""Progressive resizing: the schedule (minivit/resize_schedule.py), the position tables resized in
+"""Progressive resizing: the schedule (minivit/train/resize_schedule.py), the position tables resized in
 the forward with a backward (minivit/layers/pos_resize.py, gradient-checked in float64) and the
 ViT trained at a reduced resolution (``flexible_resolution``), whole-model gradient check included."""
 import json
@@ -6,13 +6,13 @@ import json
 import numpy as np
 import pytest
 
-from minivit.checkpoint import extra_arrays, load_checkpoint, save_checkpoint
+from minivit.storage.checkpoint import extra_arrays, load_checkpoint, save_checkpoint
 from minivit.gradcheck import COMPONENT_TOL, MODEL_TOL, check_pair
 from minivit.interpolate import interpolate_pos_embed, resize_table_1d
 from minivit.layers.pos_resize import (interpolation_matrix, pos_resize_backward, pos_resize_forward,
                                        table_resize_backward, table_resize_forward)
 from minivit.model import ViT, ViTConfig
-from minivit.resize_schedule import ResizeSchedule
+from minivit.train.resize_schedule import ResizeSchedule
 from tests.test_token_drop import _randomized_model, model_gradcheck
 
 SMALL = dict(image_size=16, patch_size=4, num_classes=5, dim=16, depth=2, num_heads=2, mlp_dim=32)

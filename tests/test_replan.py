@@ -1,4 +1,4 @@
-"""A budget that holds (issue #26, item 2; minivit/replan.py): a budgeted run re-plans its horizon at
+"""A budget that holds (issue #26, item 2; minivit/train/replan.py): a budgeted run re-plans its horizon at
 each evaluation from the step times measured since the last one, records the plan followed, and a
 --steps replay of it reproduces the run bit for bit. All on a simulated clock (tests/test_budget.py's
 FakeClock and fake_timed_trainer): no wall-clock bound."""
@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from minivit import __main__ as cli
-from minivit.budget import MARGIN
-from minivit.checkpoint import read_meta
-from minivit.replan import check_horizons, parse_steps, replan, steps_option
-from minivit.train import Trainer
+from minivit.train.budget import MARGIN
+from minivit.storage.checkpoint import read_meta
+from minivit.train.replan import check_horizons, parse_steps, replan, steps_option
+from minivit.train.trainer import Trainer
 from test_budget import (EVAL_S_PER_IMAGE, STEP_S, WRITE_S, FakeClock, fake_timed_trainer, params_of, planned_lrs,
                          replay_cfg)
 from test_train import synthetic, tiny_cfg
@@ -191,9 +191,9 @@ def test_a_checkpoint_from_before_replanning_is_followed_as_recorded(tmp_path, m
 def test_the_command_line_replays_the_plan_a_run_followed(tmp_path, monkeypatch, capsys):
     """A budgeted smoke run (simulated clock, 2x slower after its calibration), then ``train --steps``
     with the plan its done line would print: the same parameters, bit for bit."""
-    import minivit.train
-    from minivit.checkpoint import load_checkpoint
-    from minivit.recipes import recipe
+    import minivit.train.trainer
+    from minivit.storage.checkpoint import load_checkpoint
+    from minivit.train.recipes import recipe
 
     data = synthetic()
     t = fake_timed_trainer(tmp_path / "a", monkeypatch, recipe("smoke", time_budget=6.0, subset=128), FakeClock(),
@@ -201,8 +201,8 @@ def test_the_command_line_replays_the_plan_a_run_followed(tmp_path, monkeypatch,
     t.fit()
     option = steps_option(t.plan.horizons)
     assert "@" in option
-    real = minivit.train.prepare_data
-    monkeypatch.setattr(minivit.train, "prepare_data",
+    real = minivit.train.trainer.prepare_data
+    monkeypatch.setattr(minivit.train.trainer, "prepare_data",
                         lambda cfg, xp, data_dir=None, dataset_obj=None: real(cfg, xp, None, data))
     monkeypatch.setenv("MINIVIT_DEVICE", "cpu")
     capsys.readouterr()

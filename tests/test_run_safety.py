@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 import minivit.plots
-import minivit.train
-from minivit.__main__ import main
-from minivit.checkpoint import load_checkpoint, model_from_checkpoint, read_meta
-from minivit.train import Trainer, TrainingDiverged, evaluate
+import minivit.train.trainer
+from minivit.cli.main import main
+from minivit.storage.checkpoint import load_checkpoint, model_from_checkpoint, read_meta
+from minivit.train.trainer import Trainer, TrainingDiverged, evaluate
 from test_train import REPO, params_of, synthetic, tiny_cfg
 
 
@@ -29,7 +29,7 @@ def scored_evaluate(model, *a, **k):
 def quiet(monkeypatch):
     """curves.png is not what these tests look at, and matplotlib is slow."""
     monkeypatch.setattr(minivit.plots, "plot_curves", lambda *a, **k: None)
-    monkeypatch.setattr(minivit.train, "evaluate", scored_evaluate)
+    monkeypatch.setattr(minivit.train.trainer, "evaluate", scored_evaluate)
 
 
 @pytest.fixture(autouse=True)
@@ -125,7 +125,7 @@ def test_ctrl_c_during_the_first_best_leaves_no_stray_best(tmp_path, monkeypatch
         faults.armed = True
         return r
 
-    monkeypatch.setattr(minivit.train, "evaluate", eval_then_arm)
+    monkeypatch.setattr(minivit.train.trainer, "evaluate", eval_then_arm)
     with pytest.raises(KeyboardInterrupt):
         t.fit()
     monkeypatch.undo()
@@ -137,7 +137,7 @@ def test_ctrl_c_during_the_first_best_leaves_no_stray_best(tmp_path, monkeypatch
 # ----------------------------------------------------------------------------- divergence
 def test_non_finite_evaluation_loss_saves_nothing_and_names_an_existing_checkpoint(tmp_path, monkeypatch):
     data = synthetic()
-    monkeypatch.setattr(minivit.train, "evaluate", lambda *a, **k: (float("nan"), 0.25, None))
+    monkeypatch.setattr(minivit.train.trainer, "evaluate", lambda *a, **k: (float("nan"), 0.25, None))
     t = Trainer(tiny_cfg(epochs=2), tmp_path, device="cpu", dataset_obj=data, progress=False)
     with pytest.raises(TrainingDiverged, match="evaluation loss became nan") as e:
         t.fit()
@@ -188,7 +188,7 @@ def test_cli_refuses_non_finite_lr(tmp_path, lr):
 def test_eval_json_prints_null_not_nan(monkeypatch, capsys):
     fake = dict(checkpoint="x.npz", dataset="cifar10", test_loss=float("nan"), test_acc=0.1,
                 per_class={"airplane": 0.1}, confusion=[[1]])
-    monkeypatch.setattr(minivit.train, "evaluate_checkpoint", lambda *a, **k: fake)
+    monkeypatch.setattr(minivit.train.trainer, "evaluate_checkpoint", lambda *a, **k: fake)
     assert main(["eval", "x.npz", "--json"]) == 0
     out = capsys.readouterr().out
     r = json.loads(out, parse_constant=lambda c: pytest.fail(f"not JSON: {c}"))

@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from minivit import data, tempfiles
-from minivit.__main__ import main
-from minivit.runfolder import RunFolderError, RunFolderLocked, RunLock, claim_run_folder
-from minivit.train import Trainer
+from minivit.data import cifar as data
+from minivit.storage import tempfiles
+from minivit.cli.main import main
+from minivit.train.runfolder import RunFolderError, RunFolderLocked, RunLock, claim_run_folder
+from minivit.train.trainer import Trainer
 from test_data import use_tiny_spec
 from test_train import STANDIN, synthetic, tiny_cfg
 
@@ -38,7 +39,7 @@ def hold_lock_in_child(folder):
     """A child process that holds folder's RunLock until killed."""
     code = textwrap.dedent(f"""
         import sys, time
-        from minivit.runfolder import RunLock
+        from minivit.train.runfolder import RunLock
         RunLock({str(folder)!r}).acquire()
         print("locked", flush=True)
         time.sleep(60)
@@ -218,9 +219,9 @@ def test_resume_without_a_checkpoint_is_refused_before_loading_anything(tmp_path
 def test_lock_without_flock_decides_by_the_pid(tmp_path, monkeypatch, live_child):
     """Where flock is missing (Windows), a lock file naming a dead process is stale, one naming
     a live process is respected."""
-    import minivit.runfolder
+    import minivit.train.runfolder
 
-    monkeypatch.setattr(minivit.runfolder, "fcntl", None)
+    monkeypatch.setattr(minivit.train.runfolder, "fcntl", None)
     out = tmp_path / "run"
     out.mkdir()
     (out / ".lock").write_text(f"{dead_pid()}\n")

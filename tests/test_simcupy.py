@@ -12,7 +12,7 @@ from minivit import simcupy as sim
 from minivit.backend import get_array_module, get_xp, to_numpy
 from minivit.simcupy import syncs
 from minivit.simcupy.names import NDARRAY, VERSIONS
-from minivit.train import Trainer, evaluate
+from minivit.train.trainer import Trainer, evaluate
 from test_train import synthetic, tiny_cfg
 
 pytestmark = pytest.mark.gpu_sim
@@ -164,7 +164,7 @@ def test_sim_training_matches_numpy_and_stops_on_nan(tmp_path):
     assert isinstance(loss, float) and isinstance(acc, float) and type(preds) is sim.ndarray
     bad = Trainer(tiny_cfg(epochs=1), tmp_path / "nan", device="sim", dataset_obj=data, progress=False)
     bad.model.head.weight.value[0, 0] = np.nan        # NaN logits: a NaN loss, seen at the first read
-    from minivit.runstate import TrainingDiverged
+    from minivit.train.runstate import TrainingDiverged
 
     with pytest.raises(TrainingDiverged, match=r"(?i)training loss became nan .*between steps 1 and 8"):
         bad.fit()
@@ -180,7 +180,7 @@ def test_labels_are_checked_once_when_the_data_is_loaded(tmp_path):
 
 # ----------------------------------------------------------------- other device code paths
 def test_augmentation_inspection_and_finetuning_run_on_the_simulation(tmp_path):
-    from minivit.augment import AugmentConfig, augment_batch
+    from minivit.data.augment import AugmentConfig, augment_batch
     from minivit import inspect as I
 
     x = sim.asarray(synthetic().x_train[:16])
@@ -196,7 +196,7 @@ def test_augmentation_inspection_and_finetuning_run_on_the_simulation(tmp_path):
     res = I.inspect_checkpoint(tmp_path / "run" / "last.npz", tmp_path / "inspect", device="sim",
                                dataset_obj=synthetic(), num_images=2, distance_images=4, batch_size=4)
     assert res
-    from minivit.finetune import FINETUNE_RECIPES, finetune
+    from minivit.train.finetune import FINETUNE_RECIPES, finetune
 
     tuner = finetune(tmp_path / "run" / "last.npz", preset=next(iter(FINETUNE_RECIPES)), out=tmp_path / "ft",
                      device="sim", dataset_obj=synthetic(), progress=False, epochs=1, batch_size=64, subset=None,
@@ -243,7 +243,7 @@ def test_full_integer_indexing_gives_a_view_as_in_cupy():
 
 def test_fast_impl_gradcheck_and_bench_run_on_the_simulation(tmp_path):
     from minivit import fast
-    from minivit.bench import bench
+    from minivit.fast.bench import bench
     from minivit.gradcheck import run_all
 
     t = Trainer(tiny_cfg(epochs=1), tmp_path, device="sim", dataset_obj=synthetic(), progress=False,
@@ -257,7 +257,7 @@ def test_fast_impl_gradcheck_and_bench_run_on_the_simulation(tmp_path):
 
 def test_impl_exercises_trains_on_the_simulation(tmp_path):
     """--impl exercises: a learner's topic (here the loss, minivit's reference code typed in) on the device."""
-    from minivit import stubs
+    from minivit.grading import stubs
     from minivit.grading import exercises_impl
     from reference_solutions import write_reference
 
@@ -291,7 +291,7 @@ def test_clip_grad_norm_on_the_device_matches_numpy_without_a_sync():
 
 def test_augment_batch_on_the_device_equals_numpy():
     """Same host-drawn parameters: the device pipeline computes exactly what the NumPy one does."""
-    from minivit.augment import AugmentConfig, augment_batch
+    from minivit.data.augment import AugmentConfig, augment_batch
 
     x, y = synthetic().x_train[:12], np.arange(12) % 4
     cfg = AugmentConfig(crop_padding=4, flip=True, randaugment_n=2, randaugment_m=9, mixup_alpha=0.8,

@@ -1,6 +1,6 @@
 """The stubs state the contract, not the answer.
 
-Every exercise function's reference docstring (minivit/layers/, minivit/optim.py) has a contract
+Every exercise function's reference docstring (minivit/layers/, minivit/optim/__init__.py) has a contract
 part and a ``Derivation:`` part; the stub generator copies only the contract, and none of the
 derived expressions below (the backward formulas and the implementation recipes that used to be
 in the stubs) appears anywhere in exercises/ (the stubs and exercises/README.md), also not with
@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from minivit import hints, ops, stubs
+from minivit import ops
+from minivit.grading import hints
+from minivit.grading import stubs
 from minivit.grading import EXERCISE_FUNCTIONS
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from minivit.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint, save_checkpoint
-from minivit.train import RECIPES, TrainConfig, Trainer, TrainingDiverged, recipe
+from minivit.storage.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint, save_checkpoint
+from minivit.train.trainer import RECIPES, TrainConfig, Trainer, TrainingDiverged, recipe
 
 REPO = Path(__file__).resolve().parents[1]
 STANDIN = Path(os.environ.get("MINIVIT_DATA", REPO.parent / "shared/data/cifar10-standin"))

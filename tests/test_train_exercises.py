@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 
 from minivit import __main__ as cli
-from minivit import stubs
-from minivit.checkpoint import CheckpointError
-from minivit.data import synthetic_cifar
-from minivit.datapack import pack
+from minivit.grading import stubs
+from minivit.storage.checkpoint import CheckpointError
+from minivit.data.cifar import synthetic_cifar
+from minivit.data.pack import pack
 from minivit.grading import TOPIC_BY_NAME, exercises_impl
-from minivit.train import RECIPES, TrainConfig, Trainer
+from minivit.train.trainer import RECIPES, TrainConfig, Trainer
 from reference_solutions import render_solution
 
 YOURS = ["patch", "tokens", "layernorm", "optim"]

@@ -8,17 +8,17 @@ import math
 import numpy as np
 import pytest
 
-import minivit.planned_run
-import minivit.train
+import minivit.train.planned_run
+import minivit.train.trainer
 from minivit import __main__ as cli
-from minivit.budget import Calibration, parse_duration, plan_for_budget
-from minivit.checkpoint import CheckpointError
-from minivit.train import Trainer
-from minivit.train_data import prepare_data
+from minivit.train.budget import Calibration, parse_duration, plan_for_budget
+from minivit.storage.checkpoint import CheckpointError
+from minivit.train.trainer import Trainer
+from minivit.train.data import prepare_data
 from test_train import synthetic, tiny_cfg
 
 
-MAX_STEPS, MAX_BUDGET_S = 2 ** 53, 365 * 24 * 3600.0     # minivit.budget's: the schedule's limits
+MAX_STEPS, MAX_BUDGET_S = 2 ** 53, 365 * 24 * 3600.0     # minivit.train.budget's: the schedule's limits
 
 
 def one_error_line(capsys):
@@ -34,8 +34,8 @@ def nothing_runs(monkeypatch):
     def refuse(*a, **k):
         raise AssertionError("got past the option checks")
 
-    monkeypatch.setattr(minivit.train.Trainer, "__init__", refuse)
-    monkeypatch.setattr(minivit.planned_run, "calibrate", refuse)
+    monkeypatch.setattr(minivit.train.trainer.Trainer, "__init__", refuse)
+    monkeypatch.setattr(minivit.train.planned_run, "calibrate", refuse)
     monkeypatch.setenv("MINIVIT_DEVICE", "cpu")
 
 
@@ -64,7 +64,7 @@ def test_the_longest_lengths_parse():
                                               (dict(epochs=2 ** 53 // 4), "2**53"),   # 8 steps per epoch
                                               (dict(epochs=None, time_budget=1e30), "at most 31536000")])
 def test_the_trainer_refuses_a_length_beyond_the_schedule(length, fragment, monkeypatch):
-    monkeypatch.setattr(minivit.planned_run, "calibrate", lambda *a, **k: pytest.fail("calibrated"))
+    monkeypatch.setattr(minivit.train.planned_run, "calibrate", lambda *a, **k: pytest.fail("calibrated"))
     with pytest.raises(ValueError, match=fragment.replace("*", r"\*")):
         Trainer(tiny_cfg(**length), "/tmp/unused", device="cpu", dataset_obj=synthetic(), progress=False)
 
@@ -85,7 +85,7 @@ def test_a_plan_for_the_longest_budget_stays_representable_and_quick():
                                   ["finetune", "--from", "c.npz"]], ids=lambda a: a[0])
 def test_a_bogus_device_variable_is_exit_2_in_every_command(argv, monkeypatch, capsys):
     monkeypatch.setenv("MINIVIT_DEVICE", "bogus")
-    monkeypatch.setattr(minivit.train.Trainer, "__init__", lambda *a, **k: pytest.fail("trained"))
+    monkeypatch.setattr(minivit.train.trainer.Trainer, "__init__", lambda *a, **k: pytest.fail("trained"))
     assert cli.main(argv) == 2
     line = one_error_line(capsys)
     assert "MINIVIT_DEVICE=bogus" in line and "auto, cpu, gpu" in line, line
@@ -116,7 +116,7 @@ def test_cli_val_split_with_the_smoke_recipes_subset(tmp_path, monkeypatch, caps
     if not ce.CIFAR_BIN.is_dir() and not __import__("os").environ.get("MINIVIT_DATA"):
         pytest.skip("needs CIFAR-10 (MINIVIT_DATA)")
     monkeypatch.setenv("MINIVIT_DEVICE", "cpu")
-    monkeypatch.setattr(minivit.planned_run, "calibrate", lambda *a, **k: pytest.fail("calibrated"))
+    monkeypatch.setattr(minivit.train.planned_run, "calibrate", lambda *a, **k: pytest.fail("calibrated"))
     assert cli.main(["train", "--preset", "smoke", "--val-split", "49000", "--out", str(tmp_path / "r"),
                      "--data-dir", ce.data_dir()]) == 2
     line = one_error_line(capsys)
@@ -128,8 +128,8 @@ def test_cli_val_split_with_the_smoke_recipes_subset(tmp_path, monkeypatch, caps
 @pytest.fixture
 def finished_run(tmp_path, monkeypatch):
     """A one-epoch smoke run on synthetic images, through the command line; returns its argv."""
-    real = minivit.train.prepare_data
-    monkeypatch.setattr(minivit.train, "prepare_data",
+    real = minivit.train.trainer.prepare_data
+    monkeypatch.setattr(minivit.train.trainer, "prepare_data",
                         lambda cfg, xp, data_dir=None, dataset_obj=None: real(cfg, xp, None, synthetic()))
     monkeypatch.setattr("minivit.plots.plot_curves", lambda *a, **k: None)
     monkeypatch.setenv("MINIVIT_DEVICE", "cpu")

@@ -1,4 +1,4 @@
-"""The Trainer's opt-in pieces (minivit/trainer_options.py): with all off, the run is the plain loop
+"""The Trainer's opt-in pieces (minivit/train/options.py): with all off, the run is the plain loop
 bit for bit; an EMA leaves the training weights' path untouched, is what is evaluated (and what
 best.npz / eval give), and survives --resume bit-exactly; flip TTA adds its numbers next to the
 unchanged plain ones; Muon trains and keeps its momentum in last.npz."""
@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from minivit.checkpoint import CheckpointError, extra_arrays, load_checkpoint, model_from_checkpoint
-from minivit.ema import EMA
+from minivit.storage.checkpoint import CheckpointError, extra_arrays, load_checkpoint, model_from_checkpoint
+from minivit.train.ema import EMA
 from minivit.model import ViTConfig
-from minivit.recipes import RECIPES, TrainConfig
-from minivit.train import Trainer, evaluate
-from minivit.trainer_options import TrainerOptions
+from minivit.train.recipes import RECIPES, TrainConfig
+from minivit.train.trainer import Trainer, evaluate
+from minivit.train.options import TrainerOptions
 from tests.test_train import params_of, synthetic, tiny_cfg
 
 NUMBERS = ("epoch", "step", "train_loss", "train_acc", "test_loss", "test_acc", "lr")
@@ -287,9 +287,9 @@ def test_training_mode_changes_nothing_without_dropout(tmp_path, threads):
     (["--resize", "0:16,0.5:32", "--time-budget", "5m", "--epochs", "2"], "not allowed with argument"),
 ])
 def test_cli_refuses_bad_options_with_one_error_line(args, message, capsys, monkeypatch, tmp_path):
-    from minivit.__main__ import main
+    from minivit.cli.main import main
 
-    monkeypatch.setattr("minivit.train.prepare_data", lambda *a, **k: _synthetic_data())
+    monkeypatch.setattr("minivit.train.trainer.prepare_data", lambda *a, **k: _synthetic_data())
     assert main(["train", "--preset", "smoke", "--out", str(tmp_path / "run"), *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
@@ -302,9 +302,9 @@ def _synthetic_data():
 
 
 def test_cli_flags_switch_the_pieces_on(tmp_path, monkeypatch):
-    from minivit.__main__ import main
+    from minivit.cli.main import main
 
-    monkeypatch.setattr("minivit.train.prepare_data", lambda *a, **k: _synthetic_data())
+    monkeypatch.setattr("minivit.train.trainer.prepare_data", lambda *a, **k: _synthetic_data())
     monkeypatch.setenv("MPLBACKEND", "Agg")
     out = tmp_path / "run"
     assert main(["train", "--preset", "smoke", "--steps", "8", "--batch-size", "32", "--ema-decay", "0.9",

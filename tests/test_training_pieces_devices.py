@@ -4,15 +4,15 @@ give NumPy's numbers."""
 import numpy as np
 
 from minivit import layers, ops
-from minivit.augment import AugmentConfig
+from minivit.data.augment import AugmentConfig
 from minivit.backend import make_rng, to_numpy
-from minivit.ema import EMA
+from minivit.train.ema import EMA
 from minivit.layers.loss import cross_entropy_backward, cross_entropy_forward
 from minivit.layers.pos_resize import pos_resize_backward, pos_resize_forward
 from minivit.layers.token_drop import token_drop_backward, token_drop_forward, token_keep_indices
 from minivit.model import ViT, ViTConfig
-from minivit.muon import Muon, newton_schulz
-from minivit.tta import evaluate_tta
+from minivit.optim.muon import Muon, newton_schulz
+from minivit.train.tta import evaluate_tta
 
 SMALL = dict(image_size=16, patch_size=4, num_classes=5, dim=16, depth=2, num_heads=2, mlp_dim=32)
 

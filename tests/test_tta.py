@@ -1,14 +1,14 @@
-"""Flip test-time augmentation (minivit/tta.py): a left-right symmetric image gets the same prediction
+"""Flip test-time augmentation (minivit/train/tta.py): a left-right symmetric image gets the same prediction
 with and without TTA, the TTA probabilities are the mean of the two views' softmax, and
 evaluate_tta reports the plain numbers that train.evaluate gives next to the TTA ones."""
 import numpy as np
 import pytest
 
-from minivit.augment import AugmentConfig
+from minivit.data.augment import AugmentConfig
 from minivit.layers.attention import softmax_forward
 from minivit.model import ViT, ViTConfig
-from minivit.train import evaluate
-from minivit.tta import evaluate_tta, flip_tta_probs, hflip
+from minivit.train.trainer import evaluate
+from minivit.train.tta import evaluate_tta, flip_tta_probs, hflip
 
 SMALL = dict(image_size=16, patch_size=4, num_classes=5, dim=16, depth=2, num_heads=2, mlp_dim=32)
 
@@ -77,14 +77,14 @@ def test_evaluate_tta_reports_with_and_without(model):
 
 def test_eval_reports_with_and_without_flip_tta(tmp_path, monkeypatch, capsys):
     """``evaluate_checkpoint(flip_tta=True)`` / ``eval --flip-tta``: the plain numbers unchanged, the TTA ones added."""
-    import minivit.data
-    from minivit.__main__ import main
-    from minivit.train import Trainer, evaluate_checkpoint
+    import minivit.data.cifar
+    from minivit.cli.main import main
+    from minivit.train.trainer import Trainer, evaluate_checkpoint
     from tests.test_train import synthetic, tiny_cfg
 
     data = synthetic()
     Trainer(tiny_cfg(epochs=1), tmp_path, device="cpu", dataset_obj=data, progress=False).fit()
-    monkeypatch.setattr(minivit.data, "load_cifar", lambda *a, **k: data)
+    monkeypatch.setattr(minivit.data.cifar, "load_cifar", lambda *a, **k: data)
     plain = evaluate_checkpoint(tmp_path / "last.npz")
     r = evaluate_checkpoint(tmp_path / "last.npz", flip_tta=True)
     assert (r["test_acc"], r["test_loss"], r["confusion"]) == (plain["test_acc"], plain["test_loss"], plain["confusion"])
@@ -97,8 +97,8 @@ def test_eval_reports_with_and_without_flip_tta(tmp_path, monkeypatch, capsys):
 
 
 def test_metrics_csv_has_the_flip_tta_columns_next_to_the_plain_ones(tmp_path):
-    from minivit.progress import read_metrics
-    from minivit.train import Trainer
+    from minivit.train.progress import read_metrics
+    from minivit.train.trainer import Trainer
     from test_train import synthetic, tiny_cfg
 
     t = Trainer(tiny_cfg(epochs=1, flip_tta=True, ema_decay=0.9), tmp_path, device="cpu", dataset_obj=synthetic(),

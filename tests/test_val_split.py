@@ -1,15 +1,15 @@
 """``--val-split N`` (TrainConfig.val_split): levers are compared on images held out of the
-training set, best.npz is chosen on them, and the test set is never read (minivit/train_data.py)."""
+training set, best.npz is chosen on them, and the test set is never read (minivit/train/data.py)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from minivit import __main__ as cli
-from minivit.checkpoint import load_checkpoint
-from minivit.progress import read_metrics
-from minivit.train import Trainer
-from minivit.train_data import prepare_data, validation_split
+from minivit.storage.checkpoint import load_checkpoint
+from minivit.train.progress import read_metrics
+from minivit.train.trainer import Trainer
+from minivit.train.data import prepare_data, validation_split
 
 from test_train import synthetic, tiny_cfg
 
@@ -97,16 +97,16 @@ def test_cli_refuses_a_split_as_large_as_the_training_set(tmp_path, monkeypatch,
 
 def scripted_accuracies(monkeypatch, accs):
     """Make the trainer's evaluations return these accuracies, in order."""
-    import minivit.train
+    import minivit.train.trainer
 
     it = iter(accs)
-    real = minivit.train.evaluate
+    real = minivit.train.trainer.evaluate
 
     def evaluate(*a, **k):
         loss, _, preds = real(*a, **k)
         return loss, next(it), preds
 
-    monkeypatch.setattr(minivit.train, "evaluate", evaluate)
+    monkeypatch.setattr(minivit.train.trainer, "evaluate", evaluate)
 
 
 @pytest.mark.parametrize("val, best_epoch", [(None, 3), (64, 2)])
@@ -127,8 +127,8 @@ def test_final_test_evaluates_the_whole_test_set_last(tmp_path, capsys):
     t.fit()
     rows = read_metrics(tmp_path / "metrics.csv")
     assert [r["eval_images"] for r in rows] == [16, 64]
-    from minivit.evaluation import evaluate
-    from minivit.checkpoint import model_from_checkpoint
+    from minivit.train.evaluation import evaluate
+    from minivit.storage.checkpoint import model_from_checkpoint
 
     model, _ = model_from_checkpoint(tmp_path / "last.npz")
     _, acc, _ = evaluate(model, ds.x_test, ds.y_test, t.aug, 4)

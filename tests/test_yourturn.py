@@ -1,12 +1,12 @@
-"""minivit.yourturn: the notebooks' inline checks (check, your_turn) and the scaffold steps' references."""
+"""minivit.yourturn.checks: the notebooks' inline checks (check, your_turn) and the scaffold steps' references."""
 import numpy as np
 import pytest
 
 from minivit import layers as L
-from minivit import stubs
+from minivit.grading import stubs
 from minivit.grading import default_path
-from minivit.yourturn import check, inputs, your_turn
-from minivit.yourturn_steps import INPUTS, STEPS
+from minivit.yourturn.checks import check, inputs, your_turn
+from minivit.yourturn.steps import INPUTS, STEPS
 from test_grading import write_reference
 
 
@@ -83,7 +83,7 @@ def test_your_turn_stubs_reference_and_a_mistake(tmp_path, capsys, monkeypatch):
 
 
 def test_your_turn_never_raises(tmp_path, capsys, monkeypatch):
-    import minivit.yourturn as yt
+    import minivit.yourturn.checks as yt
 
     (tmp_path / "ex05_layernorm.py").write_text("def layernorm_forward(:\n")
     monkeypatch.setattr(yt, "_folder", lambda: tmp_path)

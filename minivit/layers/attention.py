@@ -5,7 +5,7 @@
     SA(z) = A v
     MSA(z) = [SA_1(z); ...; SA_h(z)] U_msa   U_msa: (D, D)
 
-Composite operations call their pieces through ``F`` (``minivit.dispatch``, filled by
+Composite operations call their pieces through ``F`` (``minivit.layers.dispatch``, filled by
 ``minivit.ops``) so that a swapped-in piece (a learner's softmax, say) is used inside attention
 and MSA too.
 
@@ -15,7 +15,7 @@ softmax saturates (one weight ~1, the rest ~0) and its gradients vanish.
 import math
 
 from minivit.backend import get_array_module
-from minivit.dispatch import F
+from minivit.layers.dispatch import F
 
 
 # ----------------------------------------------------------------------------------- softmax

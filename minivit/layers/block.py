@@ -9,13 +9,13 @@ upstream gradient flows unchanged into z, and also through the sub-block.
 
 Optional regularization on each residual branch: dropout and stochastic depth (drop-path).
 
-The sub-operations are called through ``F`` (``minivit.dispatch``, filled by ``minivit.ops``) so
+The sub-operations are called through ``F`` (``minivit.layers.dispatch``, filled by ``minivit.ops``) so
 that a swapped-in implementation (a learner's LayerNorm, say) is used inside the block too.
 
 Parameters come in a dict ``p`` with the keys of BLOCK_PARAM_NAMES; the backward returns a
 dict of gradients with the same keys.
 """
-from minivit.dispatch import F
+from minivit.layers.dispatch import F
 
 BLOCK_PARAM_NAMES = (
     "ln1_gamma", "ln1_beta",                  # LayerNorm before attention

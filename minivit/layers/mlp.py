@@ -2,10 +2,10 @@
 
     MLP(x) = GELU(x W1 + b1) W2 + b2      W1: (D, D_mlp), W2: (D_mlp, D)
 
-The pieces are called through ``F`` (``minivit.dispatch``, filled by ``minivit.ops``), so a
+The pieces are called through ``F`` (``minivit.layers.dispatch``, filled by ``minivit.ops``), so a
 swapped-in linear or GELU (a learner's, say) is used inside the MLP too.
 """
-from minivit.dispatch import F
+from minivit.layers.dispatch import F
 
 
 def mlp_forward(x, w1, b1, w2, b2, approximate="tanh"):

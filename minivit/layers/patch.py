@@ -24,7 +24,7 @@ def check_image_batch(x, patch_size=None, channels=None):
     if not xp.issubdtype(x.dtype, xp.floating):
         raise TypeError(
             f"expected floating-point images (float32 or float64), got dtype {x.dtype}; "
-            "convert uint8 images with minivit.augment.normalize (or x.astype('float32') / 255)"
+            "convert uint8 images with minivit.data.augment.normalize (or x.astype('float32') / 255)"
         )
     B, H, W, C = x.shape
     if channels is not None and C != channels:

@@ -1,7 +1,7 @@
 """Position embeddings resized to another patch grid *inside* the forward, with a backward.
 
 Fine-tuning at another resolution (``ViT.resize``) interpolates the position embeddings once and
-trains the result. Progressive resizing (``minivit/resize_schedule.py``) instead trains some steps
+trains the result. Progressive resizing (``minivit/train/resize_schedule.py``) instead trains some steps
 at a lower resolution (e.g. 24x24 images, a 6x6 grid) and the rest at the full one (32x32, 8x8)
 with *one* set of position embeddings, stored at the full grid. The low-resolution steps use the
 table interpolated to their grid, so their gradient must flow back through the interpolation to
