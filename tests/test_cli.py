@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from minivit import __main__ as cli
+from minivit.cli import main as cli
 from minivit import layers, ops
 from minivit.gradcheck import COMPONENT_TOL, component_checks
 

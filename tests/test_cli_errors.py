@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from minivit import __main__ as cli
+from minivit.cli import main as cli
 from minivit.storage.checkpoint import save_checkpoint
 from minivit.model import ViT, ViTConfig
 

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from minivit import __main__ as cli
+from minivit.cli import main as cli
 from minivit.storage.checkpoint import model_from_checkpoint
 from minivit.train.evaluation import evaluate, load_images
 from minivit.train.data import augment_config

@@ -3,7 +3,7 @@ cache compatibility, inputs left alone, a whole ViT step, the on/off switch, and
 import numpy as np
 import pytest
 
-from minivit import __main__ as cli
+from minivit.cli import main as cli
 from minivit import fast, layers, ops, optim
 from minivit.fast import attention as fast_attention
 from minivit.fast import layers as fast_layers

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from minivit import __main__ as cli
+from minivit.cli import main as cli
 from minivit import grading
 from minivit.grading import stubs
 from minivit.grading import TOPICS, TOPIC_BY_NAME, TOPIC_NAMES, grade

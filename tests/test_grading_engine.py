@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minivit import __main__ as cli
+from minivit.cli import main as cli
 from minivit import grading, layers
 from minivit.grading import TOPICS, grade
 from minivit.grading.detect import is_sure, sure_mistake

@@ -14,7 +14,7 @@ import textwrap
 import pytest
 
 from do_nothing import KINDS, write_do_nothing
-from minivit import __main__ as cli
+from minivit.cli import main as cli
 from minivit.grading import TOPIC_BY_NAME, TOPICS, grade
 from reference_solutions import write_reference
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from minivit import __main__ as cli
+from minivit.cli import main as cli
 from minivit.grading import grade
 from reference_solutions import write_reference
 

@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pytest
 
-from minivit import __main__ as cli
+from minivit.cli import main as cli
 from minivit import layers, optim
 from minivit.grading import hints
 from minivit.grading import EXERCISE_FUNCTIONS

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from minivit import __main__ as cli
+from minivit.cli import main as cli
 from minivit.train.budget import MARGIN
 from minivit.storage.checkpoint import read_meta
 from minivit.train.replan import check_horizons, parse_steps, replan, steps_option

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from minivit import __main__ as cli
+from minivit.cli import main as cli
 from minivit.grading import stubs
 from minivit.storage.checkpoint import CheckpointError
 from minivit.data.cifar import synthetic_cifar

@@ -10,7 +10,7 @@ import pytest
 
 import minivit.train.planned_run
 import minivit.train.trainer
-from minivit import __main__ as cli
+from minivit.cli import main as cli
 from minivit.train.budget import Calibration, parse_duration, plan_for_budget
 from minivit.storage.checkpoint import CheckpointError
 from minivit.train.trainer import Trainer

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from minivit import __main__ as cli
+from minivit.cli import main as cli
 from minivit.storage.checkpoint import load_checkpoint
 from minivit.train.progress import read_metrics
 from minivit.train.trainer import Trainer
