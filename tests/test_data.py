@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from minivit.data import cifar as data
+from minivit.data import python_format
 from minivit.data.cifar import (
     CIFAR,
     DataIntegrityError,
@@ -244,7 +245,7 @@ def test_extracted_python_folder_checks_every_md5(tmp_path, monkeypatch):
         def load(self):
             raise AssertionError("an unverified file was unpickled")
 
-    monkeypatch.setattr(data, "RestrictedUnpickler", MustNotUnpickle)
+    monkeypatch.setattr(python_format, "RestrictedUnpickler", MustNotUnpickle)   # where read_pickle finds it
     with pytest.raises(DataIntegrityError, match="data_batch_4") as info:
         load_cifar("cifar10", data_dir=tmp_path, download=False)
     assert md5s["data_batch_4"] in str(info.value)  # the expected md5 is named

@@ -83,6 +83,6 @@ def test_cli_python_m_minivit_data_pack(tmp_path, monkeypatch):
     got = load_cifar("cifar10", tmp_path / "c.npz")
     assert got.classes == written.classes and len(got.x_train) == 100 and len(got.x_test) == 3
     # the module form runs the same command line (through minivit's one error handler)
-    r = subprocess.run([sys.executable, "-m", "minivit.data.cifar", "pack", "--out", str(tmp_path / "d.npz"),
+    r = subprocess.run([sys.executable, "-m", "minivit.data", "pack", "--out", str(tmp_path / "d.npz"),
                         "--train", "0"], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert r.returncode == 2 and r.stderr.startswith("error: ") and "--train" in r.stderr
