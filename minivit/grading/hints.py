@@ -80,9 +80,9 @@ def hint(function, level=1):
 def namespace(**inputs):
     """What the level-3 code runs in: ``np``, ``math``, ``erf``, minivit's reference ``F``, and ``inputs``."""
     from minivit import ops
-    from minivit.layers.activation import _erf
+    from minivit.layers.activation import erf
 
-    return dict(np=np, math=math, erf=_erf, F=ops.reference(), **inputs)
+    return dict(np=np, math=math, erf=erf, F=ops.reference(), **inputs)
 
 
 def run_formula(function, **inputs):

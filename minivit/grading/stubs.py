@@ -70,7 +70,7 @@ IMPORTS = {
     "attention": "import math\n\n" + _NP,
     "multihead": "import math\n\n" + _NP + _F,
     "layernorm": _NP,
-    "mlp": "import math\n\n" + _NP + "from minivit.layers.activation import _erf as erf   # elementwise erf, NumPy and CuPy\n"
+    "mlp": "import math\n\n" + _NP + "from minivit.layers.activation import erf   # elementwise erf, NumPy and CuPy\n"
            + _F,
     "loss": _NP,
     "block": _F,
