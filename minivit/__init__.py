@@ -38,7 +38,7 @@ MOVED = {
     "fused_kernels": "fast.fused.kernels",
     "fused_ops": "fast.fused.ops",
     "fused_verify": "fast.fused.verify",
-    "hint_texts": "grading.hint_texts",
+    "hint_texts": "grading.topics",             # each topic's hints.py: grading/topics/<topic>/hints.py
     "hints": "grading.hints",
     "muon": "optim.muon",
     "parallel": "fast.parallel",

@@ -129,3 +129,15 @@ def test_the_check_sees_a_formula_put_back():
     assert normalize("mean(g * xhat)") in normalize(text)
     assert normalize("(1 - t^2)") in normalize("(1 - t**2)")
     assert normalize("softmax(logits) - target") in normalize("np.softmax(logits)-target")
+
+
+def test_the_stubs_import_only_public_names():
+    """A stub shows the learner minivit's public API: no ``from minivit... import _private``."""
+    from minivit.layers import activation
+
+    for file, text in stubs.render_stubs().items():
+        for line in text.splitlines():
+            if line.startswith("from minivit"):
+                imported = line.split(" import ", 1)[1].split("#")[0]
+                assert not any(n.strip().startswith("_") for n in imported.split(",")), f"{file}: {line}"
+    assert activation._erf is activation.erf          # learners' older files import erf by its old name

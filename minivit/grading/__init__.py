@@ -30,7 +30,8 @@ Layout: ``engine.py`` (loading the learner's files, limits, scoring: ``grade``),
 ``child.py`` (the child process, both sides), ``report.py`` (text report), ``common.py``
 (tolerances, ``MISTAKES``, ``Fail``/``Check``, comparisons), ``pair.py`` (a forward/backward pair's
 standard checks), ``implemented.py`` (training with the learner's functions) and
-``topics/<name>.py``, one per topic: its checks, wrong variants and mistake messages.
+``topics/<name>/``, one folder per topic: its definition, checks (with wrong variants and mistake
+messages), hints and the notebook's scaffold steps (``topics/__init__.py`` lists them).
 
 API: :func:`load_exercises`, :func:`grade`, :func:`format_report`, :func:`exercises_impl`.
 """

@@ -1,5 +1,6 @@
 """Shared pieces of the checks: tolerances, the MISTAKES registry, Fail/Check, comparing arrays,
-calling the learner's functions. Each topic file (``topics/*.py``) adds its own mistakes to MISTAKES."""
+calling the learner's functions. Each topic's checks (``topics/<topic>/checks.py``) add its own
+mistakes to MISTAKES."""
 from __future__ import annotations
 
 import inspect

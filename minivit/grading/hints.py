@@ -9,12 +9,22 @@ In a notebook: ``from minivit.grading.hints import hint; hint("layernorm_backwar
   upstream gradient, for a backward). ``tests/test_hints.py`` runs that code on random float64
   inputs and compares it with minivit's own function, so a hint can never be wrong.
 
-Use them one level at a time, after trying on your own: each level gives away more. The texts
-live in ``minivit/grading/hint_texts/<topic>.py``; the stubs in ``exercises/`` carry only the contract.
+Use them one level at a time, after trying on your own: each level gives away more. The stubs in
+``exercises/`` carry only the contract.
+
+The texts live with their topic, in ``minivit/grading/topics/<topic>/hints.py``: a dict
+``HINTS = {function: dict(approach=..., steps=..., formula=..., given=..., code=..., returns=...)}``.
+
+* ``approach`` (level 1), ``steps`` (level 2) and ``formula`` (level 3) are the texts shown;
+* ``code`` follows the formula: NumPy statements run in a namespace holding the names listed in
+  ``given`` (the function's inputs and the upstream gradient, plus ``np``, ``math``, ``erf`` and
+  minivit's ``F``); ``returns`` names the results, in the order the function returns them.
+
+They sit inside ``minivit/grading/`` because level 3 is the answer: the grader's child process
+cannot open them while the learner's code runs (``minivit/grading/trap.py``).
 """
 from __future__ import annotations
 
-import importlib
 import math
 import textwrap
 
@@ -27,9 +37,10 @@ _FIELD = {1: "approach", 2: "steps", 3: "formula"}
 
 
 def _entries():
+    """{function: its hint texts} for every topic (each topic's ``hints.py``)."""
     out = {}
     for t in TOPICS:
-        out.update(importlib.import_module(f"minivit.grading.hint_texts.{t.name}").HINTS)
+        out.update(t.part("hints").HINTS)
     return out
 
 
@@ -80,9 +91,9 @@ def hint(function, level=1):
 def namespace(**inputs):
     """What the level-3 code runs in: ``np``, ``math``, ``erf``, minivit's reference ``F``, and ``inputs``."""
     from minivit import ops
-    from minivit.layers.activation import _erf
+    from minivit.layers.activation import erf
 
-    return dict(np=np, math=math, erf=_erf, F=ops.reference(), **inputs)
+    return dict(np=np, math=math, erf=erf, F=ops.reference(), **inputs)
 
 
 def run_formula(function, **inputs):

@@ -9,7 +9,9 @@ Each stub function is built from the reference function of the same name (``mini
 ``minivit.optim``): its ``def`` line is copied verbatim from the source (``ast`` positions, so
 defaults and line breaks stay exactly as written), its docstring is the *contract* part of the
 reference docstring (everything before its ``Derivation:`` line) and a pointer to the hints
-(``python -m minivit hint NAME``), and its body is ``raise NotImplementedError``. Stubs and
+(``python -m minivit hint NAME``), and its body is ``raise NotImplementedError``. The file's
+introduction and its import lines come from the topic's definition (``INTRO`` and ``IMPORTS`` in
+``minivit/grading/topics/<topic>/__init__.py``). Stubs and
 reference therefore cannot drift apart: change a signature or a docstring in minivit, rerun the
 generator, and ``tests/test_grading.py::test_stubs_are_up_to_date`` keeps the two in step.
 
@@ -28,54 +30,6 @@ from pathlib import Path
 
 from minivit import ops
 from minivit.grading import TOPIC_BY_NAME, TOPICS
-
-# ------------------------------------------------------------------------------------ the table
-# Per topic: the exercise number, an introduction (the file's docstring) and the imports it starts with.
-INTROS = {
-    "patch": """\
-The first step of a ViT (paper eq. 1): cut each image into P x P patches, flatten every patch into a
-vector of P*P*C numbers, and map it to the model width D with a linear layer (the "patch embedding" E).
-You write patchify (and its backward) and the linear layer (forward and backward).""",
-    "tokens": """\
-After the patch embedding, a learned class token is prepended to every sequence and learned position
-embeddings are added (paper eq. 1):  z_0 = [x_class; x_p^1 E; ...; x_p^N E] + E_pos.""",
-    "attention": """\
-The core of the transformer (paper eqs. 5-7): a numerically stable softmax, and scaled dot-product
-attention  out = softmax(q k^T / sqrt(d)) v,  forward and backward.""",
-    "multihead": """\
-Multi-head self-attention (paper eqs. 5-8): one fused projection to q, k, v; each split into h heads
-of width d = D / h; attention in every head; heads merged and projected back to D.""",
-    "layernorm": """\
-Layer normalization, applied before every sub-block of the encoder (paper eqs. 2-3): each token's
-feature vector is normalized on its own, then scaled and shifted by learned gamma and beta.""",
-    "mlp": """\
-The transformer's MLP block (paper eq. 3): two linear layers with a GELU between them. GELU comes in
-two forms: the tanh approximation (the ViT default) and the exact x * Phi(x).""",
-    "loss": """\
-Softmax cross-entropy over the class logits, with optional label smoothing and soft targets (mixup,
-cutmix). The forward returns a scalar loss; the backward gives dloss/dlogits.""",
-    "block": """\
-The pre-norm transformer encoder block (paper eqs. 2-3):  z' = z + MSA(LN(z)),  out = z' + MLP(LN(z')),
-with optional dropout and drop-path on each residual branch.""",
-    "optim": """\
-Training: one AdamW step (Adam with decoupled weight decay) for one parameter, updated in place, and
-the learning-rate schedule: linear warmup, then cosine decay.""",
-}
-
-_NP = "import numpy as np\n\nfrom minivit.backend import get_array_module\n"
-_F = "from minivit.ops import F   # minivit's functions (with --impl exercises: yours, for the topics that pass)\n"
-IMPORTS = {
-    "patch": _NP,
-    "tokens": _NP,
-    "attention": "import math\n\n" + _NP,
-    "multihead": "import math\n\n" + _NP + _F,
-    "layernorm": _NP,
-    "mlp": "import math\n\n" + _NP + "from minivit.layers.activation import _erf as erf   # elementwise erf, NumPy and CuPy\n"
-           + _F,
-    "loss": _NP,
-    "block": _F,
-    "optim": "import math\n\n" + _NP,
-}
 
 # What a stub says about a function: the contract part of the reference docstring (everything
 # before its "Derivation:" line: shapes, what is computed, what the cache and the gradients must
@@ -158,9 +112,9 @@ def render_topic(topic_name):
     topic = TOPIC_BY_NAME[topic_name]
     number = [t.name for t in TOPICS].index(topic_name) + 1
     sources = sorted({_package_relative(inspect.getsourcefile(_reference(f))) for f in topic.functions})
-    head = HEADER.format(number=number, title=topic.title, topic=topic.name, intro=INTROS[topic.name],
+    head = HEADER.format(number=number, title=topic.title, topic=topic.name, intro=topic.intro,
                          sources=", ".join("minivit/" + s for s in sources))
-    parts = [head + IMPORTS[topic.name]]
+    parts = [head + topic.imports]
     for f in topic.functions:
         parts.append(render_function(f))
     return "\n\n".join(parts)

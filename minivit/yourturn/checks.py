@@ -13,7 +13,8 @@ Before that, scaffold cells compute the intermediate steps by hand for a small f
 
 ``check`` compares with the reference value of that step, computed here from the same input
 (CS231n's ``rel_error`` idea: a relative error near 1e-12 is right, near 1 a slip). It prints, and
-returns True only when right. The steps and their inputs are in ``minivit/yourturn/steps.py``.
+returns True only when right. The steps and their inputs are each topic's
+``minivit/grading/topics/<topic>/steps.py``, gathered in ``minivit/yourturn/steps.py``.
 """
 from __future__ import annotations
 

@@ -1,50 +1,50 @@
-"""The nine topics: one exercise file each, one grading file each (``topics/<name>.py``: its checks,
-wrong variants and mistake messages)."""
+"""The nine topics of the course, one folder each (``topics/<name>/``), listed in ``NAMES``.
+
+A topic's folder holds everything the course knows about it:
+
+* ``__init__.py``: its definition, ``TOPIC = Topic(name, exercise file, title, functions,
+  intro=INTRO, imports=IMPORTS)``: the functions the learner writes, and the introduction and import
+  lines that ``python -m minivit.stubs`` puts at the top of its exercise file;
+* ``checks.py``: ``checks()``, the checks in the order they run, with the wrong variants they compare
+  against and the mistake messages they add to ``MISTAKES``;
+* ``hints.py``: ``HINTS``, three levels of hints per function (``minivit.grading.hints``);
+* ``steps.py``: ``INPUTS`` and ``STEPS``, the notebook's scaffold steps: small fixed inputs and
+  their reference values (``minivit.yourturn.check``).
+
+Pieces several topics share sit beside the folders: ``topic.py`` (what a topic is), ``parts.py``,
+``diagnosis.py`` and ``explained.py`` (reading a gradient by its parts), ``pointers.py`` (advice about an
+exception names its function).
+
+Adding a topic means:
+
+1. the functions themselves, in minivit's core (a file in ``minivit/layers/``, with its tests);
+2. the topic's folder ``minivit/grading/topics/<name>/``, the four files above;
+3. its name in ``NAMES`` below;
+
+then ``python -m minivit.stubs`` writes its exercise file (commit it), and the chapter notebook that
+teaches it may use its scaffold steps. Everything under ``minivit/grading/`` is out of reach of the
+learner's code while it is graded (``trap.py``), which is why the hints and the steps live here.
+"""
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
 
+from minivit.grading.topics.topic import Topic
 
-@dataclass(frozen=True)
-class Topic:
-    name: str          # what ``python -m minivit grade NAME`` takes
-    file: str          # the exercise file in exercises/
-    title: str
-    functions: tuple   # the functions the learner writes (all are minivit functions of the same name)
+# The topics in the order of the exercises (ex01 ... ex09). Adding a topic adds its name here.
+NAMES = ("patch", "tokens", "attention", "multihead", "layernorm", "mlp", "loss", "block", "optim")
 
-
-TOPICS = (
-    Topic("patch", "ex01_patch_embedding.py", "Patchify + patch embedding (the linear layer)",
-          ("patchify_forward", "patchify_backward", "linear_forward", "linear_backward")),
-    Topic("tokens", "ex02_tokens.py", "Class token + position embeddings",
-          ("cls_token_forward", "cls_token_backward", "pos_embed_forward", "pos_embed_backward")),
-    Topic("attention", "ex03_attention.py", "Softmax + scaled dot-product attention",
-          ("softmax_forward", "softmax_backward", "attention_forward", "attention_backward")),
-    Topic("multihead", "ex04_multihead.py", "Multi-head self-attention",
-          ("split_heads", "merge_heads", "split_heads_backward", "merge_heads_backward",
-           "mhsa_forward", "mhsa_backward")),
-    Topic("layernorm", "ex05_layernorm.py", "Layer normalization",
-          ("layernorm_forward", "layernorm_backward")),
-    Topic("mlp", "ex06_mlp.py", "GELU + the MLP block",
-          ("gelu_forward", "gelu_backward", "mlp_forward", "mlp_backward")),
-    Topic("loss", "ex07_loss.py", "Softmax cross-entropy with label smoothing",
-          ("cross_entropy_forward", "cross_entropy_backward")),
-    Topic("block", "ex08_block.py", "The pre-norm encoder block",
-          ("encoder_block_forward", "encoder_block_backward")),
-    Topic("optim", "ex09_optim.py", "AdamW + the warmup-cosine schedule",
-          ("adamw_update", "warmup_cosine")),
-)
+TOPICS = tuple(importlib.import_module(f"{__name__}.{name}").TOPIC for name in NAMES)
 TOPIC_NAMES = tuple(t.name for t in TOPICS)
 TOPIC_BY_NAME = {t.name: t for t in TOPICS}
 EXERCISE_FUNCTIONS = tuple(f for t in TOPICS for f in t.functions)
 
 
 def topic_module(name):
-    """The grading module of a topic (``minivit.grading.topics.<name>``)."""
+    """The grading module of a topic (``minivit.grading.topics.<name>.checks``)."""
     if name not in TOPIC_BY_NAME:
         raise ValueError(f"unknown topic {name!r}; choose from {', '.join(TOPIC_NAMES)}")
-    return importlib.import_module(f"{__name__}.{name}")
+    return TOPIC_BY_NAME[name].part("checks")
 
 
 def topic_checks(name):

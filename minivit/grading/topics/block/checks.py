@@ -1,5 +1,5 @@
 """Grading topic `block`: The pre-norm encoder block: its checks, wrong variants and
-mistake messages. The backward's variants and its diagnosis by parts are in ``block_backward.py``;
+mistake messages. The backward's variants and its diagnosis by parts are in ``backward.py``;
 dropout in training mode is graded whatever order each branch draws its two masks in."""
 
 import math
@@ -13,7 +13,7 @@ from minivit.grading.common import (MISTAKES, TOL64, Check, Fail, REF, _as_array
 from minivit.grading.detect import is_sure, sure_mistake
 from minivit.grading.topics.parts import FORWARD_BLAMED, insert_diagnosis
 from minivit.grading.pair import Pair
-from minivit.grading.topics.block_backward import (GRAD_NAMES, bias_variant, block_backward, diagnose,
+from minivit.grading.topics.block.backward import (GRAD_NAMES, bias_variant, block_backward, diagnose,
     misassigned, residual_variant)
 
 MISTAKES.update({
@@ -111,7 +111,7 @@ def _block_cases():
 
 class BlockPair(Pair):
     """The block's pair: its backward is also searched for gradients stored under the wrong keys, and
-    a failure nothing names gets the diagnosis by parts (``block_backward.diagnose``)."""
+    a failure nothing names gets the diagnosis by parts (``backward.diagnose``)."""
 
     def backward_mistakes(self, args, dout, ref_cache, ref_grads, grads, tol=TOL64):
         keys = list(super().backward_mistakes(args, dout, ref_cache, ref_grads, grads, tol))

@@ -1,5 +1,5 @@
 """Grading topic `loss`: Softmax cross-entropy with label smoothing: its checks and mistake messages
-(the wrong variants are in ``loss_variants.py``). Each check grades all its inputs first, then names
+(the wrong variants are in ``variants.py``). Each check grades all its inputs first, then names
 a wrong variant only when it matches the learner on every input (``detect.sure_mistake``); dlogits
 is also read by its parts (softmax, target, uniform smoothing term)."""
 
@@ -13,7 +13,7 @@ from minivit.grading.common import (MISTAKES, Check, FD_TOL, Fail, REF, TOL32, T
 from minivit.grading.pair import forward_first
 from minivit.grading.detect import sure_mistake
 from minivit.grading.topics.diagnosis import describe_terms
-from minivit.grading.topics.loss_variants import LOSS_FWD_MISTAKES, dlogits_terms, dlogits_variants
+from minivit.grading.topics.loss.variants import LOSS_FWD_MISTAKES, dlogits_terms, dlogits_variants
 
 MISTAKES.update({
     "loss_not_averaged": "The loss is summed over the batch; it is the mean over the batch (see the docstring).",

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from minivit.layers.activation import _erf
+from minivit.layers.activation import erf
 from minivit.grading.common import (MISTAKES, TOL64, Check, Fail, REF, _bias_mistakes, _call_backward, _call_forward, _copy,
     _grads_tuple, _mismatch, _rng, pointer)
 from minivit.grading.topics.diagnosis import describe_terms
@@ -47,7 +47,7 @@ def _gelu(x, form):
     if form == "tanh":
         return 0.5 * x * (1 + np.tanh(_C * (x + 0.044715 * x ** 3)))
     if form == "none":
-        return 0.5 * x * (1 + _erf(x / math.sqrt(2)))
+        return 0.5 * x * (1 + erf(x / math.sqrt(2)))
     if form == "sigmoid":
         return x / (1 + np.exp(-1.702 * x))
     if form == "square":
@@ -77,7 +77,7 @@ def _gelu_terms(x, approx, dout):
         t = np.tanh(_C * (x + 0.044715 * x ** 3))
         piece = dout * 0.5 * x * (1 - t * t) * _C
         return {"f": dout * 0.5 * (1 + t), "xf'_1": piece, "xf'_3kx2": piece * 3 * 0.044715 * x ** 2}
-    return {"f": dout * 0.5 * (1 + _erf(x / math.sqrt(2))), "xf'": dout * x * np.exp(-x * x / 2) / math.sqrt(2 * math.pi)}
+    return {"f": dout * 0.5 * (1 + erf(x / math.sqrt(2))), "xf'": dout * x * np.exp(-x * x / 2) / math.sqrt(2 * math.pi)}
 
 
 def _gelu_dx_variants(x, approx, dout):

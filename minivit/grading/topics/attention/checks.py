@@ -1,5 +1,5 @@
 """Grading topic `attention`: Softmax and scaled dot-product attention: its checks, the forward's wrong
-variants and mistake messages (the backward's variants and diagnosis: attention_backward.py)."""
+variants and mistake messages (the backward's variants and diagnosis: ``backward.py``)."""
 
 import math
 
@@ -7,7 +7,7 @@ import numpy as np
 
 from minivit.grading.common import MISTAKES, REF, Check, Fail, _call_backward, _call_forward, _copy, _fail_with, \
     _grads_tuple, _mismatch, _rng, _softmax, pointer
-from minivit.grading.topics.attention_backward import (attention_backward_variants, explain_attention,
+from minivit.grading.topics.attention.backward import (attention_backward_variants, explain_attention,
                                                        explain_softmax, softmax_backward_variants,
                                                        wrong_forward_grads)
 from minivit.grading.topics.parts import PartsPair
