@@ -130,7 +130,7 @@ def test_training_steps_between_two_reads_make_no_synchronization(tmp_path):
 
     def step(*a):
         before = log.count
-        out = real_step(*a)
+        out = real_step(*a, **k)
         now[0] += 0.3                                 # each step "takes" 0.3 s: a read every 4 steps
         marks.append(("step", log.count - before))
         return out
