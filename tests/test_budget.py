@@ -295,7 +295,7 @@ def test_budget_on_the_cupy_simulation_syncs_only_between_calibration_rounds(tmp
                            device="sim")
     real_step, calibration, between, last = t.train_step, [], [], [0]
 
-    def step(*a):
+    def step(*a, **k):
         before = log.count
         if t.plan is None:
             between.append(before - last[0])
