@@ -4,7 +4,7 @@ Training: one AdamW step (Adam with decoupled weight decay) for one parameter, u
 the learning-rate schedule: linear warmup, then cosine decay.
 
 Fill in every function below (replace `raise NotImplementedError`). Names and signatures are
-those of minivit's own functions (minivit/optim/__init__.py).
+those of minivit's own functions (minivit/optim/adamw.py, minivit/optim/schedule.py).
 Each docstring is their contract: the shapes, what the function computes and what it returns.
 How to get there is yours to work out (derive each backward on paper first). A forward's
 cache is whatever your backward needs; it comes back to it unchanged. The grader compares your

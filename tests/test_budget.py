@@ -154,16 +154,15 @@ def fake_timed_trainer(tmp_path, monkeypatch, cfg, clock, data, slow=1.0, device
         clock.advance(factor() * EVAL_S_PER_IMAGE * len(x))
         return real_eval(model, x, *a, **k)
 
-    monkeypatch.setattr(minivit.train.trainer, "evaluate", evaluate)
     monkeypatch.setattr(minivit.plots, "plot_curves", lambda *a, **k: None)
     t = Trainer(cfg, tmp_path, device=device, dataset_obj=data, progress=False, clock=clock,
-                started=clock() - LOADING_S)
-    real_step, real_write = t.train_step, t._write
+                started=clock() - LOADING_S, evaluate=evaluate)
+    real_step, real_write = t.train_step, t.run.write
     t.lrs = []
 
-    def train_step(*a):
+    def train_step(*a, **k):
         clock.advance(factor() * STEP_S)
-        out = real_step(*a)
+        out = real_step(*a, **k)
         t.lrs.append(t.opt.lr)
         return out
 
@@ -171,7 +170,7 @@ def fake_timed_trainer(tmp_path, monkeypatch, cfg, clock, data, slow=1.0, device
         clock.advance(factor() * WRITE_S)
         return real_write(*a)
 
-    t.train_step, t._write = train_step, write
+    t.train_step, t.run.write = train_step, write
     return t
 
 
@@ -183,8 +182,8 @@ def test_budgeted_run_ends_within_the_budget_and_its_schedule_at_its_last_step(t
     assert 0.97 * budget <= clock() - t.started <= budget          # the whole run, loading included
     assert t.global_step == S == t.total_steps and t.history[-1]["step"] == S
     assert t.lrs[len(t.lrs) - S:] == planned_lrs(t)                # after the calibration's steps
-    assert warmup_cosine(S, S, t.cfg.lr, t.warmup_steps, t.cfg.min_lr) == t.cfg.min_lr   # the cosine's end
-    assert 0 < t.warmup_steps < S
+    assert warmup_cosine(S, S, t.cfg.lr, t.planner.warmup_steps, t.cfg.min_lr) == t.cfg.min_lr   # the cosine's end
+    assert 0 < t.planner.warmup_steps < S
     assert [r["step"] for r in plan.replans] == [r["step"] for r in t.history[:-1]]      # each evaluation but the last
     assert plan.step_s["full"] == pytest.approx(STEP_S) and plan.spent_s > LOADING_S
     assert plan.evaluations == len(t.history) == math.ceil(S / t.steps_per_epoch)
@@ -214,7 +213,7 @@ def params_of(trainer):
 def planned_lrs(t):
     """The learning rate of each of the run's steps under its plan followed: step i's horizon is the
     one in force at i (minivit/train/replan.py), the warmup the first plan's."""
-    return [warmup_cosine(i, horizon_at(t.plan.horizons, i), t.cfg.lr, t.warmup_steps, t.cfg.min_lr)
+    return [warmup_cosine(i, horizon_at(t.plan.horizons, i), t.cfg.lr, t.planner.warmup_steps, t.cfg.min_lr)
             for i in range(t.global_step)]
 
 
@@ -256,16 +255,16 @@ def test_resume_continues_the_plan_followed_without_calibrating(tmp_path, monkey
     cut = fake_timed_trainer(tmp_path / "cut", monkeypatch, cfg, FakeClock(), data)
     real_step = cut.train_step
 
-    def step_then_ctrl_c(*a):
+    def step_then_ctrl_c(*a, **k):
         if cut.plan is not None and cut.global_step == 4 * cut.steps_per_epoch + 3:
             raise KeyboardInterrupt
-        return real_step(*a)
+        return real_step(*a, **k)
 
     cut.train_step = step_then_ctrl_c
     with pytest.raises(KeyboardInterrupt):
         cut.fit()
     saved = read_meta(tmp_path / "cut" / "last.npz")
-    assert len(saved["plan"]["replans"]) == 4 and saved["budget_used_s"] == pytest.approx(cut.budget_used(), abs=0.01)
+    assert len(saved["plan"]["replans"]) == 4 and saved["budget_used_s"] == pytest.approx(cut.planner.budget_used(), abs=0.01)
 
     def no_calibration(*a, **k):
         raise AssertionError("--resume calibrated again")
@@ -277,7 +276,7 @@ def test_resume_continues_the_plan_followed_without_calibrating(tmp_path, monkey
     r.fit()
     assert r.plan.horizons[:len(saved["plan"]["horizons"])] == saved["plan"]["horizons"]
     assert r.plan.steps < saved["plan"]["steps"]                     # three times slower: fewer steps
-    assert 0.97 * budget <= r.budget_used() <= budget                 # both processes, by the checkpoint's record
+    assert 0.97 * budget <= r.planner.budget_used() <= budget                 # both processes, by the checkpoint's record
     assert r.global_step == r.plan.steps and r.lrs[-(r.global_step - 4 * 8 - 3):] == planned_lrs(r)[4 * 8 + 3:]
     assert json.loads((tmp_path / "cut" / "config.json").read_text())["plan"] == r.plan.to_dict()
     assert read_meta(tmp_path / "cut" / "last.npz")["plan"] == r.plan.to_dict()
@@ -296,11 +295,11 @@ def test_budget_on_the_cupy_simulation_syncs_only_between_calibration_rounds(tmp
                            device="sim")
     real_step, calibration, between, last = t.train_step, [], [], [0]
 
-    def step(*a):
+    def step(*a, **k):
         before = log.count
         if t.plan is None:
             between.append(before - last[0])
-        out = real_step(*a)
+        out = real_step(*a, **k)
         if t.plan is None:
             calibration.append(log.count - before)
             last[0] = log.count
@@ -329,7 +328,7 @@ def test_a_schedule_of_two_step_kinds_is_calibrated_and_planned_per_kind(tmp_pat
         clock.advance(-0.8 * STEP_S if kind == "small" else 0.0)
         return t.train_step(0, i % t.steps_per_epoch, order)
 
-    t.step_kinds = lambda: [("small", 0.5), ("full", 0.5)]
+    t.options.step_kinds = lambda: [("small", 0.5), ("full", 0.5)]
     t.calibration_step = calibration_step
     t.fit()
     assert t.plan.kinds == [["small", 0.5], ["full", 0.5]] and set(kinds_run) == {"small", "full"}
@@ -349,14 +348,14 @@ def test_progressive_resizing_in_a_budget_is_calibrated_per_size(tmp_path, monke
     clock, budget = FakeClock(), 12.0
     t = fake_timed_trainer(tmp_path, monkeypatch, resize_cfg(epochs=None, time_budget=budget), clock, synthetic(),
                            after_plan=after_plan)
-    resize_for_step = t.resize_for_step
+    resize_batch = t.options.resize_batch
 
-    def timed_resize(x):                                  # the step's cost depends on its size
-        y = resize_for_step(x)
+    def timed_resize(x, *a):                              # the step's cost depends on its size
+        y = resize_batch(x, *a)
         clock.advance(-STEP_S * (1 - (y.shape[1] / 32) ** 2) * (after_plan if t.plan is not None else 1.0))
         return y
 
-    t.resize_for_step = timed_resize
+    t.options.resize_batch = timed_resize
     sizes = record_sizes(t)
     t.fit()
     plan, S = t.plan, t.plan.steps
@@ -364,7 +363,7 @@ def test_progressive_resizing_in_a_budget_is_calibrated_per_size(tmp_path, monke
     assert plan.step_s == pytest.approx({"24px": STEP_S * (24 / 32) ** 2, "32px": STEP_S})
     assert plan.mean_step_s == pytest.approx(STEP_S * (0.5 * (24 / 32) ** 2 + 0.5))
     assert 0.98 * budget <= clock() - t.started <= budget
-    assert t.global_step == S and t.lrs[-1] == warmup_cosine(S - 1, S, t.cfg.lr, t.warmup_steps, t.cfg.min_lr)
+    assert t.global_step == S and t.lrs[-1] == warmup_cosine(S - 1, S, t.cfg.lr, t.planner.warmup_steps, t.cfg.min_lr)
     first = plan.horizons[0][1]
     expected = first / after_plan                          # the speed halves: about half the steps
     assert all(abs(h - expected) <= 0.06 * expected for _, h in plan.horizons[1:]), plan.horizons

@@ -64,11 +64,11 @@ def test_threaded_training_is_deterministic_and_resumes_exactly(tmp_path):
     cut = Trainer(tiny_cfg(threads=2), tmp_path / "cut", device="cpu", dataset_obj=data, progress=False)
     real_step, calls = cut.train_step, {"n": 0}
 
-    def step_then_ctrl_c(*a):
+    def step_then_ctrl_c(*a, **k):
         calls["n"] += 1
         if calls["n"] == 11:
             raise KeyboardInterrupt
-        return real_step(*a)
+        return real_step(*a, **k)
 
     cut.train_step = step_then_ctrl_c
     with pytest.raises(KeyboardInterrupt):

@@ -56,11 +56,11 @@ def test_after_resume_images_per_s_counts_only_the_new_steps(tmp_path, bars):
     t = Trainer(tiny_cfg(epochs=2), tmp_path, device="cpu", dataset_obj=data, progress=True)
     real_step, calls = t.train_step, {"n": 0}
 
-    def step_then_ctrl_c(*a):
+    def step_then_ctrl_c(*a, **k):
         calls["n"] += 1
         if calls["n"] == 12:                            # halfway through epoch 2
             raise KeyboardInterrupt
-        return real_step(*a)
+        return real_step(*a, **k)
 
     t.train_step = step_then_ctrl_c
     with pytest.raises(KeyboardInterrupt):

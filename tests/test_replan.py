@@ -2,12 +2,14 @@
 each evaluation from the step times measured since the last one, records the plan followed, and a
 --steps replay of it reproduces the run bit for bit. All on a simulated clock (tests/test_budget.py's
 FakeClock and fake_timed_trainer): no wall-clock bound."""
+import functools
 import json
 import math
 
 import numpy as np
 import pytest
 
+import minivit.train.finetune  # noqa: F401 (it subclasses Trainer: imported before the CLI's Trainer is replaced)
 from minivit.cli import main as cli
 from minivit.train.budget import MARGIN
 from minivit.storage.checkpoint import read_meta
@@ -40,7 +42,7 @@ def test_a_machine_that_changes_speed_after_calibration_ends_within_two_percent(
     assert (S < 0.8 * first) if after_plan > 1 else (S > 1.5 * first), (first, S)
     assert t.global_step == S == t.total_steps and t.history[-1]["step"] == S
     assert t.lrs[-S:] == planned_lrs(t)                 # each step at the horizon then in force
-    assert t.warmup_steps == min(round(t.cfg.warmup_epochs * 8), first // 2)      # the first plan's warmup
+    assert t.planner.warmup_steps == min(round(t.cfg.warmup_epochs * 8), first // 2)      # the first plan's warmup
     replan_1 = t.plan.replans[0]
     assert replan_1["step"] == 8 and replan_1["step_s"] == pytest.approx(after_plan * STEP_S)
     assert replan_1["eval_s_per_image"] == pytest.approx(after_plan * EVAL_S_PER_IMAGE)
@@ -58,7 +60,7 @@ def test_a_replay_reproduces_a_replanned_run_bit_for_bit(tmp_path, monkeypatch, 
     t.fit()
     assert len(t.plan.horizons) > 1                     # the plan moved (on a steady machine: the shrinking margin)
     option = steps_option(t.plan.horizons)
-    assert t.replay_note() == f"; replay its plan with --steps {option}"
+    assert t.planner.replay_note() == f"; replay its plan with --steps {option}"
     replay = fake_timed_trainer(tmp_path / "b", monkeypatch, replay_cfg(t.plan), FakeClock(), data, slow=5.0)
     replay.fit()
     assert replay.lrs == planned_lrs(t) == t.lrs[-t.global_step:]
@@ -166,10 +168,10 @@ def test_a_checkpoint_from_before_replanning_is_followed_as_recorded(tmp_path, m
     cut = fake_timed_trainer(tmp_path, monkeypatch, cfg, FakeClock(), data)
     real_step = cut.train_step
 
-    def step_then_ctrl_c(*a):
+    def step_then_ctrl_c(*a, **k):
         if cut.plan is not None and cut.global_step == 3:
             raise KeyboardInterrupt
-        return real_step(*a)
+        return real_step(*a, **k)
 
     cut.train_step = step_then_ctrl_c
     with pytest.raises(KeyboardInterrupt):
@@ -202,8 +204,8 @@ def test_the_command_line_replays_the_plan_a_run_followed(tmp_path, monkeypatch,
     option = steps_option(t.plan.horizons)
     assert "@" in option
     real = minivit.train.trainer.prepare_data
-    monkeypatch.setattr(minivit.train.trainer, "prepare_data",
-                        lambda cfg, xp, data_dir=None, dataset_obj=None: real(cfg, xp, None, data))
+    monkeypatch.setattr(minivit.train.trainer, "Trainer",      # the CLI builds it with this data
+                        functools.partial(minivit.train.trainer.Trainer, prepare_data=lambda cfg, xp, data_dir=None, dataset_obj=None: real(cfg, xp, None, data)))
     monkeypatch.setenv("MINIVIT_DEVICE", "cpu")
     capsys.readouterr()
     assert cli.main(["train", "--preset", "smoke", "--subset", "128", "--steps", option,

@@ -11,7 +11,7 @@ import minivit.plots
 import minivit.train.trainer
 from minivit.cli.main import main
 from minivit.storage.checkpoint import load_checkpoint, model_from_checkpoint, read_meta
-from minivit.train.trainer import Trainer, TrainingDiverged, evaluate
+from minivit.train.trainer import Trainer as RealTrainer, TrainingDiverged, evaluate
 from test_train import REPO, params_of, synthetic, tiny_cfg
 
 
@@ -29,7 +29,11 @@ def scored_evaluate(model, *a, **k):
 def quiet(monkeypatch):
     """curves.png is not what these tests look at, and matplotlib is slow."""
     monkeypatch.setattr(minivit.plots, "plot_curves", lambda *a, **k: None)
-    monkeypatch.setattr(minivit.train.trainer, "evaluate", scored_evaluate)
+
+
+def Trainer(*a, evaluate=scored_evaluate, **k):
+    """Every trainer here is evaluated by scored_evaluate unless told otherwise (injected)."""
+    return RealTrainer(*a, evaluate=evaluate, **k)
 
 
 @pytest.fixture(autouse=True)
@@ -125,7 +129,7 @@ def test_ctrl_c_during_the_first_best_leaves_no_stray_best(tmp_path, monkeypatch
         faults.armed = True
         return r
 
-    monkeypatch.setattr(minivit.train.trainer, "evaluate", eval_then_arm)
+    t.evaluate = eval_then_arm
     with pytest.raises(KeyboardInterrupt):
         t.fit()
     monkeypatch.undo()
@@ -137,8 +141,8 @@ def test_ctrl_c_during_the_first_best_leaves_no_stray_best(tmp_path, monkeypatch
 # ----------------------------------------------------------------------------- divergence
 def test_non_finite_evaluation_loss_saves_nothing_and_names_an_existing_checkpoint(tmp_path, monkeypatch):
     data = synthetic()
-    monkeypatch.setattr(minivit.train.trainer, "evaluate", lambda *a, **k: (float("nan"), 0.25, None))
-    t = Trainer(tiny_cfg(epochs=2), tmp_path, device="cpu", dataset_obj=data, progress=False)
+    t = Trainer(tiny_cfg(epochs=2), tmp_path, device="cpu", dataset_obj=data, progress=False,
+                evaluate=lambda *a, **k: (float("nan"), 0.25, None))
     with pytest.raises(TrainingDiverged, match="evaluation loss became nan") as e:
         t.fit()
     assert "no checkpoint of this run was saved" in str(e.value)          # not a last.npz that does not exist
@@ -159,7 +163,7 @@ def test_a_non_finite_model_is_never_saved(tmp_path):
     good = (tmp_path / "last.npz").read_bytes()
     t.model.blocks[0].mlp.fc1.weight.value[0, 0] = np.inf       # finite loss maybe, but not a good model
     with pytest.raises(TrainingDiverged, match=r"blocks\.0\.mlp\.fc1\.weight.*last good checkpoint is .*last\.npz"):
-        t.save("last.npz")
+        t.run.save("last.npz")
     assert (tmp_path / "last.npz").read_bytes() == good
     # Ctrl-C with a non-finite model: the good last.npz is kept, not replaced.
     t.cfg.epochs = 2

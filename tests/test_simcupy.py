@@ -128,9 +128,9 @@ def test_training_steps_between_two_reads_make_no_synchronization(tmp_path):
     marks = []
     real_step, real_read = t.train_step, t.read_device_sums
 
-    def step(*a):
+    def step(*a, **k):
         before = log.count
-        out = real_step(*a)
+        out = real_step(*a, **k)
         now[0] += 0.3                                 # each step "takes" 0.3 s: a read every 4 steps
         marks.append(("step", log.count - before))
         return out

@@ -83,11 +83,11 @@ def test_interrupt_then_resume_is_bit_for_bit(tmp_path, cut_at_call, position):
     t = Trainer(tiny_cfg(), tmp_path / "cut", device="cpu", dataset_obj=data, progress=False)
     real_step, calls = t.train_step, {"n": 0}
 
-    def step_then_ctrl_c(*a):
+    def step_then_ctrl_c(*a, **k):
         calls["n"] += 1
         if calls["n"] == cut_at_call:            # 8 steps per epoch
             raise KeyboardInterrupt
-        return real_step(*a)
+        return real_step(*a, **k)
 
     t.train_step = step_then_ctrl_c
     with pytest.raises(KeyboardInterrupt):

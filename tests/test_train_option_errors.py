@@ -2,11 +2,14 @@
 represent, a config.json edited by hand before --resume, a bad $MINIVIT_DEVICE in every command, a
 --val-split that leaves fewer images than the recipe's subset. Each is one ``error:`` line and exit
 code 2, before any calibration or training."""
+import functools
 import json
 import math
 
 import numpy as np
 import pytest
+
+import minivit.train.finetune  # noqa: F401 (it subclasses Trainer: imported before the CLI's Trainer is replaced)
 
 import minivit.train.planned_run
 import minivit.train.trainer
@@ -129,8 +132,8 @@ def test_cli_val_split_with_the_smoke_recipes_subset(tmp_path, monkeypatch, caps
 def finished_run(tmp_path, monkeypatch):
     """A one-epoch smoke run on synthetic images, through the command line; returns its argv."""
     real = minivit.train.trainer.prepare_data
-    monkeypatch.setattr(minivit.train.trainer, "prepare_data",
-                        lambda cfg, xp, data_dir=None, dataset_obj=None: real(cfg, xp, None, synthetic()))
+    monkeypatch.setattr(minivit.train.trainer, "Trainer",      # the CLI builds it with this data
+                        functools.partial(minivit.train.trainer.Trainer, prepare_data=lambda cfg, xp, data_dir=None, dataset_obj=None: real(cfg, xp, None, synthetic())))
     monkeypatch.setattr("minivit.plots.plot_curves", lambda *a, **k: None)
     monkeypatch.setenv("MINIVIT_DEVICE", "cpu")
     argv = ["train", "--preset", "smoke", "--epochs", "1", "--subset", "128", "--out", str(tmp_path / "r")]

@@ -2,17 +2,20 @@
 bit for bit; an EMA leaves the training weights' path untouched, is what is evaluated (and what
 best.npz / eval give), and survives --resume bit-exactly; flip TTA adds its numbers next to the
 unchanged plain ones; Muon trains and keeps its momentum in last.npz."""
+import functools
 import json
 
 import numpy as np
 import pytest
+
+import minivit.train.finetune  # noqa: F401 (it subclasses Trainer: imported before the CLI's Trainer is replaced)
 
 from minivit.storage.checkpoint import CheckpointError, extra_arrays, load_checkpoint, model_from_checkpoint
 from minivit.train.ema import EMA
 from minivit.model import ViTConfig
 from minivit.train.recipes import RECIPES, TrainConfig
 from minivit.train.trainer import Trainer, evaluate
-from minivit.train.options import TrainerOptions
+from minivit.train.options import Options
 from tests.test_train import params_of, synthetic, tiny_cfg
 
 NUMBERS = ("epoch", "step", "train_loss", "train_acc", "test_loss", "test_acc", "lr")
@@ -43,17 +46,15 @@ def test_default_path_is_the_plain_loop_bit_for_bit(tmp_path, monkeypatch):
     default = run(tmp_path, "default", data)
     assert default.ema is None and type(default.opt).__name__ == "AdamW"
 
-    def plain_evaluate(self, evaluate_fn):       # the call train.py made before the hooks
-        loss, acc, _ = evaluate(self.model, self.data["x_test"], self.data["y_test"], self.aug,
-                                self.data["num_classes"], self.cfg.eval_batch_size, self.batch_transform,
-                                forward=self.parallel.forward if self.parallel else None)
-        return loss, acc, {}
+    def plain_evaluate(self, evaluate_fn, model, x, y, aug, num_classes, batch_size, batch_transform, forward):
+        loss, acc, _ = evaluate(model, x, y, aug, num_classes, batch_size, batch_transform, forward=forward)
+        return loss, acc, {}           # the call train.py made before the options
 
-    for hook, stand_in in (("setup_options", lambda self: None), ("after_optimizer_step", lambda self: None),
-                           ("extra_state", lambda self: {}), ("evaluate_test", plain_evaluate),
-                           ("resize_for_step", lambda self, x: x),
-                           ("options_note", staticmethod(lambda extra: ""))):
-        monkeypatch.setattr(TrainerOptions, hook, stand_in)
+    for hook, stand_in in (("after_optimizer_step", lambda self, model: None),
+                           ("extra_state", lambda self: {}), ("evaluate", plain_evaluate),
+                           ("resize_batch", lambda self, x, *a: x),
+                           ("note", staticmethod(lambda extra: ""))):
+        monkeypatch.setattr(Options, hook, stand_in)
     plain = run(tmp_path, "plain", data)
     a, b = params_of(default), params_of(plain)
     assert all(np.array_equal(a[k], b[k]) for k in a)
@@ -88,11 +89,11 @@ def test_ema_survives_resume_bit_for_bit(tmp_path):
     t = Trainer(tiny_cfg(epochs=2, ema_decay=0.9), tmp_path / "cut", device="cpu", dataset_obj=data, progress=False)
     real_step, calls = t.train_step, {"n": 0}
 
-    def step_then_ctrl_c(*a):
+    def step_then_ctrl_c(*a, **k):
         calls["n"] += 1
         if calls["n"] == 12:                   # in the middle of epoch 2
             raise KeyboardInterrupt
-        return real_step(*a)
+        return real_step(*a, **k)
 
     t.train_step = step_then_ctrl_c
     with pytest.raises(KeyboardInterrupt):
@@ -107,7 +108,7 @@ def test_ema_survives_resume_bit_for_bit(tmp_path):
     plain = run(tmp_path, "plain", data)
     with pytest.raises(Exception, match="no EMA state|different configuration"):
         Trainer(tiny_cfg(epochs=2, ema_decay=0.9), plain.out, device="cpu", dataset_obj=data,
-                progress=False).load_options(plain.out / "last.npz")
+                progress=False).options.load(plain.out / "last.npz")
 
 
 def test_flip_tta_adds_its_numbers_next_to_the_plain_ones(tmp_path, capsys):
@@ -143,7 +144,7 @@ def test_a_run_begun_before_the_new_fields_resumes(tmp_path):
     assert "token_drop" in model
     cfg = tiny_cfg(epochs=2, model=model)
     t = Trainer(cfg, tmp_path, device="cpu", dataset_obj=data, progress=False)
-    t.cfg = tiny_cfg(epochs=1, model=model)       # stop after one epoch ...
+    t.cfg = t.planner.cfg = tiny_cfg(epochs=1, model=model)       # stop after one epoch ...
     t.fit()
     path = tmp_path / "last.npz"
     with np.load(path, allow_pickle=False) as z:
@@ -202,11 +203,11 @@ def test_progressive_resizing_resumes_bit_for_bit(tmp_path):
     t = Trainer(resize_cfg(), tmp_path / "cut", device="cpu", dataset_obj=data, progress=False)
     real_step, calls = t.train_step, {"n": 0}
 
-    def step_then_ctrl_c(*a):
+    def step_then_ctrl_c(*a, **k):
         calls["n"] += 1
         if calls["n"] == 6:                    # in the 24 px stage
             raise KeyboardInterrupt
-        return real_step(*a)
+        return real_step(*a, **k)
 
     t.train_step = step_then_ctrl_c
     with pytest.raises(KeyboardInterrupt):
@@ -289,7 +290,8 @@ def test_training_mode_changes_nothing_without_dropout(tmp_path, threads):
 def test_cli_refuses_bad_options_with_one_error_line(args, message, capsys, monkeypatch, tmp_path):
     from minivit.cli.main import main
 
-    monkeypatch.setattr("minivit.train.trainer.prepare_data", lambda *a, **k: _synthetic_data())
+    monkeypatch.setattr("minivit.train.trainer.Trainer",      # the CLI builds it with this data
+                        functools.partial(Trainer, prepare_data=lambda *a, **k: _synthetic_data()))
     assert main(["train", "--preset", "smoke", "--out", str(tmp_path / "run"), *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
@@ -304,7 +306,8 @@ def _synthetic_data():
 def test_cli_flags_switch_the_pieces_on(tmp_path, monkeypatch):
     from minivit.cli.main import main
 
-    monkeypatch.setattr("minivit.train.trainer.prepare_data", lambda *a, **k: _synthetic_data())
+    monkeypatch.setattr("minivit.train.trainer.Trainer",      # the CLI builds it with this data
+                        functools.partial(Trainer, prepare_data=lambda *a, **k: _synthetic_data()))
     monkeypatch.setenv("MPLBACKEND", "Agg")
     out = tmp_path / "run"
     assert main(["train", "--preset", "smoke", "--steps", "8", "--batch-size", "32", "--ema-decay", "0.9",

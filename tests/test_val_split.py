@@ -95,26 +95,25 @@ def test_cli_refuses_a_split_as_large_as_the_training_set(tmp_path, monkeypatch,
     assert rc == 2 and len(lines) == 1 and "--val-split must be between 1 and 49999" in lines[0], err
 
 
-def scripted_accuracies(monkeypatch, accs):
-    """Make the trainer's evaluations return these accuracies, in order."""
-    import minivit.train.trainer
+def scripted_accuracies(accs):
+    """An evaluation (for the trainer's ``evaluate=``) that returns these accuracies, in order."""
+    from minivit.train.evaluation import evaluate as real
 
     it = iter(accs)
-    real = minivit.train.trainer.evaluate
 
     def evaluate(*a, **k):
         loss, _, preds = real(*a, **k)
         return loss, next(it), preds
 
-    monkeypatch.setattr(minivit.train.trainer, "evaluate", evaluate)
+    return evaluate
 
 
 @pytest.mark.parametrize("val, best_epoch", [(None, 3), (64, 2)])
 def test_best_is_chosen_on_validation_only(tmp_path, monkeypatch, val, best_epoch):
     """Accuracies 0.3, 0.6, 0.4: with a validation split best.npz is epoch 2's model; on the test set
     nothing is chosen, best.npz is the final model (epoch 3)."""
-    scripted_accuracies(monkeypatch, [0.3, 0.6, 0.4])
-    t = Trainer(tiny_cfg(epochs=3, val_split=val), tmp_path, device="cpu", dataset_obj=synthetic(), progress=False)
+    t = Trainer(tiny_cfg(epochs=3, val_split=val), tmp_path, device="cpu", dataset_obj=synthetic(), progress=False,
+                evaluate=scripted_accuracies([0.3, 0.6, 0.4]))
     t.fit()
     _, _, meta = load_checkpoint(tmp_path / "best.npz")
     assert meta["epoch"] == best_epoch and meta["best_acc"] == [0.3, 0.6, 0.4][best_epoch - 1]

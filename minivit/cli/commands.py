@@ -172,7 +172,7 @@ def _train(args, cfg, out):
         else:
             chosen = "best.npz is the final model (nothing is chosen on test images; --val-split N to choose)"
         print(f"done: final {trainer.eval_set_name} accuracy {100 * last['test_acc']:.2f}%{subset} "
-              f"(step {last['step']:,}); {chosen}; outputs in {trainer.out}{trainer.replay_note()}")
+              f"(step {last['step']:,}); {chosen}; outputs in {trainer.out}{trainer.planner.replay_note()}")
     return 0
 
 

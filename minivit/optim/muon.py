@@ -32,7 +32,7 @@ update the RMS of a typical AdamW update (~0.2), so Muon can share AdamW's learn
 schedule -- what lets ``Muon`` drop into the trainer, which sets one ``opt.lr`` per step.
 Everything that is not a 2D weight matrix inside the encoder blocks (biases, LayerNorm, class
 token, position embeddings) and, as in the reference, the input embedding and the classifier
-head is updated by AdamW (``minivit.optim.adamw_update``).
+head is updated by AdamW (``minivit.optim.adamw.adamw_update``).
 """
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ import math
 
 from minivit.backend import get_array_module
 from minivit.layers.dispatch import F
-from minivit.optim import Optimizer
+from minivit.optim.base import Optimizer
 
 QUINTIC = (3.4445, -4.7750, 2.0315)     # Jordan's coefficients: fast, but not convergent to U V^T
 CUBIC = (1.5, -0.5, 0.0)                # the classical iteration: converges to U V^T

@@ -16,7 +16,7 @@ Official checkpoints expect pixels scaled to [-1, 1] (mean 0.5, std 0.5); minivi
 keep the normalization they were trained with.
 
 The loop is minivit's ``Trainer`` (same checkpoints, metrics and plots, ``--resume`` included);
-:class:`FineTuner` only swaps AdamW for momentum SGD.
+:class:`FineTuner` only asks the optimizer factory for momentum SGD.
 
 On a CPU this is practical for small minivit checkpoints; fine-tuning ViT-B/16 at 224 x 224
 (86M parameters, 197 tokens) wants a GPU (``--device gpu``).
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from minivit.interpolate import resize_batches  # noqa: F401 (re-exported: part of the fine-tuning API)
-from minivit.optim import SGD
+from minivit.optim.factory import SGD_MOMENTUM
 from minivit.train.runfolder import claim_run_folder
 from minivit.train.trainer import TrainConfig, Trainer
 
@@ -60,12 +60,8 @@ class FineTuner(Trainer):
     the warmup + cosine schedule come from the TrainConfig (``clip_norm``, ``warmup_epochs``).
     """
 
-    momentum = 0.9
-
-    def __init__(self, cfg: TrainConfig, out, **kw):
-        super().__init__(cfg, out, **kw)
-        self.opt = SGD(self.model.named_parameters(), lr=cfg.lr, momentum=self.momentum,
-                       weight_decay=cfg.weight_decay)
+    optimizer = "sgd"                   # chosen once, by minivit/optim/factory.py
+    momentum = SGD_MOMENTUM
 
 
 def prepare_model(path, num_classes: int, image_size: int | None = None, xp=np, seed: int = 0):

@@ -1,9 +1,9 @@
 """The opt-in training pieces a :class:`minivit.train.trainer.Trainer` can switch on, all off by default.
 
-``TrainerOptions`` is a mixin of the Trainer (like ``RunCheckpoints``); it uses the trainer's
-``cfg``, ``model``, ``opt``, ``data``, ``aug``, ``parallel`` and ``batch_transform``. With every
-option off, none of its hooks changes a number: the default run is the plain loop of train.py,
-bit for bit (tests/test_trainer_options.py).
+:class:`Options` is an object the Trainer holds (``trainer.options``); it is told the model, the
+step and the images it works on, and never reaches into the trainer. With every option off, none
+of its methods changes a number: the default run is the plain loop, bit for bit
+(tests/test_trainer_options.py).
 
 * ``cfg.ema_decay > 0``: keep an exponential moving average of the weights (minivit/train/ema.py),
   updated after every optimizer step; every evaluation uses the EMA weights (the row says
@@ -16,7 +16,8 @@ bit for bit (tests/test_trainer_options.py).
   next to the plain ``test_acc`` / ``test_loss`` (the same numbers as without TTA). Selection
   (best.npz) stays on the plain accuracy. Costs a second forward pass per evaluated image.
 * ``cfg.optimizer = 'muon'``: Muon for the blocks' 2D weight matrices, AdamW for the rest
-  (minivit/optim/muon.py), with the recipe's learning rate, betas and weight decay.
+  (minivit/optim/muon.py), with the recipe's learning rate, betas and weight decay; chosen, like
+  every optimizer, by ``minivit.optim.make_optimizer`` (not here).
 * ``cfg.resize = [[0.0, 24], [0.5, 32]]``: progressive resizing (minivit/train/resize_schedule.py): each
   training batch is resized (bilinear) to its step's size; the model needs
   ``flexible_resolution=True`` and the last stage must be its own size (evaluation is at it). The
@@ -27,36 +28,31 @@ from __future__ import annotations
 
 import contextlib
 
-from minivit.storage.checkpoint import CheckpointError, extra_arrays
-from minivit.train.ema import EMA
 from minivit.interpolate import resize_bilinear
-from minivit.optim.muon import Muon
+from minivit.optim.factory import CONFIG_OPTIMIZERS as OPTIMIZERS  # noqa: F401 (what --optimizer may name)
+from minivit.storage.checkpoint import CheckpointError, extra_arrays
+from minivit.train.budget import FULL
+from minivit.train.ema import EMA
 from minivit.train.resize_schedule import ResizeSchedule
 from minivit.train.tta import evaluate_tta
 
-OPTIMIZERS = ("adamw", "muon")
 
+class Options:
+    """EMA, flip TTA and progressive resizing of one run (see the module docstring).
 
-class TrainerOptions:
-    """EMA, flip TTA, Muon and progressive resizing for the Trainer (a mixin; see the module docstring)."""
+    ema: an :class:`EMA` of the model's weights, or None; resize: a :class:`ResizeSchedule`, or
+    None; flip_tta: whether evaluations add the flip TTA numbers."""
 
-    ema = None
-    resize = None
-    forced_size = None      # the calibration of a time budget runs each size's steps (minivit/train/planned_run.py)
-
-    def setup_options(self):
-        """Called once the model and the AdamW optimizer exist (Trainer.__init__)."""
-        cfg = self.cfg
-        if cfg.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {cfg.optimizer!r}")
+    def __init__(self, cfg, model):
+        """cfg: the run's TrainConfig (ema_decay, flip_tta, resize); model: the ViT being trained.
+        ValueError for an option out of range or one the model cannot take."""
         if not 0.0 <= cfg.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1) (0: no EMA), got {cfg.ema_decay}")
-        if cfg.optimizer == "muon":
-            self.opt = Muon(self.model.named_parameters(), lr=cfg.lr, betas=tuple(cfg.betas),
-                            weight_decay=cfg.weight_decay)
-        self.ema = EMA(self.model, cfg.ema_decay) if cfg.ema_decay else None
+        self.flip_tta = cfg.flip_tta
+        self.ema = EMA(model, cfg.ema_decay) if cfg.ema_decay else None
+        self.resize = None
         if cfg.resize:
-            mc = self.model.config
+            mc = model.config
             if not mc.flexible_resolution:
                 raise ValueError("progressive resizing (resize) needs a model with flexible_resolution=True "
                                  "(its position embeddings interpolated to each step's grid)")
@@ -65,23 +61,46 @@ class TrainerOptions:
                 raise ValueError(f"the last resize stage must be the model's size {mc.image_size} "
                                  f"(evaluation runs at it), got {self.resize.stages[-1][1]}")
 
-    def resize_for_step(self, x):
-        """Progressive resizing: the normalized batch (B, H, W, C) at this step's size (or x itself)."""
+    # -- in the training step --------------------------------------------------------------
+    def resize_batch(self, x, step: int, total_steps: int, size: int | None = None):
+        """Progressive resizing: the normalized batch x (B, H, W, C) at the size of the run's step
+        ``step`` of ``total_steps`` (or at ``size``, given: the calibration times each size),
+        (B, size, size, C); x itself when resizing is off or the size is already x's."""
         if self.resize is None:
             return x
-        size = self.forced_size or self.resize.size_at(self.global_step, self.total_steps)
+        size = size or self.resize.size_at(step, total_steps)
         return x if size == x.shape[1] else resize_bilinear(x, size, size)
 
-    def after_optimizer_step(self):
-        """Called after every ``opt.step()``."""
+    def after_optimizer_step(self, model):
+        """Called after every optimizer step: the EMA's update, if any."""
         if self.ema is not None:
-            self.ema.update(self.model)
+            self.ema.update(model)
 
+    def step_kinds(self) -> list:
+        """The schedule's step kinds and the fraction of the steps each takes, [(kind, fraction), ...]:
+        every step ``"full"``, or with progressive resizing one kind per size (e.g. ``"24px"``,
+        minivit/train/resize_schedule.py). Token dropping needs no kind of its own: every training step
+        drops the same fraction, so the calibration's steps already do."""
+        return FULL if self.resize is None else self.resize.step_kinds()
+
+    def size_of_kind(self, kind: str) -> int | None:
+        """The image size of a step of ``kind`` (None: 'full', the model's own)."""
+        return None if kind == "full" else self.resize.size_of_kind(kind)
+
+    # -- checkpoints -------------------------------------------------------------------------
     def extra_state(self) -> dict:
         """Training state beyond the model and the optimizer, for last.npz / best.npz."""
         return self.ema.checkpoint_arrays() if self.ema is not None else {}
 
-    def load_options(self, path):
+    def state_dict(self):
+        """What the calibration of a time budget puts back afterwards (the EMA's arrays, or None)."""
+        return self.ema.state_dict() if self.ema is not None else None
+
+    def load_state_dict(self, state):
+        if self.ema is not None:
+            self.ema.load_state_dict(state)
+
+    def load(self, path):
         """--resume: restore the EMA from the checkpoint ``path``."""
         if self.ema is None:
             return
@@ -93,25 +112,24 @@ class TrainerOptions:
         except (KeyError, ValueError) as e:
             raise CheckpointError(f"{path}: cannot resume from it: {e.args[0] if e.args else e}") from e
 
-    def evaluate_test(self, evaluate):
-        """(test_loss, test_acc, extra metrics) on the test images: with the EMA weights when there
-        is an EMA, and with the flip TTA numbers in the extras when ``cfg.flip_tta``.
-        evaluate: ``minivit.train.trainer.evaluate`` (passed in: this module cannot import train)."""
-        cfg = self.cfg
-        args = (self.model, self.data["x_test"], self.data["y_test"], self.aug, self.data["num_classes"],
-                cfg.eval_batch_size, self.batch_transform)
-        forward = self.parallel.forward if self.parallel else None
-        weights = self.ema.swapped(self.model) if self.ema is not None else contextlib.nullcontext()
+    # -- evaluation --------------------------------------------------------------------------
+    def evaluate(self, evaluate, model, x, y, aug, num_classes, batch_size, batch_transform=None, forward=None):
+        """(loss, acc, extra metrics) on the images x (N, H, W, C) uint8 with labels y (N,): with the
+        EMA weights when there is an EMA, and with the flip TTA numbers in the extras when flip_tta.
+        evaluate: the trainer's evaluation function (``minivit.train.evaluation.evaluate``);
+        forward: the threaded forward (minivit/fast/parallel.py), or None."""
+        args = (model, x, y, aug, num_classes, batch_size, batch_transform)
+        weights = self.ema.swapped(model) if self.ema is not None else contextlib.nullcontext()
         extra = {"eval_weights": "ema"} if self.ema is not None else {}
         with weights:
-            if not cfg.flip_tta:
+            if not self.flip_tta:
                 test_loss, test_acc, _ = evaluate(*args, forward=forward)
                 return test_loss, test_acc, extra
             r = evaluate_tta(*args, forward=forward)
         return r["loss"], r["acc"], {**extra, "test_loss_tta": r["loss_tta"], "test_acc_tta": r["acc_tta"]}
 
     @staticmethod
-    def options_note(extra: dict) -> str:
+    def note(extra: dict) -> str:
         """What an evaluation line adds for the options ('' when all are off)."""
         note = " (EMA weights)" if extra.get("eval_weights") == "ema" else ""
         if "test_acc_tta" in extra:

@@ -35,6 +35,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+from pathlib import Path
 
 from minivit.storage.tempfiles import atomic_file
 
@@ -84,6 +85,18 @@ def write_metrics(rows: list[dict], path):
     with atomic_file(path, "w") as f:
         f.write(buf.getvalue())
     return path
+
+
+def write_reports(rows: list[dict], out, title: str):
+    """metrics.csv and curves.png in the folder ``out``; a plotting problem only warns (it must never
+    lose a training run)."""
+    write_metrics(rows, Path(out) / "metrics.csv")
+    try:
+        from minivit.plots import plot_curves
+
+        plot_curves(rows, Path(out) / "curves.png", title=title)
+    except Exception as e:
+        print(f"warning: could not draw curves.png ({e})")
 
 
 def read_metrics(path) -> list[dict]:

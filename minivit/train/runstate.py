@@ -1,9 +1,11 @@
 """A training run's state on disk: ``last.npz`` and ``best.npz`` that always agree, and never a
 non-finite model.
 
-:class:`RunCheckpoints` is the part of :class:`minivit.train.trainer.Trainer` that writes checkpoints
-(``Trainer`` inherits it; it uses the trainer's ``out``, ``model``, ``opt``, ``cfg``, position and
-``extra_state``).
+:class:`RunState` is the object of a :class:`minivit.train.trainer.Trainer` that writes its checkpoints
+(``trainer.run``). It is given the run folder, the model, the optimizer and two functions of the
+trainer: ``meta()`` (the checkpoint's metadata: position, history, plan...) and ``extra_state()``
+(e.g. the EMA's arrays); an evaluation's outcome is applied to the trainer by the ``apply`` it is
+handed.
 
 After an evaluation the trainer *commits* its outcome in three moves:
 
@@ -28,11 +30,14 @@ The training sums the trainer keeps on the device are read (and the loss checked
 from __future__ import annotations
 
 import contextlib
+import json
 import signal
 import threading
 from pathlib import Path
 
-from minivit.storage.checkpoint import nonfinite_arrays, read_meta, save_checkpoint
+from minivit.storage.checkpoint import CheckpointError, load_checkpoint, nonfinite_arrays, read_meta, save_checkpoint
+from minivit.storage.tempfiles import atomic_file
+from minivit.train.resume_check import check_config_file, check_resumable
 
 
 class TrainingDiverged(RuntimeError):
@@ -63,46 +68,69 @@ def deferred_interrupt():
         raise KeyboardInterrupt
 
 
-class RunCheckpoints:
-    """Checkpoint writing for the Trainer (a mixin; see the module docstring)."""
+class RunState:
+    """The checkpoints of one run in its folder ``out`` (see the module docstring).
 
-    _last_good = None             # the newest last.npz known to exist and be finite
-    _pending = None               # an evaluation's outcome while its checkpoints are being written
+    model, opt: what every checkpoint holds (parameters, optimizer state); meta(): the trainer's
+    metadata now (it reads the device sums first, so the partial sums are up to date and checked);
+    extra_state(): further arrays to save ({} or ``ema/...``)."""
 
-    def read_device_sums(self):
-        """Bring sums kept on the device into ``partial`` (the Trainer's, minivit/train/tally.py)."""
+    def __init__(self, out, model, opt, meta, extra_state):
+        self.out, self.model, self.opt = Path(out), model, opt
+        self.meta, self.extra_state = meta, extra_state
+        self.last_good = None      # the newest last.npz known to exist and be finite
+        self.pending = None        # an evaluation's outcome while its checkpoints are being written
 
-    def _meta(self):
-        self.read_device_sums()       # before every checkpoint: the partial sums up to date, NaN checked
-        return dict(train_config=self.cfg.to_dict(), epoch=self.epoch, step_in_epoch=self.step_in_epoch,
-                    global_step=self.global_step, partial=self.partial, history=self.history,
-                    best_acc=self.best_acc, elapsed=self.elapsed, classes=self.data["classes"],
-                    dataset=self.cfg.dataset, plan=self.plan and self.plan.to_dict())   # plan: minivit/train/budget.py
+    def load(self, path, cfg, exercises, options) -> dict:
+        """--resume from the checkpoint ``path``: refused (CheckpointError) unless it is this run (its
+        keys, code and configuration: minivit/train/resume_check.py); loads the model, the optimizer
+        and the options' state (the EMA) and returns the checkpoint's meta (the position)."""
+        params, optim, meta = load_checkpoint(path)
+        check_resumable(path, meta, cfg, exercises)     # the same run: keys, code, configuration
+        notice = check_config_file(self.out, meta, path)         # config.json edited by hand: refused
+        if notice:
+            print(notice)
+        try:
+            self.model.load_state_dict(params)
+            self.opt.load_state_dict(optim)
+        except (KeyError, ValueError) as e:
+            raise CheckpointError(f"{path}: cannot resume from it: {e.args[0] if e.args else e}") from e
+        options.load(path)                 # the EMA, if any
+        self.last_good = path
+        return meta
+
+    def write_config(self, config: dict):
+        """config.json: the run's configuration, device, exercise topics and plan (the re-plans so far),
+        written atomically (``--resume`` compares it with the checkpoint: minivit/train/resume_check.py)."""
+        with atomic_file(self.out / "config.json", "w") as f:
+            f.write(json.dumps(config, indent=2))
 
     def save(self, name="last.npz"):
         """Write a checkpoint of the current state; refuses (TrainingDiverged) a non-finite model."""
-        path = self._write(name, self._meta())
+        path = self.write(name, self.meta())
         if name == "last.npz":
-            self._last_good = path
+            self.last_good = path
         return path
 
     def last_good_note(self) -> str:
         """'the last good checkpoint is ...', naming only a checkpoint that exists (and is finite)."""
-        if self._last_good is not None and Path(self._last_good).is_file():
-            return f"the last good checkpoint is {self._last_good}"
+        if self.last_good is not None and Path(self.last_good).is_file():
+            return f"the last good checkpoint is {self.last_good}"
         return "no checkpoint of this run was saved yet (it diverged before its first evaluation)"
 
-    def commit(self, state: dict, new_best: bool):
+    def commit(self, state: dict, new_best: bool, apply):
         """Record an evaluation: ``state`` holds the trainer's attributes after it (epoch, history,
-        best_acc ...). Writes best.npz (when ``new_best``), then updates the trainer, then last.npz."""
-        self._pending = dict(state=state, new_best=new_best)
+        best_acc ...). Writes best.npz (when ``new_best``), then ``apply(state)`` updates the
+        trainer, then last.npz."""
+        self.pending = dict(state=state, new_best=new_best)
         if new_best:
-            self._write("best.npz", {**self._meta(), **state})
-        self.__dict__.update(state)
-        self._pending = None
+            self.write("best.npz", {**self.meta(), **state})
+        apply(state)
+        self.pending = None
         self.save("last.npz")
 
-    def _write(self, name, meta):
+    def write(self, name, meta):
+        """Write checkpoint ``name`` with ``meta`` (atomically); TrainingDiverged for NaN or inf."""
         extra = self.extra_state()        # e.g. an EMA's arrays (minivit/train/options.py)
         bad = nonfinite_arrays({**self.model.state_dict(), **self.opt.state_dict(), **extra})
         if bad:
@@ -110,15 +138,16 @@ class RunCheckpoints:
                                    f"{' ...' if len(bad) > 3 else ''} hold NaN or inf; {self.last_good_note()}")
         return save_checkpoint(self.out / name, self.model, self.opt, meta, extra=extra)
 
-    def save_on_interrupt(self):
-        """Ctrl-C: save last.npz, agreeing with best.npz whatever point of a commit was interrupted."""
-        pending, self._pending = self._pending, None
+    def save_on_interrupt(self, global_step: int, apply):
+        """Ctrl-C: save last.npz, agreeing with best.npz whatever point of a commit was interrupted
+        (``apply(state)``: the pending evaluation recorded in the trainer, when best.npz holds it)."""
+        pending, self.pending = self.pending, None
         if pending is not None:
             state = pending["state"]
             on_disk = read_meta(self.out / "best.npz") if pending["new_best"] else {}
-            if not pending["new_best"] or (on_disk.get("global_step") == state.get("global_step", self.global_step)
+            if not pending["new_best"] or (on_disk.get("global_step") == state.get("global_step", global_step)
                                           and on_disk.get("best_acc") == state["best_acc"]):
-                self.__dict__.update(state)       # best.npz holds this evaluation (or none is due): record it
+                apply(state)       # best.npz holds this evaluation (or none is due): record it
         try:
             self.save("last.npz")
         except TrainingDiverged as e:
