@@ -369,7 +369,7 @@ def test_progressive_resizing_in_a_budget_is_calibrated_per_size(tmp_path, monke
     assert all(abs(h - expected) <= 0.06 * expected for _, h in plan.horizons[1:]), plan.horizons
     assert all(r["speed"] == pytest.approx(after_plan) for r in plan.replans)
     run_sizes = sizes[-S:]                               # after the calibration's steps: each at its horizon
-    assert run_sizes == [t.resize.size_at(i, horizon_at(plan.horizons, i)) for i in range(S)]
+    assert run_sizes == [t.options.resize.size_at(i, horizon_at(plan.horizons, i)) for i in range(S)]
     assert {24, 32} == set(run_sizes)
     assert {24, 32} <= set(sizes[:-S])                   # the calibration ran both sizes
 
