@@ -5,7 +5,7 @@ anywhere and resumed gives exactly the numbers of an uninterrupted one):
 
 1. the batch: this epoch's shuffled order, slice [step*B : (step+1)*B]          (seeded by (seed, epoch))
 2. augment it on the device: crop, flip, RandAugment, mixup ... -> x (B, H, W, C) float, t
-   (minivit/data/augment.py), then the trainer's batch_transform, if any (fine-tuning: a resize)
+   (minivit/data/augment/), then the trainer's batch_transform, if any (fine-tuning: a resize)
 3. progressive resizing, if switched on: x at this step's size (minivit/train/options.py)
 4. the learning rate of this step: warmup + cosine (minivit/optim/schedule.py)
 5. forward and backward: logits = model(x); loss = cross_entropy(logits, t, label_smoothing);
