@@ -36,7 +36,7 @@ from minivit.interpolate import interpolate_pos_embed, resize_table_1d  # noqa: 
 from minivit.modules import EncoderBlock, LayerNorm, Linear, Module, Parameter
 from minivit.ops import F
 from minivit.model_check import POOLS, POS_EMBEDS, check_vit_config  # noqa: F401  (re-exported)
-from minivit.model_resolution import FineTuning
+from minivit import model_resolution as resolution
 
 
 @dataclass
@@ -126,11 +126,11 @@ PRESETS = {
 }
 
 
-class ViT(Module, FineTuning):
+class ViT(Module):
     """Vision Transformer.   forward: x (B, H, W, C) float -> logits (B, num_classes).
 
-    ``replace_head``, ``resize`` and ``position_table`` (fine-tuning, Section 3.2) come from
-    :class:`minivit.model_resolution.FineTuning`.
+    ``replace_head``, ``resize`` and ``position_table`` (fine-tuning, Section 3.2) are in
+    minivit/model_resolution.py.
 
     Initialization follows the official code: Xavier-uniform dense kernels, zero biases,
     patch embedding LeCun-normal (std 1/sqrt(P*P*C); the official code truncates the normal,
@@ -199,8 +199,8 @@ class ViT(Module, FineTuning):
         if c.pool == "cls":
             z, cache["cls"] = F.cls_token_forward(z, self.cls_token.value)         # (B, N+1, D)
         grid = (x.shape[1] // c.patch_size, x.shape[2] // c.patch_size)
-        if grid != (c.grid_size, c.grid_size):                 # flexible_resolution (vit_finetune.py)
-            z = self._other_grid_pos(z, grid, cache)
+        if grid != (c.grid_size, c.grid_size):                 # flexible_resolution (model_resolution.py)
+            z = resolution.other_grid_pos(self, z, grid, cache)
         elif c.pos_embed == "learned":
             z, cache["pos"] = F.pos_embed_forward(z, self.pos_embed.value)
         elif c.pos_embed == "sincos":
@@ -278,3 +278,16 @@ class ViT(Module, FineTuning):
         finally:
             self.train(was_training)
         return xp.concatenate(out)
+
+    # ------------------------------------------- another head or resolution (model_resolution.py)
+    def replace_head(self, num_classes: int, seed: int = 0):
+        """A zero-initialized head for ``num_classes`` classes (fine-tuning, Section 3.2); returns the model."""
+        return resolution.replace_head(self, num_classes, seed)
+
+    def resize(self, image_size: int, align_corners: bool = False):
+        """A new input resolution, same patch size: the position embeddings interpolated; returns the model."""
+        return resolution.resize(self, image_size, align_corners)
+
+    def position_table(self):
+        """The (1, T, D) position embeddings the forward adds, or None for pos_embed='none'."""
+        return resolution.position_table(self)
