@@ -37,7 +37,7 @@ MOVED = {
     "fused": "fast.fused",
     "fused_kernels": "fast.fused.kernels",
     "fused_ops": "fast.fused.ops",
-    "fused_verify": "fast.fused.verify",
+    "fused_verify": "fast.fused.verification",
     "hint_texts": "grading.topics",             # each topic's hints.py: grading/topics/<topic>/hints.py
     "hints": "grading.hints",
     "muon": "optim.muon",

@@ -3,7 +3,7 @@
 Each has its launcher's signature and contract, including what it changes in place (the
 GELU input becomes x W + b, the uniform draws become the dropout mask, AdamW updates w, m, v),
 and computes with the plain functions. They let the CPU suite test everything around the
-kernels: the verification harness (minivit.fast.fused.verify) and the fused ops functions' caches
+kernels: the verification harness (minivit.fast.fused.verification) and the fused ops functions' caches
 and random draws (minivit.fast.fused.ops). They say nothing about the CUDA code itself.
 """
 from minivit import layers, optim

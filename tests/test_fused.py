@@ -14,7 +14,7 @@ from minivit import fast, ops
 from minivit.fast import fused
 from minivit.fast.fused import kernels as fused_kernels
 from minivit.fast.fused import ops as fused_ops
-from minivit.fast.fused import verify as fused_verify
+from minivit.fast.fused import verification as fused_verify
 from minivit.backend import gpu_available
 from minivit.model import ViT, ViTConfig
 

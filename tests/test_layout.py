@@ -164,7 +164,10 @@ def test_old_module_names_are_the_moved_modules():
     import minivit
 
     for old, new in minivit.MOVED.items():
-        assert importlib.import_module(f"minivit.{old}") is importlib.import_module(f"minivit.{new}"), old
+        module = importlib.import_module(f"minivit.{new}")
+        assert importlib.import_module(f"minivit.{old}") is module, old
+        parent, _, leaf = module.__name__.rpartition(".")      # no name in the package hides the module
+        assert getattr(importlib.import_module(parent), leaf) is module, f"{parent}.{leaf} is not the module"
 
 
 @pytest.mark.parametrize("module", ["minivit.stubs", "minivit.data"])

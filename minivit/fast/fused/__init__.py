@@ -7,12 +7,12 @@ the residual adds (with dropout and drop-path), softmax, LayerNorm (forward, bac
 gamma/beta gradients) and the AdamW update, each for float32 (``NAME_f32``) and float64
 (``NAME_f64``). ``minivit.fast.fused.kernels`` compiles and launches them (``cupy.RawModule``);
 ``minivit.fast.fused.ops`` wraps them into functions with the plain functions' signatures and caches;
-``minivit.fast.fused.verify`` checks them against the plain code. This module decides which may run.
+``minivit.fast.fused.verification`` checks them against the plain code. This module decides which may run.
 
 The plain functions (``minivit/layers``, ``minivit/optim/__init__.py``) stay what learners read; these
 are used only with ``--impl fast`` on a GPU, and a kernel runs by default only once a GPU has
 checked it against its plain twin (``python -m minivit fused --verify``, see
-``minivit.fast.fused.verify``) and it is listed in ``minivit/fast/fused/verified.json``:
+``minivit.fast.fused.verification``) and it is listed in ``minivit/fast/fused/verified.json``:
 
     MINIVIT_FUSED=verified   (default) only the kernels in the table
     MINIVIT_FUSED=all        every kernel (to check them, or at your own risk)
@@ -30,7 +30,7 @@ import os
 from pathlib import Path
 
 from minivit.fast.fused import ops as fused_ops
-from minivit.fast.fused import verify as fused_verify
+from minivit.fast.fused import verification as fused_verify
 from minivit.fast.fused.kernels import KERNELS
 from minivit.storage.tempfiles import atomic_file
 
@@ -99,7 +99,7 @@ def functions(which=None, table=None, fallback=None) -> dict:
 
 
 def verify(kernel: str, **kwargs) -> dict:
-    """Check ``kernel`` against its plain twin on the GPU (see :func:`minivit.fast.fused.verify.verify`)."""
+    """Check ``kernel`` against its plain twin on the GPU (see :func:`minivit.fast.fused.verification.verify`)."""
     return fused_verify.verify(kernel, **kwargs)
 
 
