@@ -27,7 +27,7 @@ from minivit.yourturn.steps import STEPS
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 CHAPTER_TOPICS = {"01": ["patch"], "02": ["tokens"], "03": ["attention"], "04": ["multihead"],
-                  "05": ["layernorm", "mlp", "block"], "07": ["loss", "optim"]}
+                  "05a": ["layernorm"], "05b": ["mlp"], "05c": ["block"], "07": ["loss", "optim"]}
 NEEDS_SCAFFOLD = {"adamw_update", "warmup_cosine"}
 # Derived results (as the chapters write them in LaTeX) that only the Solution may state.
 DERIVED = {"linear_backward": [r"dX = G\,W^\top"], "softmax_backward": [r"g - \langle g, s\rangle"],

@@ -46,7 +46,7 @@ SPECIFIC = {
 
 
 def notebook_of(function):
-    for path in sorted(NOTEBOOK_DIR.glob("0[0-9]_*.ipynb")):
+    for path in sorted(NOTEBOOK_DIR.glob("0[0-9]*_*.ipynb")):
         cells = json.loads(path.read_text())["cells"]
         for i, c in enumerate(cells):
             if f"your-turn:{function}" in c.get("metadata", {}).get("tags", []):

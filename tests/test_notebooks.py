@@ -1,4 +1,4 @@
-"""Execute every chapter notebook (notebooks/NN_*.ipynb) top to bottom in a fresh kernel.
+"""Execute every chapter notebook (notebooks/NN_*.ipynb; chapter 5 is 05a_, 05b_, 05c_) top to bottom in a fresh kernel.
 
 Each notebook is one test. It runs in the fast setting (``MINIVIT_FAST=1``), with the kernel's
 working directory in notebooks/ (as Jupyter does), and fails on the first cell that raises.
@@ -24,7 +24,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = ROOT / "notebooks"
-NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+CHAPTERS = ["00", "01", "02", "03", "04", "05a", "05b", "05c", "06", "07", "08"]    # chapter 5 is three notebooks
+
+
+def chapter_id(path: Path) -> str:
+    """"05b" for notebooks/05b_gelu_and_mlp.ipynb: the part of the name before the first underscore."""
+    return path.name.split("_", 1)[0]
+
+
+NOTEBOOKS = sorted(p for p in NOTEBOOK_DIR.glob("[0-9][0-9]*_*.ipynb") if re.fullmatch(r"\d\d[a-z]?", chapter_id(p)))
 
 CELL_TIMEOUT_S = 240        # per cell
 
@@ -69,8 +77,7 @@ def notebook_tools():
 
 
 def test_every_chapter_is_here():
-    prefixes = sorted(p.name[:2] for p in NOTEBOOKS)
-    assert prefixes == [f"{i:02d}" for i in range(9)], [p.name for p in NOTEBOOKS]
+    assert [chapter_id(p) for p in NOTEBOOKS] == CHAPTERS, [p.name for p in NOTEBOOKS]
 
 
 
@@ -80,7 +87,7 @@ def test_every_chapter_is_here():
 # "not yet", every scaffold check "not yet". Run 2 (below): an exercises folder that imports minivit's
 # reference functions (MINIVIT_EXERCISES) and scaffold cells filled with the answers here: every
 # your_turn gives full marks and every check says "right". Both runs parse the executed outputs.
-LEARNER_NOTEBOOKS = [p for p in NOTEBOOKS if p.name[:2] in ("01", "02", "03", "04", "05", "07")]
+LEARNER_NOTEBOOKS = [p for p in NOTEBOOKS if chapter_id(p) in ("01", "02", "03", "04", "05a", "05b", "05c", "07")]
 
 # The scaffold answers, as a learner would write them (the names the notebooks define before each step).
 ANSWERS = {
@@ -115,7 +122,7 @@ ANSWERS = {
                   "*(xm @ w_qkv_s + b_qkv_s).reshape(2, 3, 3, hm, 2).transpose(2, 0, 3, 1, 4))[1]))"
                   ".transpose(1, 3, 0, 2, 4).reshape(2, 3, 12)"),
     "mhsa_dx": "mhsa_dqkv @ w_qkv_s.T",
-    # chapter 5
+    # chapter 5a
     "xhat": "(x_ln - x_ln.mean(-1, keepdims=True)) / np.sqrt(x_ln.var(-1, keepdims=True) + 1e-6)",
     "dgamma": "(dy_ln * xhat).sum(axis=(0, 1))",
     "dbeta": "dy_ln.sum(axis=(0, 1))",
@@ -124,6 +131,7 @@ ANSWERS = {
     "dx_mean": "-dxhat.mean(-1, keepdims=True) / np.sqrt(x_ln.var(-1, keepdims=True) + 1e-6)",
     "dx_var": "-xhat * (dxhat * xhat).mean(-1, keepdims=True) / np.sqrt(x_ln.var(-1, keepdims=True) + 1e-6)",
     "dx": "dx_direct + dx_mean + dx_var",
+    # chapter 5b
     "gelu_u": "np.sqrt(2 / np.pi) * (x_g + 0.044715 * x_g ** 3)",
     "gelu_t": "np.tanh(gelu_u)",
     "gelu_local": "0.5 * (1 + gelu_t) + 0.5 * x_g * (1 - gelu_t ** 2) * np.sqrt(2 / np.pi) * (1 + 3 * 0.044715 * x_g ** 2)",
@@ -133,6 +141,7 @@ ANSWERS = {
     "mlp_da": "G_m @ w2_m.T",
     "mlp_dh": "gelu_backward(mlp_da, gelu_forward(mlp_h)[1])",
     "mlp_dx": "mlp_dh @ w1_m.T",
+    # chapter 5c
     "block_z1": ("x_b + mhsa_forward(layernorm_forward(x_b, p_b['ln1_gamma'], p_b['ln1_beta'])[0], p_b['w_qkv'], "
                  "p_b['b_qkv'], p_b['w_out'], p_b['b_out'], h_b)[0]"),
     "block_dz1": ("dout_b + layernorm_backward(mlp_backward(dout_b, mlp_forward(layernorm_forward(block_z1, p_b['ln2_gamma'], "
@@ -235,7 +244,7 @@ def test_your_turn_with_reference_solutions(path, notebook_tools, tmp_path, monk
 # marks. One run covers both: the chapters' real code path, and no narrative cell using a name a solution defines.
 REAL_BUDGET_S = 20
 SOLVED_TOPICS = {"01": ["patch"], "02": ["tokens"], "03": ["attention"], "04": ["multihead"],
-                 "05": ["layernorm", "mlp", "block"], "06": ["patch", "tokens"], "07": ["loss", "optim"]}
+                 "05a": ["layernorm"], "05b": ["mlp"], "05c": ["block"], "06": ["patch", "tokens"], "07": ["loss", "optim"]}
 
 
 def without_solutions(nb):
@@ -263,7 +272,7 @@ def test_notebook_runs_in_real_setting_without_solutions(path, notebook_tools, r
     from minivit.grading import stubs
 
     stubs.write_stubs(tmp_path / "exercises")        # solved: the chapter's topics (chapter 6: two, to keep CI short)
-    write_reference(tmp_path / "exercises", SOLVED_TOPICS.get(path.name[:2], []))
+    write_reference(tmp_path / "exercises", SOLVED_TOPICS.get(chapter_id(path), []))
     monkeypatch.setenv("MINIVIT_EXERCISES", str(tmp_path / "exercises"))
     nb = nbformat.read(path, as_version=4)
     removed = without_solutions(nb)
