@@ -596,10 +596,10 @@ def test_endless_loop_times_out(tmp_path):
             while True:
                 pass
     """)
-    t = grade(["optim"], d, timeout=2)["topics"]["optim"]
+    t = grade(["optim"], d, timeout=10)["topics"]["optim"]      # the other checks pass well inside 10 s
     slow = [c for c in t["checks"] if c["name"].startswith("warmup_cosine")]
     assert all(c["status"] == "timeout" for c in slow)
-    assert "timed out after 2 s in warmup_cosine" in slow[0]["feedback"]
+    assert "timed out after 10 s in warmup_cosine" in slow[0]["feedback"]
     assert t["points"] == t["max"] - sum(c["max"] for c in slow)
 
 

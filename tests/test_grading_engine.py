@@ -56,22 +56,22 @@ def test_loop_in_a_bare_except_times_out_and_earlier_checks_keep_their_points(tm
                     pass
     """, only=True)
     start = time.monotonic()
-    t = topic_of(grade(["optim"], d, timeout=3), "optim")
-    assert time.monotonic() - start < 3 + 60        # cut at its limit, not left to loop (slack for a busy machine)
+    t = topic_of(grade(["optim"], d, timeout=10), "optim")    # adamw_update's checks pass well inside 10 s
+    assert time.monotonic() - start < 10 + 60        # cut at its limit, not left to loop (slack for a busy machine)
     adam = [c for c in t["checks"] if c["function"] == "adamw_update"]
     slow = [c for c in t["checks"] if c["function"] == "warmup_cosine"]
     assert adam and all(c["status"] == "ok" for c in adam)
     assert slow and all(c["status"] == "timeout" and c["points"] == 0 for c in slow)
-    assert "timed out after 3 s in warmup_cosine" in slow[0]["feedback"]
+    assert "timed out after 10 s in warmup_cosine" in slow[0]["feedback"]
     assert t["points"] == sum(c["max"] for c in adam)
-    assert 3 <= t["seconds"] < 3 + 60
+    assert 10 <= t["seconds"] < 10 + 60
 
 
 def test_loop_at_the_top_of_the_file_times_out_and_other_topics_are_graded(tmp_path):
     d = exercises(tmp_path, "tokens", "while True:\n    pass\n")
-    r = grade(["tokens", "loss"], d, timeout=2)
+    r = grade(["tokens", "loss"], d, timeout=10)       # loss passes well inside 10 s, even on a busy machine
     tok = topic_of(r, "tokens")
-    assert "timed out after 2 s in the import of ex02_tokens.py" in tok["error"]
+    assert "timed out after 10 s in the import of ex02_tokens.py" in tok["error"]
     assert tok["points"] == 0 and all(c["status"] == "timeout" for c in tok["checks"])
     assert topic_of(r, "loss")["points"] == topic_of(r, "loss")["max"]
 
@@ -426,7 +426,7 @@ def test_gradescope_results_are_written_when_grading_fails(tmp_path, capsys):
 def test_sample_autograder_on_a_tree_of_gradescopes_shape(tmp_path):
     root = tmp_path / "autograder"
     exercises(root / "submission", "optim", "while True:\n    pass\n")
-    env = dict(os.environ, AUTOGRADER_ROOT=str(root), MINIVIT_GRADE_ARGS="patch optim --timeout 2",
+    env = dict(os.environ, AUTOGRADER_ROOT=str(root), MINIVIT_GRADE_ARGS="patch optim --timeout 10",
                PYTHON=sys.executable)
     proc = subprocess.run(["bash", str(ROOT / "exercises" / "gradescope" / "run_autograder")], env=env,
                           capture_output=True, text=True, timeout=300, cwd=ROOT)
@@ -435,7 +435,7 @@ def test_sample_autograder_on_a_tree_of_gradescopes_shape(tmp_path):
     assert res["score"] == 12                                              # patch full, optim timed out
     names = [t["name"] for t in res["tests"]]
     assert any(n.startswith("patch: ") for n in names) and any(n.startswith("optim: ") for n in names)
-    assert any("timed out after 2 s" in t["output"] for t in res["tests"] if t["name"].startswith("optim"))
+    assert any("timed out after 10 s" in t["output"] for t in res["tests"] if t["name"].startswith("optim"))
 
 
 # ============================================================================ CLI errors
