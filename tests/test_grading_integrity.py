@@ -88,6 +88,23 @@ ROUTES = {
             spec.loader.exec_module(m)
             return m.layernorm_backward(*a, **k)
     """,
+    "another_program": """
+        import pickle, subprocess, sys
+        _PROG = ("import sys, pickle; import minivit.layers as L; n, a = pickle.load(sys.stdin.buffer); "
+                 "sys.stdout.buffer.write(pickle.dumps(getattr(L, n)(*a)))")
+
+        def _run(name, *a):                      # a fresh Python imports minivit untrapped
+            out = subprocess.run([sys.executable, "-c", _PROG], input=pickle.dumps((name, a)), capture_output=True)
+            return pickle.loads(out.stdout)
+
+        def layernorm_forward(*a):
+            return _run("layernorm_forward", *a)
+
+        def layernorm_backward(*a):
+            import os
+            os.system("true")
+            return _run("layernorm_backward", *a)
+    """,
     "source_text": """
         import minivit.layers.norm as norm
         _ns = {}

@@ -172,6 +172,9 @@ def _reached_message(fname, reached):
     what = reached[0]
     if what.startswith("file "):
         return f"{fname} reads minivit's {what}, which holds the answer; write it yourself"
+    if what.startswith("program "):
+        return (f"{fname} starts another program ({what[len('program '):]}), which is not allowed while it is "
+                "graded; write it yourself")
     via = "" if what == fname else " (through your code)"
     return f"{fname} calls minivit's own {what}{via}; write it yourself"
 

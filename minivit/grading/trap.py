@@ -146,14 +146,23 @@ def arm(functions):
     return originals
 
 
+# The audit events of starting another program (subprocess, os.system, exec*, spawn*): a fresh Python
+# started by the learner's code would import minivit's reference untrapped and hand back its results.
+PROGRAM_EVENTS = frozenset({"subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "pty.spawn"})
+
+
 def _refuse_opening(blocked):
     """An audit hook refusing to open or compile the files ``blocked`` (relative paths), wherever
-    they are: the installed package, or another copy of the repository on the same machine."""
+    they are: the installed package, or another copy of the repository on the same machine; and
+    refusing to start another program (PROGRAM_EVENTS)."""
     by_name = {}
     for rel in blocked:
         by_name.setdefault(rel[-1], []).append(rel)
 
     def hook(event, args):
+        if active[0] and event in PROGRAM_EVENTS:       # a fresh interpreter would import minivit untrapped
+            reached.append(f"program {event}")
+            raise ReferenceReached("starting another program is not allowed while graded")
         if not active[0] or event not in ("open", "compile") or len(args) < 2:
             return
         path = args[0] if event == "open" else args[1]
