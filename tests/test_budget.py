@@ -3,6 +3,7 @@ a whole run on a simulated clock (its length, the schedule's end, bit-exact --re
 The real-clock run of the CLI is a benchmark (benchmarks/budget_realtime.py), not a test: a wall-clock
 bound on a shared machine fails whenever other work starts."""
 import json
+from fractions import Fraction
 import math
 import subprocess
 import sys
@@ -181,7 +182,7 @@ def test_budgeted_run_ends_within_the_budget_and_its_schedule_at_its_last_step(t
     plan, S = t.plan, t.plan.steps
     assert 0.97 * budget <= clock() - t.started <= budget          # the whole run, loading included
     assert t.global_step == S == t.total_steps and t.history[-1]["step"] == S
-    assert t.lrs[len(t.lrs) - S:] == planned_lrs(t)                # after the calibration's steps
+    assert t.lrs[len(t.lrs) - S:] == pytest.approx(planned_lrs(t), rel=1e-12, abs=1e-15)                # after the calibration's steps
     assert warmup_cosine(S, S, t.cfg.lr, t.planner.warmup_steps, t.cfg.min_lr) == t.cfg.min_lr   # the cosine's end
     assert 0 < t.planner.warmup_steps < S
     assert [r["step"] for r in plan.replans] == [r["step"] for r in t.history[:-1]]      # each evaluation but the last
@@ -211,9 +212,24 @@ def params_of(trainer):
 
 
 def planned_lrs(t):
-    """The learning rate of each of the run's steps under its plan followed: step i's horizon is the
-    one in force at i (minivit/train/replan.py), the warmup the first plan's."""
-    return [warmup_cosine(i, horizon_at(t.plan.horizons, i), t.cfg.lr, t.planner.warmup_steps, t.cfg.min_lr)
+    """The learning rate of each of the run's steps under its plan followed (minivit/train/replan.py),
+    computed here another way: the fraction of the first plan's schedule still ahead shrinks evenly
+    over the steps to the horizon in force, and a re-plan spreads what is left over its new horizon;
+    the warmup is the first plan's. In exact fractions; compare with pytest.approx (the run's arithmetic
+    rounds)."""
+    (_, first), *later = t.plan.horizons
+    pieces, ahead, (g, h) = [], Fraction(1), (0, first)     # (from step, horizon, fraction ahead at its start)
+    for g_next, h_next in later:
+        pieces.append((g, h, ahead))
+        ahead *= (h - g_next) / (h - g)
+        g, h = g_next, h_next
+    pieces.append((g, h, ahead))
+
+    def position(i):
+        g, h, ahead = [p for p in pieces if p[0] <= i][-1]
+        return float(first * (1 - ahead * max(0, h - i) / (h - g))) if h > g else first    # exact, then rounded
+
+    return [warmup_cosine(position(i), first, t.cfg.lr, t.planner.warmup_steps, t.cfg.min_lr)
             for i in range(t.global_step)]
 
 
@@ -277,7 +293,7 @@ def test_resume_continues_the_plan_followed_without_calibrating(tmp_path, monkey
     assert r.plan.horizons[:len(saved["plan"]["horizons"])] == saved["plan"]["horizons"]
     assert r.plan.steps < saved["plan"]["steps"]                     # three times slower: fewer steps
     assert 0.97 * budget <= r.planner.budget_used() <= budget                 # both processes, by the checkpoint's record
-    assert r.global_step == r.plan.steps and r.lrs[-(r.global_step - 4 * 8 - 3):] == planned_lrs(r)[4 * 8 + 3:]
+    assert r.global_step == r.plan.steps and r.lrs[-(r.global_step - 4 * 8 - 3):] == pytest.approx(planned_lrs(r)[4 * 8 + 3:], rel=1e-12, abs=1e-15)
     assert json.loads((tmp_path / "cut" / "config.json").read_text())["plan"] == r.plan.to_dict()
     assert read_meta(tmp_path / "cut" / "last.npz")["plan"] == r.plan.to_dict()
     replay = Trainer(replay_cfg(r.plan), tmp_path / "replay", device="cpu", dataset_obj=data, progress=False)
@@ -363,7 +379,7 @@ def test_progressive_resizing_in_a_budget_is_calibrated_per_size(tmp_path, monke
     assert plan.step_s == pytest.approx({"24px": STEP_S * (24 / 32) ** 2, "32px": STEP_S})
     assert plan.mean_step_s == pytest.approx(STEP_S * (0.5 * (24 / 32) ** 2 + 0.5))
     assert 0.98 * budget <= clock() - t.started <= budget
-    assert t.global_step == S and t.lrs[-1] == warmup_cosine(S - 1, S, t.cfg.lr, t.planner.warmup_steps, t.cfg.min_lr)
+    assert t.global_step == S and t.lrs[-S:] == pytest.approx(planned_lrs(t), rel=1e-12, abs=1e-15)
     first = plan.horizons[0][1]
     expected = first / after_plan                          # the speed halves: about half the steps
     assert all(abs(h - expected) <= 0.06 * expected for _, h in plan.horizons[1:]), plan.horizons

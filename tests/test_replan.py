@@ -13,7 +13,8 @@ import minivit.train.finetune  # noqa: F401 (it subclasses Trainer: imported bef
 from minivit.cli import main as cli
 from minivit.train.budget import MARGIN
 from minivit.storage.checkpoint import read_meta
-from minivit.train.replan import check_horizons, parse_steps, replan, steps_option
+from minivit.optim import warmup_cosine
+from minivit.train.replan import check_horizons, horizon_at, parse_steps, replan, schedule_position, steps_option
 from minivit.train.trainer import Trainer
 from test_budget import (EVAL_S_PER_IMAGE, STEP_S, WRITE_S, FakeClock, fake_timed_trainer, params_of, planned_lrs,
                          replay_cfg)
@@ -41,7 +42,7 @@ def test_a_machine_that_changes_speed_after_calibration_ends_within_two_percent(
     S = t.plan.steps
     assert (S < 0.8 * first) if after_plan > 1 else (S > 1.5 * first), (first, S)
     assert t.global_step == S == t.total_steps and t.history[-1]["step"] == S
-    assert t.lrs[-S:] == planned_lrs(t)                 # each step at the horizon then in force
+    assert t.lrs[-S:] == pytest.approx(planned_lrs(t), rel=1e-12, abs=1e-15)   # the schedule stretched, not cut
     assert t.planner.warmup_steps == min(round(t.cfg.warmup_epochs * 8), first // 2)      # the first plan's warmup
     replan_1 = t.plan.replans[0]
     assert replan_1["step"] == 8 and replan_1["step_s"] == pytest.approx(after_plan * STEP_S)
@@ -63,7 +64,7 @@ def test_a_replay_reproduces_a_replanned_run_bit_for_bit(tmp_path, monkeypatch, 
     assert t.planner.replay_note() == f"; replay its plan with --steps {option}"
     replay = fake_timed_trainer(tmp_path / "b", monkeypatch, replay_cfg(t.plan), FakeClock(), data, slow=5.0)
     replay.fit()
-    assert replay.lrs == planned_lrs(t) == t.lrs[-t.global_step:]
+    assert replay.lrs == t.lrs[-t.global_step:] == pytest.approx(planned_lrs(t), rel=1e-12, abs=1e-15)
     a, b = params_of(t), params_of(replay)
     assert all(np.array_equal(a[k], b[k]) for k in a)
     assert [r["test_acc"] for r in t.history] == [r["test_acc"] for r in replay.history]
@@ -78,6 +79,42 @@ def test_a_steady_machine_uses_at_least_97_percent_of_its_budget(tmp_path, monke
     t.fit()
     assert 0.97 * BUDGET <= clock() - t.started <= BUDGET
     assert t.plan.steps > t.plan.horizons[0][1]        # more than the first plan gave
+
+
+def test_schedule_position_is_the_step_until_a_replan_then_stretches_what_is_left():
+    assert [schedule_position([[0, 100]], i) for i in (0, 37, 99, 100)] == [0, 37, 99, 100]
+    assert all(type(schedule_position([[0, 100]], i)) is int for i in range(101))     # no re-plan: as before
+    horizons = [[0, 100], [40, 160], [80, 120]]          # 60 positions left over 120 steps, then 40 over 40
+    assert schedule_position(horizons, 40) == 40 and schedule_position(horizons, 60) == 50
+    assert schedule_position(horizons, 80) == 60 and schedule_position(horizons, 100) == 80
+    assert schedule_position(horizons, 120) == 100
+    positions = [schedule_position(horizons, i) for i in range(121)]
+    assert all(a < b for a, b in zip(positions, positions[1:]))        # the schedule never runs backwards
+    assert schedule_position([[0, 100], [50, 50]], 50) == 100              # ended at once: the schedule's end
+
+
+@pytest.mark.parametrize("after_plan", [2.0, 0.5], ids=["2x slower", "2x faster"])
+def test_the_learning_rate_does_not_jump_at_a_replan(tmp_path, monkeypatch, after_plan):
+    """Read back from the learning rates the run used, the cosine's progress (arccos) moves at each
+    re-plan step by what it moved per step before or will move after it: the schedule is stretched
+    or squeezed from there on, never cut. The horizon in force alone (as before 2026-12-07) fails
+    this on the same plan: its progress leaps forward (a shorter horizon) or back (a longer one,
+    the learning rate rising again). And the learning rate still reaches min_lr at the run's end."""
+    t = fake_timed_trainer(tmp_path, monkeypatch, tiny_cfg(epochs=None, time_budget=BUDGET), FakeClock(), synthetic(),
+                           after_plan=after_plan)
+    t.fit()
+    horizons, w, base, low = t.plan.horizons, t.planner.warmup_steps, t.cfg.lr, t.cfg.min_lr
+    moved = [g for g, _ in horizons[1:] if g > w + 1]
+    assert moved, horizons
+
+    def smooth(lrs):
+        p = np.arccos(np.clip(2 * (np.array(lrs) - low) / (base - low) - 1, -1, 1)) / np.pi
+        d = np.diff(p)                                  # d[i - 1]: the progress step i made
+        return all(min(d[g - 2], d[g]) * (1 - 1e-6) <= d[g - 1] <= max(d[g - 2], d[g]) * (1 + 1e-6) for g in moved)
+
+    assert smooth(t.lrs[-t.global_step:])
+    assert not smooth([warmup_cosine(i, horizon_at(horizons, i), base, w, low) for i in range(t.global_step)])
+    assert warmup_cosine(schedule_position(horizons, t.global_step), horizons[0][1], base, w, low) == low
 
 
 @pytest.mark.parametrize("final_test", [False, True])

@@ -25,7 +25,7 @@ from numbers import Integral
 from minivit.storage.checkpoint import CheckpointError
 from minivit.train.budget import MAX_STEPS, Plan, calibrate, calibration_seconds, check_length, evaluations_of, \
     format_duration, plan_for_budget, schedule_of
-from minivit.train.replan import check_horizons, replan, steps_option
+from minivit.train.replan import check_horizons, replan, schedule_position, steps_option
 
 
 class RunPlanner:
@@ -88,6 +88,14 @@ class RunPlanner:
             self.total_steps, self.warmup_steps = None, warmup
         else:
             self.total_steps, self.warmup_steps = spe * cfg.epochs, warmup
+
+    def lr_schedule_at(self, global_step: int):
+        """(position, horizon) to give ``warmup_cosine`` at ``global_step``: the step and the run's
+        horizon, or, after a re-plan, the step's place on the first plan's schedule
+        (:func:`minivit.train.replan.schedule_position`: the learning rate does not jump)."""
+        if self.plan is None or len(self.plan.horizons) < 2:
+            return global_step, self.total_steps
+        return schedule_position(self.plan.horizons, global_step), self.plan.horizons[0][1]
 
     def schedule_note(self) -> str:
         """'22 epochs (8,580 steps)', or what a time budget will decide."""

@@ -25,10 +25,22 @@ that the last evaluation is on the whole test set): a run that is already late e
 by at most that one step and evaluation. Nothing bounds how far one re-plan moves H: the window is a
 whole epoch, so one re-plan follows the machine's speed as it is.
 
-What a re-plan changes: the learning-rate schedule's horizon. Step i uses
-``warmup_cosine(i, H_i, ...)`` with H_i the horizon in force at step i (the warmup's length is fixed
-by the first plan), so the learning rate of later steps depends on every re-plan. That is why the
-plan *followed* is recorded: ``Plan.horizons``, ``[[0, H_0], [g_1, H_1], ...]`` (from step g_k on,
+What a re-plan changes: where the run ends, and so how fast the learning-rate schedule is walked
+from here on. The schedule stays the first plan's, ``warmup_cosine(v, H_0, ...)``; a re-plan at step
+g to horizon H stretches (or squeezes) what is left of it, positions v(g)..H_0, evenly over the steps
+g..H (:func:`schedule_position`)::
+
+    v(i) = i                                                  before the first re-plan
+    v(i) = v(g) + (i - g) * (H_0 - v(g)) / (H - g)            from a re-plan at g to H on
+
+so the learning rate never jumps at a re-plan (only its slope changes) and still reaches ``min_lr``
+exactly at the run's last step. A re-plan inside the warmup stretches the warmup's rest too (the
+first evaluation, where re-plans begin, is usually at or after its end). Until 2026-12-07 step i
+took ``warmup_cosine(i, H_i, ...)``, H_i the horizon in force, so the learning rate jumped at each
+re-plan (down when the horizon shrank, back up when it grew); a plan followed recorded then and
+resumed or replayed now takes the stretched schedule. Either way the learning rate of later steps
+depends on every re-plan. That is
+why the plan *followed* is recorded: ``Plan.horizons``, ``[[0, H_0], [g_1, H_1], ...]`` (from step g_k on,
 the horizon is H_k), with each re-plan's measurements in ``Plan.replans``, in ``config.json`` and in
 every checkpoint. ``--resume`` continues it (the recorded horizons, then re-plans from the budget's
 seconds the checkpoint records as used), and ``--steps H_0,H_1@g_1,...`` (:func:`parse_steps`, printed
@@ -95,6 +107,23 @@ def check_horizons(horizons, steps_per_epoch=None) -> None:
 def horizon_at(horizons, step: int) -> int:
     """The horizon in force at ``step``: the last [g, H] with g <= step."""
     return [h for g, h in horizons if g <= step][-1]
+
+
+def schedule_position(horizons, step: int):
+    """Where step ``step`` is on the first plan's learning-rate schedule (positions 0..H_0; see the
+    module docstring): ``step`` itself until the first re-plan (an int: a run that never re-plans is
+    computed exactly as before), then a float, the rest of the schedule spread evenly over the
+    steps up to the horizon in force; H_0 once that horizon is reached."""
+    first = horizons[0][1]
+    g, v, h = 0, 0, first               # where the piece in force starts (step, position) and its horizon
+    for g_next, h_next in horizons[1:]:
+        if g_next > step:
+            break
+        v = v + (g_next - g) * (first - v) / (h - g)     # the position reached at the re-plan
+        g, h = g_next, h_next
+    if g == 0:
+        return step
+    return first if step >= h else v + (step - g) * (first - v) / (h - g)
 
 
 def steps_option(horizons) -> str:

@@ -7,7 +7,8 @@ anywhere and resumed gives exactly the numbers of an uninterrupted one):
 2. augment it on the device: crop, flip, RandAugment, mixup ... -> x (B, H, W, C) float, t
    (minivit/data/augment/), then the trainer's batch_transform, if any (fine-tuning: a resize)
 3. progressive resizing, if switched on: x at this step's size (minivit/train/options.py)
-4. the learning rate of this step: warmup + cosine (minivit/optim/schedule.py)
+4. the learning rate of this step: warmup + cosine (minivit/optim/schedule.py); after a budget's
+   re-plan, at the step's place on the first plan's schedule (minivit/train/replan.py)
 5. forward and backward: logits = model(x); loss = cross_entropy(logits, t, label_smoothing);
    model.backward(dloss/dlogits) fills every parameter's .grad -- in one thread, or with the batch
    split over CPU threads (minivit/fast/parallel.py: the same numbers, bit for bit)
@@ -34,7 +35,7 @@ def train_step(trainer, epoch: int, step: int, order, size: int | None = None):
 
     What it reads of the trainer: cfg (batch_size, seed, lr, min_lr, label_smoothing, clip_norm,
     threads), data (x_train (N, H, W, C) uint8, y_train (N,), num_classes), aug, batch_transform,
-    options, global_step with planner's total_steps and warmup_steps, model, parallel, opt, and
+    options, global_step with planner's lr_schedule_at() and warmup_steps, model, parallel, opt, and
     tally.timer (the data pipeline's time).
     size: train at this image size (the calibration of a time budget times each size); None: the
     size progressive resizing gives this step.
@@ -54,7 +55,8 @@ def train_step(trainer, epoch: int, step: int, order, size: int | None = None):
     t_data = trainer.tally.timer.stop(t0)
     # 4. the learning rate of this step
     plan = trainer.planner          # the schedule's horizon and warmup: epochs, --steps or a time budget
-    trainer.opt.lr = F.warmup_cosine(trainer.global_step, plan.total_steps, cfg.lr, plan.warmup_steps, cfg.min_lr)
+    position, horizon = plan.lr_schedule_at(trainer.global_step)    # the step, unless a budget re-planned
+    trainer.opt.lr = F.warmup_cosine(position, horizon, cfg.lr, plan.warmup_steps, cfg.min_lr)
     # 5. forward and backward
     if trainer.parallel is None:
         logits = trainer.model.forward(x, make_rng(cfg.seed, epoch, step, 1, xp=xp))
