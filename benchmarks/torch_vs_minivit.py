@@ -126,10 +126,21 @@ def load_machine_info():
     return mod
 
 
+def minivit_module(name, before_rooms):
+    """minivit's module ``name`` (e.g. 'minivit.train.recipes'), or, in a checkout from before the
+    rooms (``--minivit-root`` at an older commit), ``before_rooms`` ('minivit.recipes')."""
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError:
+        return importlib.import_module(before_rooms)
+
+
 def preset_config(name, ViTConfig):
     """(ViTConfig, note): a model preset, or a training recipe's model without patch dropout."""
     from minivit.model import PRESETS
-    from minivit.train.recipes import RECIPES
+    RECIPES = minivit_module("minivit.train.recipes", "minivit.recipes").RECIPES
 
     if name in RECIPES:
         cfg = ViTConfig.from_dict(RECIPES[name].model)
@@ -175,7 +186,7 @@ def main(argv=None):
     import minivit
     from minivit import fast, ops
     from minivit.backend import get_xp, make_rng, synchronize, to_numpy
-    from minivit.fast.bench import training_flops_per_image
+    training_flops_per_image = minivit_module("minivit.fast.bench", "minivit.bench").training_flops_per_image
     from minivit.layers import cross_entropy_backward, cross_entropy_forward
     from minivit.model import ViT, ViTConfig
 
@@ -242,7 +253,7 @@ def main(argv=None):
 
         parallel = None
         if args.minivit_threads > 1:
-            from minivit.fast.parallel import DataParallel
+            DataParallel = minivit_module("minivit.fast.parallel", "minivit.parallel").DataParallel
 
             parallel = DataParallel(model, args.minivit_threads)
 
@@ -335,7 +346,7 @@ def main(argv=None):
                 r["mfu"] = r["tflop_per_s"] / args.peak_tflops
         fused_info = {}
         if args.device == "gpu" and "minivit fast" in fns:
-            from minivit.fast.fused import kernels as fused_kernels
+            fused_kernels = minivit_module("minivit.fast.fused.kernels", "minivit.fused_kernels")
 
             fused_info = {"fused_functions": sorted(n for n, f in fast_impl.items() if f.__module__ == "minivit.fast.fused.ops"),
                           "fused_compile_s": fused_kernels.COMPILE_SECONDS.get("module")}

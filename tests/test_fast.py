@@ -195,6 +195,30 @@ def test_gelu(shape, approximate, dtype):
     compare_pair("gelu", [x], fwd_kwargs=dict(approximate=approximate))
 
 
+@pytest.mark.parametrize("shape", [(2, 5, 8), (3, 7, 12), (6, 16)])
+@pytest.mark.parametrize("approximate", ["tanh", "none"])
+@pytest.mark.parametrize("block_bytes", [64, 1 << 19])     # 64: many blocks of 8 rows and a remainder
+def test_mlp(shape, approximate, block_bytes, monkeypatch, dtype):
+    """The MLP with fc1's bias added in the GELU's row blocks and db1 summed block by block: the
+    reference's outputs and gradients, and a cache the reference backward takes."""
+    monkeypatch.setattr(fast_layers, "BLOCK_BYTES", block_bytes)
+    rng = np.random.default_rng(len(shape) + shape[-1])
+    D, M = shape[-1], 2 * shape[-1] + 1
+    args = [rand(rng, shape, dtype, 2.0), rand(rng, (D, M), dtype, D ** -0.5), rand(rng, M, dtype, 0.5),
+            rand(rng, (M, D), dtype, M ** -0.5), rand(rng, D, dtype, 0.1)]
+    cache, ref_cache = compare_pair("mlp", args, fwd_kwargs=dict(approximate=approximate))
+    for got, want in zip(cache[1][:2], ref_cache[1][:2]):            # the GELU's input and t (or Phi)
+        assert_close(got, want, dtype, "the GELU cache")
+    dout = rand(rng, shape, dtype)
+    for g, w in zip(layers.mlp_backward(dout, cache), fast.mlp_backward(dout, ref_cache)):
+        assert_close(g, w, dtype, "one's cache in the other's backward")
+
+
+def test_mlp_bad_shapes_raise_as_the_reference():
+    with pytest.raises(ValueError, match="features"):
+        fast.mlp_forward(np.zeros((2, 3, 4)), np.zeros((5, 8)), np.zeros(8), np.zeros((8, 4)), np.zeros(4))
+
+
 @pytest.mark.parametrize("weight_decay", [0.0, 0.05])
 @pytest.mark.parametrize("t", [1, 7])
 def test_adamw_update(weight_decay, t, dtype):
@@ -317,8 +341,8 @@ def test_whole_vit_step_matches_reference(dtype):
     logits, dx, grads, params = _vit_step(impl, dtype)
     want_logits, want_dx, want_grads, want_params = _vit_step({}, dtype)
     # the fast paths really ran (the attention ones inside mhsa are inlined)
-    assert {"mhsa_forward", "mhsa_backward", "layernorm_forward", "layernorm_backward", "gelu_forward",
-            "gelu_backward", "linear_backward", "adamw_update"} <= set(calls)
+    assert {"mhsa_forward", "mhsa_backward", "layernorm_forward", "layernorm_backward", "mlp_forward",
+            "mlp_backward", "linear_backward", "adamw_update"} <= set(calls)
     tol = 10 * TOL[dtype]                          # a dozen layers of rounding
     assert err(logits, want_logits) < tol
     assert err(dx, want_dx) < tol

@@ -160,6 +160,25 @@ def test_a_bug_through_the_reference_in_a_helper_is_charged_once(tmp_path):
     assert mlp and all(c["points"] == c["max"] for c in mlp)
 
 
+def _fast_names():
+    from minivit import fast
+    return fast.FAST_NAMES
+
+
+@pytest.mark.parametrize("name", _fast_names())
+def test_every_fast_path_is_out_of_reach(tmp_path, name):
+    """A solved file whose NAME is re-bound to minivit's fast path of it (minivit/fast/: another
+    implementation of the exercise functions) loses NAME's checks, and the feedback says why (the
+    import itself is refused: the fast paths' files cannot be read while graded)."""
+    topic = [t for t in TOPICS if name in t.functions][0]
+    d = write_reference(tmp_path, [topic.name])
+    f = d / topic.file
+    f.write_text(f.read_text() + f"\n\nfrom minivit.fast import {name}  # noqa: E402,F401,F811\n")
+    checks = [c for c in grade([topic.name], d)["topics"][topic.name]["checks"] if c["function"].startswith(name)]
+    assert checks and all(c["points"] == 0 for c in checks), checks
+    assert all("minivit's own" in c["feedback"] for c in checks), checks
+
+
 # ---------------------------------------------------------------- 2. no points without the maths
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_do_nothing_submission_scores_zero(tmp_path, kind):

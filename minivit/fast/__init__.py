@@ -10,7 +10,9 @@ fewer passes over memory and fewer temporary arrays:
   with a BLAS matrix-vector product (``a @ ones``: LayerNorm, the softmax's normalization, the
   linear layer's bias gradient), several times quicker than ``a.sum(axis=...)`` over short rows;
 * run elementwise chains (LayerNorm, GELU) row block by row block, so that only the first read
-  and the last write of each block go to memory and the passes in between stay in cache;
+  and the last write of each block go to memory and the passes in between stay in cache, and
+  fold a neighbour's pass into the same blocks (the MLP: fc1's bias add before the GELU, the
+  bias gradient's sum after its backward);
 * write matmul results straight into the layout the next step needs
   (``np.matmul(..., out=view)``) instead of ``stack`` + ``transpose`` + copy.
 
@@ -46,7 +48,8 @@ from minivit.fast.attention import (  # noqa: F401 - the fast functions, gathere
     _attention, _attention_backward, attention_backward, attention_forward, mhsa_backward, mhsa_forward,
     softmax_backward, softmax_forward)
 from minivit.fast.layers import (  # noqa: F401
-    _numpy, adamw_update, gelu_backward, gelu_forward, layernorm_backward, layernorm_forward, linear_backward)
+    _numpy, adamw_update, gelu_backward, gelu_forward, layernorm_backward, layernorm_forward, linear_backward,
+    mlp_backward, mlp_forward)
 
 ENV_VAR = "MINIVIT_FAST_PATHS"
 
@@ -64,6 +67,7 @@ FAST_NAMES = (
     "layernorm_forward", "layernorm_backward",
     "gelu_forward", "gelu_backward",
     "linear_backward",
+    "mlp_forward", "mlp_backward",
     "adamw_update",
 )
 FUNCTIONS = {name: globals()[name] for name in FAST_NAMES}   # for ops.use / ops.install

@@ -1,4 +1,4 @@
-"""Fast paths for LayerNorm, GELU, the linear layer's backward and AdamW (see ``minivit/fast/__init__.py``).
+"""Fast paths for LayerNorm, GELU, the linear layer's backward, the MLP and AdamW (see ``minivit/fast/__init__.py``).
 
 Also the helpers the other fast modules share: :func:`row_sums` and :func:`col_sums` add up the
 rows or the columns of a matrix with a BLAS matrix-vector product (``a @ ones``, ``ones @ a``),
@@ -136,6 +136,18 @@ def linear_backward(dy, cache):
 
 
 # ----------------------------------------------------------------------------------- GELU
+def _gelu_block(xs, ts, ys):
+    """The tanh GELU of one row block: ts = tanh(c (x + k x^3)), built as x (c + k c x^2); ys = y."""
+    np.multiply(xs, xs, out=ts)
+    ts *= _K * _C
+    ts += _C
+    ts *= xs                                          # c (x + k x^3)
+    np.tanh(ts, out=ts)
+    np.add(ts, 1.0, out=ys)
+    ys *= xs
+    ys *= 0.5
+
+
 def gelu_forward(x, approximate="tanh"):
     """Same as ``layers.gelu_forward``; the tanh form's argument is built as x (c + k c x^2)
     (one pass fewer), row block by row block so that the intermediate passes stay in cache.
@@ -145,15 +157,7 @@ def gelu_forward(x, approximate="tanh"):
     x2 = x.reshape(-1, x.shape[-1])
     y, t = np.empty(x2.shape, x.dtype), np.empty(x2.shape, x.dtype)
     for sl in row_blocks(x2.shape[0], x2.shape[1], x.dtype.itemsize):    # each block in cache
-        xs, ts, ys = x2[sl], t[sl], y[sl]
-        np.multiply(xs, xs, out=ts)
-        ts *= _K * _C
-        ts += _C
-        ts *= xs                                      # c (x + k x^3)
-        np.tanh(ts, out=ts)
-        np.add(ts, 1.0, out=ys)
-        ys *= xs
-        ys *= 0.5
+        _gelu_block(x2[sl], t[sl], y[sl])
     return y.reshape(x.shape), (x, t.reshape(x.shape), approximate)
 
 
@@ -166,25 +170,72 @@ def gelu_backward(dout, cache):
     x, t, approximate = cache
     if approximate != "tanh" or not _float_same(dout, x, t) or x.ndim == 0 or dout.shape != x.shape:
         return layers.gelu_backward(dout, cache)
+    dx, _ = _gelu_backward_blocks(dout, x, t, np.empty(x.shape, x.dtype), want_col_sums=False)
+    return dx
+
+
+def _gelu_backward_blocks(dout, x, t, dx, want_col_sums):
+    """The tanh GELU's backward into ``dx`` (which may be ``dout`` itself: each block of dout is read
+    before it is written), row block by row block; with want_col_sums also dx summed over the rows
+    (the bias gradient of the linear layer before the GELU), each block while it is in cache.
+    Returns (dx, the sums or None)."""
     n = x.shape[-1]
-    x2, t2, d2 = x.reshape(-1, n), t.reshape(-1, n), dout.reshape(-1, n)
-    dx = np.empty(x2.shape, x.dtype)
+    x2, t2, d2, dx2 = x.reshape(-1, n), t.reshape(-1, n), dout.reshape(-1, n), dx.reshape(-1, n)
+    sums = np.zeros(n, x.dtype) if want_col_sums else None
     blocks = row_blocks(x2.shape[0], n, x.dtype.itemsize)
-    scratch = np.empty((blocks[0].stop - blocks[0].start, n), x.dtype) if blocks else None
+    rows = blocks[0].stop - blocks[0].start if blocks else 0
+    scratch_u, scratch_w = np.empty((rows, n), x.dtype), np.empty((rows, n), x.dtype)
     for sl in blocks:                                 # each block in cache
-        xs, u = x2[sl], dx[sl]
-        w = scratch[:len(xs)]
+        xs, ts = x2[sl], t2[sl]
+        u, w = scratch_u[:len(xs)], scratch_w[:len(xs)]
         np.multiply(xs, xs, out=u)
         u *= 1.5 * _K * _C
         u += 0.5 * _C
         u *= xs                                       # u = 0.5 c x (1 + 3k x^2)
-        np.subtract(1.0, t2[sl], out=w)
+        np.subtract(1.0, ts, out=w)
         u *= w
         u += 0.5
-        np.add(t2[sl], 1.0, out=w)
+        np.add(ts, 1.0, out=w)
         u *= w
-        u *= d2[sl]
-    return dx.reshape(x.shape)
+        np.multiply(u, d2[sl], out=dx2[sl])
+        if sums is not None:
+            sums += col_sums(dx2[sl])
+    return dx, sums
+
+
+# ------------------------------------------------------------------------------------ MLP
+def mlp_forward(x, w1, b1, w2, b2, approximate="tanh"):
+    """Same as ``layers.mlp_forward`` (the same caches): the first layer's bias is added inside the
+    GELU's row blocks, in cache, instead of in a pass of its own over the (rows, M) pre-activation,
+    the MLP's largest array. The exact (erf) GELU runs the reference."""
+    D = x.shape[-1]
+    if (approximate != "tanh" or not _float_same(x, w1, b1, w2, b2) or x.ndim < 2 or w1.ndim != 2
+            or w1.shape[0] != D or b1.shape != w1.shape[1:] or w2.shape[0] != w1.shape[1]):
+        return layers.mlp_forward(x, w1, b1, w2, b2, approximate)        # (raises on bad shapes)
+    x2 = x.reshape(-1, D)
+    h = x2 @ w1                                       # (rows, M), the bias still to come
+    a, t = np.empty(h.shape, h.dtype), np.empty(h.shape, h.dtype)
+    for sl in row_blocks(h.shape[0], h.shape[1], h.dtype.itemsize):     # each block in cache
+        hs = h[sl]
+        hs += b1
+        _gelu_block(hs, t[sl], a[sl])
+    out, fc2_cache = layers.linear_forward(a.reshape(x.shape[:-1] + h.shape[1:]), w2, b2)
+    h, t = h.reshape(x.shape[:-1] + h.shape[1:]), t.reshape(x.shape[:-1] + h.shape[1:])
+    return out, ((x, w1), (h, t, approximate), fc2_cache)
+
+
+def mlp_backward(dout, cache):
+    """Same as ``layers.mlp_backward``: the GELU's backward overwrites the (rows, M) gradient the
+    second layer's backward just made (no second array of that size) and sums it over the rows for
+    the first layer's bias gradient while each block is in cache."""
+    fc1_cache, (h, t, approximate), fc2_cache = cache
+    if approximate != "tanh" or not _float_same(dout, h, t, *fc1_cache, *fc2_cache) or h.shape != t.shape:
+        return layers.mlp_backward(dout, cache)
+    da, dw2, db2 = linear_backward(dout, fc2_cache)  # da: a fresh array, ours to overwrite
+    dh, db1 = _gelu_backward_blocks(da, h, t, da, want_col_sums=True)
+    x, w1 = fc1_cache
+    dh2, x2 = dh.reshape(-1, dh.shape[-1]), x.reshape(-1, x.shape[-1])
+    return (dh2 @ w1.T).reshape(x.shape), x2.T @ dh2, db1, dw2, db2
 
 
 # ---------------------------------------------------------------------------------- AdamW
