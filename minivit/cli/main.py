@@ -132,7 +132,8 @@ def build_parser():
     opt_in.add_argument("--token-drop", type=fraction, default=None, metavar="P",
                         help="drop this fraction of the patch tokens in training (patch dropout)")
     opt_in.add_argument("--resize", type=resize_stages, default=None, metavar="START:SIZE,...",
-                        help="progressive resizing, e.g. 0:24,0.5:32 (not with --time-budget yet)")
+                        help="progressive resizing, e.g. 0:24,0.5:32 (24 px from the start, 32 px from half the "
+                             "steps on; a time budget times each size)")
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("eval", help="test accuracy, per-class table and confusion matrix of a checkpoint")
