@@ -182,7 +182,7 @@ def test_budgeted_run_ends_within_the_budget_and_its_schedule_at_its_last_step(t
     plan, S = t.plan, t.plan.steps
     assert 0.97 * budget <= clock() - t.started <= budget          # the whole run, loading included
     assert t.global_step == S == t.total_steps and t.history[-1]["step"] == S
-    assert t.lrs[len(t.lrs) - S:] == pytest.approx(planned_lrs(t), rel=1e-12, abs=1e-15)                # after the calibration's steps
+    assert t.lrs[len(t.lrs) - S:] == approx_lrs(planned_lrs(t))                # after the calibration's steps
     assert warmup_cosine(S, S, t.cfg.lr, t.planner.warmup_steps, t.cfg.min_lr) == t.cfg.min_lr   # the cosine's end
     assert 0 < t.planner.warmup_steps < S
     assert [r["step"] for r in plan.replans] == [r["step"] for r in t.history[:-1]]      # each evaluation but the last
@@ -231,6 +231,11 @@ def planned_lrs(t):
 
     return [warmup_cosine(position(i), first, t.cfg.lr, t.planner.warmup_steps, t.cfg.min_lr)
             for i in range(t.global_step)]
+
+
+def approx_lrs(lrs):
+    """Learning rates from :func:`planned_lrs` as a pytest.approx: equal up to the run's rounding."""
+    return pytest.approx(lrs, rel=1e-12, abs=1e-15)
 
 
 def replay_cfg(plan, **options):
@@ -293,7 +298,7 @@ def test_resume_continues_the_plan_followed_without_calibrating(tmp_path, monkey
     assert r.plan.horizons[:len(saved["plan"]["horizons"])] == saved["plan"]["horizons"]
     assert r.plan.steps < saved["plan"]["steps"]                     # three times slower: fewer steps
     assert 0.97 * budget <= r.planner.budget_used() <= budget                 # both processes, by the checkpoint's record
-    assert r.global_step == r.plan.steps and r.lrs[-(r.global_step - 4 * 8 - 3):] == pytest.approx(planned_lrs(r)[4 * 8 + 3:], rel=1e-12, abs=1e-15)
+    assert r.global_step == r.plan.steps and r.lrs[-(r.global_step - 4 * 8 - 3):] == approx_lrs(planned_lrs(r)[4 * 8 + 3:])
     assert json.loads((tmp_path / "cut" / "config.json").read_text())["plan"] == r.plan.to_dict()
     assert read_meta(tmp_path / "cut" / "last.npz")["plan"] == r.plan.to_dict()
     replay = Trainer(replay_cfg(r.plan), tmp_path / "replay", device="cpu", dataset_obj=data, progress=False)
@@ -379,7 +384,7 @@ def test_progressive_resizing_in_a_budget_is_calibrated_per_size(tmp_path, monke
     assert plan.step_s == pytest.approx({"24px": STEP_S * (24 / 32) ** 2, "32px": STEP_S})
     assert plan.mean_step_s == pytest.approx(STEP_S * (0.5 * (24 / 32) ** 2 + 0.5))
     assert 0.98 * budget <= clock() - t.started <= budget
-    assert t.global_step == S and t.lrs[-S:] == pytest.approx(planned_lrs(t), rel=1e-12, abs=1e-15)
+    assert t.global_step == S and t.lrs[-S:] == approx_lrs(planned_lrs(t))
     first = plan.horizons[0][1]
     expected = first / after_plan                          # the speed halves: about half the steps
     assert all(abs(h - expected) <= 0.06 * expected for _, h in plan.horizons[1:]), plan.horizons

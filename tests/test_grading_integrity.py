@@ -14,6 +14,7 @@ import textwrap
 import pytest
 
 from do_nothing import KINDS, write_do_nothing
+from minivit import fast
 from minivit.cli import main as cli
 from minivit.grading import TOPIC_BY_NAME, TOPICS, grade
 from reference_solutions import write_reference
@@ -160,12 +161,7 @@ def test_a_bug_through_the_reference_in_a_helper_is_charged_once(tmp_path):
     assert mlp and all(c["points"] == c["max"] for c in mlp)
 
 
-def _fast_names():
-    from minivit import fast
-    return fast.FAST_NAMES
-
-
-@pytest.mark.parametrize("name", _fast_names())
+@pytest.mark.parametrize("name", fast.FAST_NAMES)
 def test_every_fast_path_is_out_of_reach(tmp_path, name):
     """A solved file whose NAME is re-bound to minivit's fast path of it (minivit/fast/: another
     implementation of the exercise functions) loses NAME's checks, and the feedback says why (the

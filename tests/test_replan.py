@@ -16,8 +16,8 @@ from minivit.storage.checkpoint import read_meta
 from minivit.optim import warmup_cosine
 from minivit.train.replan import check_horizons, horizon_at, parse_steps, replan, schedule_position, steps_option
 from minivit.train.trainer import Trainer
-from test_budget import (EVAL_S_PER_IMAGE, STEP_S, WRITE_S, FakeClock, fake_timed_trainer, params_of, planned_lrs,
-                         replay_cfg)
+from test_budget import (EVAL_S_PER_IMAGE, STEP_S, WRITE_S, FakeClock, approx_lrs, fake_timed_trainer, params_of,
+                         planned_lrs, replay_cfg)
 from test_train import synthetic, tiny_cfg
 
 BUDGET = 12.0
@@ -42,7 +42,7 @@ def test_a_machine_that_changes_speed_after_calibration_ends_within_two_percent(
     S = t.plan.steps
     assert (S < 0.8 * first) if after_plan > 1 else (S > 1.5 * first), (first, S)
     assert t.global_step == S == t.total_steps and t.history[-1]["step"] == S
-    assert t.lrs[-S:] == pytest.approx(planned_lrs(t), rel=1e-12, abs=1e-15)   # the schedule stretched, not cut
+    assert t.lrs[-S:] == approx_lrs(planned_lrs(t))   # the schedule stretched, not cut
     assert t.planner.warmup_steps == min(round(t.cfg.warmup_epochs * 8), first // 2)      # the first plan's warmup
     replan_1 = t.plan.replans[0]
     assert replan_1["step"] == 8 and replan_1["step_s"] == pytest.approx(after_plan * STEP_S)
@@ -64,7 +64,7 @@ def test_a_replay_reproduces_a_replanned_run_bit_for_bit(tmp_path, monkeypatch, 
     assert t.planner.replay_note() == f"; replay its plan with --steps {option}"
     replay = fake_timed_trainer(tmp_path / "b", monkeypatch, replay_cfg(t.plan), FakeClock(), data, slow=5.0)
     replay.fit()
-    assert replay.lrs == t.lrs[-t.global_step:] == pytest.approx(planned_lrs(t), rel=1e-12, abs=1e-15)
+    assert replay.lrs == t.lrs[-t.global_step:] == approx_lrs(planned_lrs(t))
     a, b = params_of(t), params_of(replay)
     assert all(np.array_equal(a[k], b[k]) for k in a)
     assert [r["test_acc"] for r in t.history] == [r["test_acc"] for r in replay.history]

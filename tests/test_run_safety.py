@@ -1,6 +1,7 @@
 """A run's checkpoints under Ctrl-C at any point of their writing, and under divergence."""
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -199,23 +200,18 @@ def test_eval_json_prints_null_not_nan(monkeypatch, capsys):
     assert r["test_loss"] is None and r["test_acc"] == 0.1
 
 
-def test_a_real_ctrl_c_waits_for_the_step_to_finish(tmp_path):
-    """SIGINT right after the optimizer moved the weights, before the step was counted: the
-    resumed run must still be the uninterrupted one (the step is not applied twice). Ctrl-C gets
-    Python's own handler here: a test run started as a background job of a non-interactive shell
-    inherits SIGINT ignored, and then the trainer rightly leaves it alone (and nothing is raised)."""
-    import signal
-
+@pytest.fixture
+def python_handles_ctrl_c():
+    """SIGINT with Python's own handler for the test: a test run started as a background job of a
+    non-interactive shell inherits SIGINT ignored, and then the trainer rightly leaves it alone."""
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        _ctrl_c_after_step_11(tmp_path)
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
-def _ctrl_c_after_step_11(tmp_path):
-    import signal
-
+def test_a_real_ctrl_c_waits_for_the_step_to_finish(tmp_path, python_handles_ctrl_c):
+    """SIGINT right after the optimizer moved the weights, before the step was counted: the
+    resumed run must still be the uninterrupted one (the step is not applied twice)."""
     data = synthetic()
     full = Trainer(tiny_cfg(), tmp_path / "full", device="cpu", dataset_obj=data, progress=False)
     full.fit()

@@ -219,9 +219,9 @@ def mlp_forward(x, w1, b1, w2, b2, approximate="tanh"):
         hs = h[sl]
         hs += b1
         _gelu_block(hs, t[sl], a[sl])
-    out, fc2_cache = layers.linear_forward(a.reshape(x.shape[:-1] + h.shape[1:]), w2, b2)
-    h, t = h.reshape(x.shape[:-1] + h.shape[1:]), t.reshape(x.shape[:-1] + h.shape[1:])
-    return out, ((x, w1), (h, t, approximate), fc2_cache)
+    shape = x.shape[:-1] + h.shape[1:]                # (..., M)
+    out, fc2_cache = layers.linear_forward(a.reshape(shape), w2, b2)
+    return out, ((x, w1), (h.reshape(shape), t.reshape(shape), approximate), fc2_cache)
 
 
 def mlp_backward(dout, cache):
